@@ -1,0 +1,1 @@
+"""Grounded justifications: facts from the ranker's evidence, Jinja prompts, a vLLM client, a strict verifier."""

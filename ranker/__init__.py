@@ -1,0 +1,1 @@
+"""Two-tower ranker: sentence-transformer towers, a FAISS index, and the evidence behind each score."""

@@ -1,0 +1,38 @@
+"""What the ranker takes and returns. Shared with the explainer and the server.
+
+Scores are inner products of L2-normalised tower outputs unless the model says otherwise;
+higher is better. Similarities in evidence are cosine similarities in [-1, 1].
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RankQuery:
+    """Who to rank for. At least one of user_id / history / text must be given."""
+
+    user_id: str | None = None
+    history: tuple[str, ...] = ()        # inline item ids, oldest first; appended after the stored history
+    text: str = ""                       # a shopper's free-text query
+    k: int = 10
+    category: str = ""                   # keep only items whose category contains this (case-insensitive)
+    exclude: tuple[str, ...] = ()        # item ids never to return
+    exclude_history: bool = True         # serving drops what the user already has
+
+
+@dataclass(frozen=True)
+class HistoryEvidence:
+    """One history item that pulled a candidate up."""
+
+    item_id: str
+    similarity: float                    # cosine(history item, candidate) in the item tower's space
+    shared: tuple[str, ...] = ()         # attribute names shared with the candidate: "brand", "category", ...
+
+
+@dataclass(frozen=True)
+class Candidate:
+    item_id: str
+    score: float
+    evidence: tuple[HistoryEvidence, ...] = field(default_factory=tuple)   # strongest first
+    query_match: float | None = None     # cosine(query text, item) when a text query was given

