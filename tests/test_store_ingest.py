@@ -1,0 +1,130 @@
+"""Ingestion into the real SQLite store: the Scientific files and a user's own JSONL/CSV."""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from store.catalog import Catalog, Event, Feedback
+from store.errors import IngestError, UnknownItem, UnknownUser
+from store.ingest import clean_text, ingest_files, ingest_unisrec, parse_unisrec_text
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Gorilla Glue, 8 ounce. Industrial & Scientific Tapes, Adhesives. Gorilla. ",
+     ("Gorilla Glue, 8 ounce", "Industrial & Scientific Tapes, Adhesives", "Gorilla")),
+    ("Schwinn Roadster Kid's Tricycle, 12-Inch Wheel. . Schwinn. ",
+     ("Schwinn Roadster Kid's Tricycle, 12-Inch Wheel", "", "Schwinn")),
+    ("Dr. Meter No. 5 Scale. Industrial & Scientific Scales. Dr.meter. ",
+     ("Dr. Meter No. 5 Scale", "Industrial & Scientific Scales", "Dr.meter")),
+])
+def test_parse_unisrec_text_splits_title_category_brand(text, expected):
+    assert parse_unisrec_text(text) == expected
+
+
+def test_clean_text_normalises_whitespace_entities_and_controls():
+    assert clean_text("  a&amp;b\t\x00c\n\n d ") == "a&b c d"
+
+
+def test_scientific_ingest_keeps_split_and_is_idempotent(catalog, scientific_dir):
+    seqs = catalog.sequences()
+    assert len(seqs) == 400
+    for seq in seqs.values():  # leave-one-out: ... train, valid, test
+        splits = [s for _, s in seq]
+        assert splits[-1] == "test" and splits[-2] == "valid" and set(splits[:-2]) <= {"train"}
+    # first user of the files: history 0..12, target 13 in the test file
+    user0 = catalog.user_ids()[0]
+    assert len(catalog.history(user0)) == 14
+    assert len(catalog.history(user0, splits=("train",))) == 12
+    n_events = catalog.event_count()
+    report = ingest_unisrec(catalog, scientific_dir, max_users=400)
+    assert report.skipped
+    report = ingest_unisrec(catalog, scientific_dir, max_users=400, force=True)
+    assert report.events_added == 0 and catalog.event_count() == n_events
+
+
+def _write(path, text):
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_own_catalog_jsonl_and_events_csv(tmp_path):
+    cat = Catalog(tmp_path / "c.sqlite")
+    items = _write(tmp_path / "items.jsonl", "\n".join(json.dumps(r) for r in [
+        {"id": "A", "title": "  Blue   mug ", "category": ["Kitchen", "Mugs"], "brand": "Acme", "price": 9.5,
+         "attributes": {"color": "blue"}},
+        {"id": "B", "title": "Tea pot", "description": "Holds 1 litre"},
+        {"id": "C", "title": "Kettle"},
+    ]) + "\n")
+    events = _write(tmp_path / "events.csv", "user_id,item_id,kind,timestamp\n"
+                    "u1,A,purchase,2024-01-01T00:00:00Z\nu1,B,view,1704153600\nu1,C,click,1704240000\n"
+                    "u1,C,click,1704240000\n")  # the last row is an exact duplicate
+    report = ingest_files(cat, items, events)
+    assert report.items == 3 and report.events_added == 3
+    a = cat.get_item("A")
+    assert a.title == "Blue mug" and a.category == "Kitchen > Mugs" and a.price == 9.5
+    assert a.attributes == {"color": "blue"}
+    assert cat.history("u1") == ["A", "B", "C"]
+    assert cat.history("u1", splits=("train",)) == ["A"]
+    again = ingest_files(cat, items, events)
+    assert again.events_added == 0 and cat.event_count() == 3
+
+
+@pytest.mark.parametrize("line, field", [
+    ('{"id": "X"}', "title"),
+    ('{"title": "no id"}', "id"),
+    ('{"id": "X", "title": "t", "price": -3}', "price"),
+    ('{"id": "X", "title": "t", "attributes": [1]}', "attributes"),
+    ('not json', "line"),
+])
+def test_bad_item_row_names_file_line_field_and_writes_nothing(tmp_path, line, field):
+    cat = Catalog(tmp_path / "c.sqlite")
+    path = _write(tmp_path / "items.jsonl", '{"id": "ok", "title": "fine"}\n' + line + "\n")
+    with pytest.raises(IngestError) as err:
+        ingest_files(cat, path)
+    assert err.value.line == 2 and err.value.field == field and "items.jsonl:2" in str(err.value)
+    assert cat.item_count() == 0  # all or nothing
+
+
+def test_event_for_unknown_item_rolls_back_the_whole_ingest(tmp_path):
+    cat = Catalog(tmp_path / "c.sqlite")
+    items = _write(tmp_path / "items.jsonl", '{"id": "A", "title": "a"}\n')
+    events = _write(tmp_path / "events.csv", "user_id,item_id,kind,timestamp\nu,A,view,1\nu,Z,view,2\n")
+    with pytest.raises(IngestError) as err:
+        ingest_files(cat, items, events)
+    assert err.value.line == 3 and err.value.field == "item_id"
+    assert cat.item_count() == 0 and cat.event_count() == 0
+
+
+def test_cli_ingest_reports_bad_rows(tmp_path, capsys):
+    from server.cli import main
+    path = _write(tmp_path / "items.jsonl", '{"id": "A", "title": "a", "price": "cheap"}\n')
+    assert main(["ingest", "--workdir", str(tmp_path), "--items", str(path)]) == 1
+    assert "field 'price'" in capsys.readouterr().err
+
+
+def test_feedback_is_durable_across_connections(tmp_path):
+    path = tmp_path / "c.sqlite"
+    cat = Catalog(path)
+    fid = cat.add_feedback(Feedback(user_id="u", item_id="i", kind="rating", helpful=False, reason="vague"))
+    cat.close()
+    rows = sqlite3.connect(path).execute("SELECT id, helpful, reason FROM feedback").fetchall()
+    assert rows == [(fid, 0, "vague")]
+
+
+def test_unknown_ids_raise_named_errors(catalog):
+    with pytest.raises(UnknownItem, match="item_ids"):
+        catalog.get_items(["nope"])
+    with pytest.raises(UnknownUser, match="user_id"):
+        catalog.history("nobody")
+    with pytest.raises(UnknownItem):
+        catalog.delete_items(["nope"])
+
+
+def test_live_events_and_soft_delete(catalog):
+    item = catalog.all_items()[0]
+    catalog.add_events([Event(user_id="new-user", item_id=item.id, kind="click", ts=1.0)])
+    assert catalog.history("new-user") == [item.id]
+    catalog.delete_items([item.id])
+    assert not catalog.has_item(item.id) and item.id in catalog.deleted_item_ids()
