@@ -1,0 +1,181 @@
+"""The domain facade the servicer calls: catalog + ranker + explainer behind typed async methods.
+
+No model code here: the ranker and explainer are built elsewhere (`server.setup`) and handed in.
+Blocking work (ranking, SQLite) runs on a small thread pool so the event loop keeps serving.
+The deadline policy lives here: when the caller's remaining time cannot fit the LLM, the
+deterministic templates answer instead of an error.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, AsyncIterator, Sequence
+
+from ranker.types import Candidate, RankQuery
+from server import metrics
+from store.catalog import Event, Feedback, Item
+from store.errors import UnknownItem
+
+if TYPE_CHECKING:
+    from explainer.service import Explainer
+    from explainer.types import Justification
+    from ranker.service import Ranker
+    from server.config import ServerConfig
+    from store.catalog import Catalog
+
+log = logging.getLogger("explainrec.server")
+MAX_HISTORY_FOR_EXPLAINER = 50   # the explainer grounds on recent items and the ranker's evidence
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    item: Item
+    candidate: Candidate
+    justification: "Justification | None" = None
+
+
+@dataclass(frozen=True)
+class RankedList:
+    """First event of a stream: the ranking, before any justification text."""
+    recommendations: list[Recommendation]
+
+
+class RecService:
+    def __init__(self, catalog: "Catalog", ranker: "Ranker", explainer: "Explainer", config: "ServerConfig"):
+        self.catalog, self.ranker, self.explainer, self.config = catalog, ranker, explainer, config
+        self.llm_enabled = config.llm != "off"
+        self._pool = ThreadPoolExecutor(config.ranker_threads, thread_name_prefix="explainrec-rank")
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    # -- reading -----------------------------------------------------------------------
+    def _items_present(self, ids: Sequence[str], field: str) -> list[Item]:
+        """Items in order, skipping ids deleted meanwhile (a ranking can race a DeleteItems)."""
+        try:
+            return self.catalog.get_items(ids, field=field)
+        except UnknownItem:
+            return self.catalog.get_items([i for i in ids if self.catalog.has_item(i)], field=field)
+
+    def _history_items(self, query: RankQuery) -> list[Item]:
+        ids = self.ranker.resolve_history(query)[-MAX_HISTORY_FOR_EXPLAINER:]
+        return self._items_present(ids, "history")
+
+    def _rank(self, query: RankQuery, with_history: bool) -> tuple[list[Recommendation], list[Item]]:
+        candidates = self.ranker.recommend(query)
+        by_id = {i.id: i for i in self._items_present([c.item_id for c in candidates], "item_ids")}
+        recs = [Recommendation(by_id[c.item_id], c) for c in candidates if c.item_id in by_id]
+        return recs, (self._history_items(query) if with_history else [])
+
+    def _score(self, query: RankQuery, item_ids: Sequence[str]) -> tuple[list[Recommendation], list[Item]]:
+        items = self.catalog.get_items(item_ids, field="item_ids")   # unknown ids -> NOT_FOUND
+        candidates = self.ranker.score_items(query, item_ids)
+        return [Recommendation(i, c) for i, c in zip(items, candidates)], self._history_items(query)
+
+    # -- justifications ------------------------------------------------------------------
+    def llm_budget(self, time_remaining: float | None) -> float | None:
+        """Seconds the LLM may take: the caller's remaining time less a margin, or the default.
+        None means "use templates" (LLM off, or too little time left)."""
+        if not self.llm_enabled:
+            return None
+        if time_remaining is None:
+            return self.config.explain_deadline_s
+        budget = min(time_remaining - self.config.deadline_margin_s, self.config.explain_deadline_s)
+        return budget if budget >= self.config.min_llm_budget_s else None
+
+    def _fallback_reason(self) -> str:
+        return "disabled" if not self.llm_enabled else "deadline"
+
+    async def _templates(self, history: list[Item], recs: list[Recommendation]) -> list["Justification"]:
+        pairs = [(r.item, r.candidate) for r in recs]
+        justs = await self._run(self.explainer.explain_template, history, pairs)
+        reason = self._fallback_reason()
+        return [j if j.fallback_reason else dataclasses.replace(j, fallback_reason=reason) for j in justs]
+
+    async def _justify(self, history: list[Item], recs: list[Recommendation],
+                       time_remaining: float | None) -> list[Recommendation]:
+        if not recs:
+            return recs
+        budget = self.llm_budget(time_remaining)
+        if budget is None:
+            justs = await self._templates(history, recs)
+        else:
+            justs = await self.explainer.explain(history, [(r.item, r.candidate) for r in recs], deadline_s=budget)
+        metrics.record_justifications(justs)
+        return [dataclasses.replace(r, justification=j) for r, j in zip(recs, justs)]
+
+    # -- the use cases ---------------------------------------------------------------------
+    async def recommend(self, query: RankQuery, explain: bool, time_remaining: float | None = None
+                        ) -> list[Recommendation]:
+        recs, history = await self._run(self._rank, query, explain)
+        return await self._justify(history, recs, time_remaining) if explain else recs
+
+    async def explain(self, query: RankQuery, item_ids: Sequence[str], time_remaining: float | None = None
+                      ) -> list[Recommendation]:
+        recs, history = await self._run(self._score, query, item_ids)
+        return await self._justify(history, recs, time_remaining)
+
+    async def recommend_stream(self, query: RankQuery, time_remaining: float | None = None) -> AsyncIterator:
+        """Yields a RankedList, then the explainer's StreamEvents (chunks, then one final per item)."""
+        recs, history = await self._run(self._rank, query, True)
+        yield RankedList(recs)
+        if not recs:
+            return
+        budget = self.llm_budget(time_remaining)
+        if budget is None:
+            from explainer.types import StreamEvent
+            for j in await self._templates(history, recs):
+                metrics.record_justifications([j])
+                yield StreamEvent(item_id=j.item_id, delta="", final=j)
+            return
+        async for event in self.explainer.explain_stream(history, [(r.item, r.candidate) for r in recs],
+                                                         deadline_s=budget):
+            if event.final is not None:
+                metrics.record_justifications([event.final])
+            elif event.delta:
+                metrics.record_stream_chunk()
+            yield event
+
+    # -- writing ---------------------------------------------------------------------------------
+    def _record_events(self, events: list[Event]) -> int:
+        for i, e in enumerate(events):
+            if not self.catalog.has_item(e.item_id):
+                raise UnknownItem(e.item_id, field=f"events[{i}].item_id")
+        return self.catalog.add_events(events)
+
+    async def record_events(self, events: list[Event]) -> int:
+        return await self._run(self._record_events, events)
+
+    def _submit_feedback(self, fb: Feedback) -> int:
+        if not self.catalog.has_item(fb.item_id) and fb.item_id not in self.catalog.deleted_item_ids():
+            raise UnknownItem(fb.item_id, field="item_id")
+        return self.catalog.add_feedback(fb)
+
+    async def submit_feedback(self, fb: Feedback) -> int:
+        return await self._run(self._submit_feedback, fb)
+
+    def _upsert(self, items: list[Item]) -> int:
+        n = self.catalog.upsert_items(items)
+        self.ranker.add_items(items)      # encoded and searchable before the call returns
+        return n
+
+    async def upsert_items(self, items: list[Item]) -> int:
+        return await self._run(self._upsert, items)
+
+    def _delete(self, item_ids: Sequence[str]) -> int:
+        n = self.catalog.delete_items(item_ids)
+        self.ranker.remove_items(item_ids)
+        return n
+
+    async def delete_items(self, item_ids: Sequence[str]) -> int:
+        return await self._run(self._delete, item_ids)
+
+    async def aclose(self) -> None:
+        """Closes the LLM client; the caller stops the local vLLM and closes the store after."""
+        try:
+            await self.explainer.aclose()
+        finally:
+            self._pool.shutdown(wait=True)

@@ -1,0 +1,115 @@
+"""Building the gRPC server and running its life: loading -> serving -> draining -> closed.
+
+`build_server(config, lifecycle)` is the factory: it returns `(server, port)` with the
+servicer, health and reflection registered and the port bound (0 picks a free one), not yet
+started. Health says NOT_SERVING until `lifecycle.attach(service)`, and again from the moment
+`lifecycle.drain()` begins. The drain runs in order: stop accepting, let in-flight calls finish
+(up to the grace period), close the LLM client, stop the local vLLM, close the store.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Callable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from protos.explainrec.v1 import explainrec_pb2, explainrec_pb2_grpc
+from server.interceptors import interceptors
+from server.servicer import ExplainRecServicer
+
+if TYPE_CHECKING:
+    from server.app import RecService
+    from server.config import ServerConfig
+
+log = logging.getLogger("explainrec.server")
+SERVICE_NAME = explainrec_pb2.DESCRIPTOR.services_by_name["ExplainRec"].full_name
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class Lifecycle:
+    """What the servicer and the health service share: the loaded service (or None) and the
+    resources to release, in order, when the server drains."""
+
+    def __init__(self) -> None:
+        self.health = health.aio.HealthServicer()
+        self.service: "RecService | None" = None
+        self.draining = False
+        # run after the service's own aclose(), in this order (e.g. stop vLLM, close the catalog)
+        self.closers: list[tuple[str, Callable[[], object]]] = []
+
+    async def set_status(self, status) -> None:
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, status)
+
+    async def attach(self, service: "RecService") -> None:
+        self.service = service
+        if not self.draining:
+            await self.set_status(SERVING)
+            log.info("serving")
+
+    def on_close(self, name: str, fn: Callable[[], object]) -> None:
+        self.closers.append((name, fn))
+
+    async def drain(self, server: grpc.aio.Server, grace_s: float) -> None:
+        if self.draining:
+            return
+        self.draining = True
+        await self.set_status(NOT_SERVING)
+        log.info("draining: no new calls, up to %.0f s for in-flight ones", grace_s)
+        await server.stop(grace_s)
+        if self.service is not None:
+            try:
+                await self.service.aclose()
+            except Exception:  # noqa: BLE001 - keep closing the rest
+                log.exception("closing the explainer failed")
+            self.service = None
+        for name, fn in self.closers:
+            log.info("closing %s", name)
+            try:
+                result = fn()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:  # noqa: BLE001
+                log.exception("closing %s failed", name)
+        log.info("drained")
+
+
+def grpc_options(config: "ServerConfig") -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        ("grpc.so_reuseport", 0),     # a second server on the same port must fail, not share it
+    ]
+
+
+def build_server(config: "ServerConfig", lifecycle: Lifecycle) -> tuple[grpc.aio.Server, int]:
+    """The factory: a configured, bound, not yet started server and its port."""
+    server = grpc.aio.server(interceptors=interceptors(config.auth_token, config.max_concurrent_rpcs),
+                             options=grpc_options(config))
+    explainrec_pb2_grpc.add_ExplainRecServicer_to_server(ExplainRecServicer(lifecycle, config), server)
+    health_pb2_grpc.add_HealthServicer_to_server(lifecycle.health, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
+    address = f"{config.host}:{config.port}"
+    if config.tls:
+        with open(config.tls_key, "rb") as k, open(config.tls_cert, "rb") as c:
+            creds = grpc.ssl_server_credentials([(k.read(), c.read())])
+        port = server.add_secure_port(address, creds)
+    else:
+        port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"could not bind {address}")
+    return server, port
+
+
+async def new_server(config: "ServerConfig") -> tuple[grpc.aio.Server, int, Lifecycle]:
+    """Builds and starts a server that reports NOT_SERVING until a service is attached."""
+    lifecycle = Lifecycle()
+    await lifecycle.set_status(NOT_SERVING)
+    server, port = build_server(config, lifecycle)
+    await server.start()
+    return server, port, lifecycle

@@ -1,0 +1,39 @@
+"""Prometheus metrics of the service, served on their own HTTP port (`/metrics`)."""
+from __future__ import annotations
+
+from typing import Iterable
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+REQUESTS = Counter("explainrec_requests_total", "gRPC calls finished, by method and status code",
+                   ["method", "code"])
+LATENCY = Histogram("explainrec_request_latency_seconds", "gRPC call latency (streams: until the last message)",
+                    ["method"], buckets=(.002, .005, .01, .015, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
+IN_FLIGHT = Gauge("explainrec_requests_in_flight", "gRPC calls being served now")
+JUSTIFICATIONS = Counter("explainrec_justifications_total", "justifications returned, by source",
+                         ["source"])
+FALLBACKS = Counter("explainrec_template_fallbacks_total",
+                    "justifications that fell back to the template, by reason", ["reason"])
+LLM_TOKENS = Counter("explainrec_llm_tokens_total",
+                     "LLM tokens: 'completion' counts streamed chunks and the text of LLM justifications "
+                     "(whitespace tokens when the explainer does not report usage)", ["kind"])
+
+
+def record_justifications(justifications: Iterable) -> None:
+    for j in justifications:
+        JUSTIFICATIONS.labels(j.source).inc()
+        if j.source != "llm":
+            FALLBACKS.labels(j.fallback_reason or "unspecified").inc()
+        else:
+            tokens = getattr(j, "completion_tokens", None)
+            LLM_TOKENS.labels("completion").inc(tokens if tokens is not None else len(j.text.split()))
+
+
+def record_stream_chunk() -> None:
+    LLM_TOKENS.labels("streamed_chunks").inc()
+
+
+def start_metrics_server(host: str, port: int):
+    """Starts the /metrics HTTP server in a daemon thread; returns (http_server, bound_port)."""
+    httpd, _thread = start_http_server(port, addr=host)
+    return httpd, httpd.server_port
