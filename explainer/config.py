@@ -1,0 +1,123 @@
+"""ExplainerConfig: one typed configuration for the explainer, validated on construction."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+@dataclass
+class ExplainerConfig:
+    vllm_url: str = ""
+    """Base URL of a running OpenAI-compatible vLLM server (e.g. http://gpu-box:8000).
+    Empty: local mode, the caller starts a LocalVLLMServer and sets this to its URL."""
+
+    model: str = ""
+    """Served model name sent in each request. Empty: asked from the server's /v1/models once."""
+
+    enabled: bool = True
+    """False: never call the LLM; every justification is the deterministic template."""
+
+    prompt_template: str = "frame"
+    """Name of the Jinja prompt under explainer/templates/ (without the .j2); its version is in the file."""
+
+    n_samples: int = 4
+    """Samples per item in one call (`n`); the first that passes the verifier is returned."""
+
+    temperature: float = 0.7
+    """Sampling temperature for the samples (the first sample is not special: all use this)."""
+
+    top_p: float = 0.9
+    """Nucleus sampling cut-off."""
+
+    max_tokens: int = 40
+    """Output budget per sample. A text cut by this limit fails the verifier (truncated)."""
+
+    request_timeout_s: float = 20.0
+    """Per-call HTTP timeout (seconds). A call past it falls back to the template."""
+
+    deadline_s: float | None = None
+    """Default whole-request deadline (seconds) when explain() is called without one. None: only the per-call timeout."""
+
+    concurrency: int = 32
+    """Most LLM calls in flight at once from this process (vLLM batches them)."""
+
+    # --- local mode: how LocalVLLMServer starts the engine -----------------------
+    model_dir: Path | None = None
+    """HF model directory to serve (prepare_model's output). None: prepared under workdir."""
+
+    workdir: Path | None = None
+    """Working directory for the model, the vLLM cache and the server log. None: store.paths.default_workdir()."""
+
+    host: str = "127.0.0.1"
+    """Interface the local server binds."""
+
+    port: int = 0
+    """Port of the local server; 0 picks a free one."""
+
+    enforce_eager: bool = True
+    """Skip torch.compile/graph capture: start-up about 20-40 s instead of 75-120 s on this CPU."""
+
+    kv_cache_gib: int = 1
+    """VLLM_CPU_KVCACHE_SPACE: KV cache size in GiB (the machine is shared; keep it small)."""
+
+    max_model_len: int = 2048
+    """Longest prompt + output the local server accepts (tokens)."""
+
+    enable_prefix_caching: bool = True
+    """vLLM automatic prefix caching (the bench turns it off to measure its effect)."""
+
+    startup_timeout_s: float = 300.0
+    """How long start() waits for /health before giving up (seconds)."""
+
+    extra_args: tuple[str, ...] = field(default_factory=tuple)
+    """More api_server flags for the local server, verbatim."""
+
+    def __post_init__(self) -> None:
+        if self.n_samples < 1 or self.n_samples > 16:
+            raise ValueError(f"n_samples must be in 1..16 (got {self.n_samples})")
+        if not 0.0 <= self.temperature <= 2.0:
+            raise ValueError(f"temperature must be in 0..2 (got {self.temperature})")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1] (got {self.top_p})")
+        if self.max_tokens < 8 or self.max_tokens > 512:
+            raise ValueError(f"max_tokens must be in 8..512 (got {self.max_tokens})")
+        if self.request_timeout_s <= 0:
+            raise ValueError(f"request_timeout_s must be > 0 (got {self.request_timeout_s})")
+        if self.deadline_s is not None and self.deadline_s <= 0:
+            raise ValueError(f"deadline_s must be > 0 or None (got {self.deadline_s})")
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1 (got {self.concurrency})")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be in 0..65535 (got {self.port})")
+        if self.kv_cache_gib < 1:
+            raise ValueError(f"kv_cache_gib must be >= 1 (got {self.kv_cache_gib})")
+        if self.startup_timeout_s <= 0:
+            raise ValueError(f"startup_timeout_s must be > 0 (got {self.startup_timeout_s})")
+        if self.vllm_url and not self.vllm_url.startswith(("http://", "https://")):
+            raise ValueError(f"vllm_url must start with http:// or https:// (got {self.vllm_url!r})")
+        self.vllm_url = self.vllm_url.rstrip("/")
+        if self.model_dir is not None:
+            self.model_dir = Path(self.model_dir)
+        if self.workdir is not None:
+            self.workdir = Path(self.workdir)
+
+    @classmethod
+    def from_env(cls, **overrides) -> "ExplainerConfig":
+        """Fields from EXPLAINREC_LLM_<FIELD> environment variables, then `overrides`."""
+        values: dict = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"EXPLAINREC_LLM_{f.name.upper()}")
+            if raw is None or f.name == "extra_args":
+                continue
+            default = getattr(cls(), f.name)
+            if isinstance(default, bool):
+                values[f.name] = raw.lower() in ("1", "true", "yes", "on")
+            elif isinstance(default, int):
+                values[f.name] = int(raw)
+            elif isinstance(default, float) or f.name == "deadline_s":
+                values[f.name] = float(raw)
+            else:
+                values[f.name] = raw
+        values.update(overrides)
+        return cls(**values)

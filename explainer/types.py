@@ -1,0 +1,35 @@
+"""What the explainer returns. Shared with the server and the batch job."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SOURCE_LLM = "llm"
+SOURCE_TEMPLATE = "template"
+
+# fallback_reason values
+FALLBACK_LLM_UNAVAILABLE = "llm_unavailable"   # server down, HTTP error, or per-call timeout
+FALLBACK_DEADLINE = "deadline"                 # the request's deadline passed before a verified sample came back
+FALLBACK_VERIFIER = "verifier"                 # every sample failed the strict verifier
+FALLBACK_DISABLED = "disabled"                 # the LLM is switched off (config.enabled = False / explain_template)
+
+
+@dataclass(frozen=True)
+class Justification:
+    item_id: str
+    text: str
+    source: str                    # "llm" or "template"
+    template: str                  # "name@version" of the prompt (llm) or of the deterministic template
+    model: str                     # served model name, "" when source == "template"
+    evidence_ids: tuple[str, ...]  # history item ids the text relies on
+    facts: tuple[str, ...]         # the computed facts the text verbalises
+    failed_rules: tuple[str, ...] = ()   # rules the LLM samples broke before this was chosen (audit)
+    fallback_reason: str = ""      # why the template was used: "llm_unavailable", "deadline", "verifier", "disabled"
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One streamed chunk of an item's text, or (final is not None) its verified justification."""
+
+    item_id: str
+    delta: str = ""
+    final: Justification | None = None

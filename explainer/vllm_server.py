@@ -1,0 +1,168 @@
+"""LocalVLLMServer: start and stop vLLM's OpenAI-compatible server as a child process.
+
+The CPU wheel is started as `python -m vllm.entrypoints.openai.api_server` (its `vllm serve`
+script cannot find the distribution's metadata). The server runs in its own process group
+so that stop() can bring down the API process and its engine processes together; an
+atexit hook stops whatever is still running, so a crashed caller leaves no orphans.
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import weakref
+from pathlib import Path
+
+import httpx
+
+from explainer.config import ExplainerConfig
+from explainer.prepare import SERVED_NAME, prepare_model
+from store.paths import default_workdir
+
+log = logging.getLogger(__name__)
+
+_LIVE: "weakref.WeakSet[LocalVLLMServer]" = weakref.WeakSet()
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class LocalVLLMServer:
+    """One vLLM API server on loopback serving the prepared SmolLM2 directory.
+
+    Usage: `with LocalVLLMServer(cfg) as srv: ... srv.url ...`
+    """
+
+    def __init__(self, config: ExplainerConfig | None = None):
+        self.config = config or ExplainerConfig()
+        self.workdir = Path(self.config.workdir or default_workdir())
+        self.model_name = self.config.model or SERVED_NAME
+        self.port = self.config.port
+        self.url = ""
+        self.log_path = self.workdir / "logs" / "vllm-server.log"
+        self._proc: subprocess.Popen | None = None
+
+    # -- life cycle -----------------------------------------------------------
+    def command(self, model_dir: Path) -> list[str]:
+        c = self.config
+        cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+               "--model", str(model_dir), "--served-model-name", self.model_name,
+               "--host", c.host, "--port", str(self.port),
+               "--dtype", "bfloat16", "--max-model-len", str(c.max_model_len),
+               "--disable-uvicorn-access-log"]
+        if c.enforce_eager:
+            cmd.append("--enforce-eager")
+        cmd.append("--enable-prefix-caching" if c.enable_prefix_caching else "--no-enable-prefix-caching")
+        return cmd + list(c.extra_args)
+
+    def start(self) -> "LocalVLLMServer":
+        if self.running:
+            return self
+        model_dir = Path(self.config.model_dir) if self.config.model_dir else prepare_model(self.workdir)
+        if self.config.port == 0:
+            self.port = _free_port(self.config.host)
+        self.url = f"http://{self.config.host}:{self.port}"
+        env = dict(os.environ)
+        env.update({
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "VLLM_CPU_KVCACHE_SPACE": str(self.config.kv_cache_gib),
+            "VLLM_CACHE_ROOT": str(self.workdir / "vllm-cache"),
+            "VLLM_NO_USAGE_STATS": "1",
+            "DO_NOT_TRACK": "1",
+        })
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        logf = open(self.log_path, "ab")
+        logf.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(self.command(model_dir))}\n".encode())
+        logf.flush()
+        self._proc = subprocess.Popen(self.command(model_dir), stdout=logf, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        logf.close()
+        _LIVE.add(self)
+        log.info("vLLM server starting (pid %d, %s), log %s", self._proc.pid, self.url, self.log_path)
+        try:
+            self._wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        log.info("vLLM server ready at %s", self.url)
+        return self
+
+    def _wait_healthy(self) -> None:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < self.config.startup_timeout_s:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"vLLM server exited with code {self._proc.returncode} during start-up; "
+                                   f"see {self.log_path}:\n{self._log_tail()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(1.0)
+        raise TimeoutError(f"vLLM server not healthy after {self.config.startup_timeout_s:.0f} s; "
+                           f"see {self.log_path}:\n{self._log_tail()}")
+
+    def _log_tail(self, n: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM to the whole process group (API server + engine), SIGKILL if it lingers."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                log.warning("vLLM server did not stop in %.0f s: SIGKILL", timeout_s)
+        # the engine core may outlive the API process: clear the group either way
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        _LIVE.discard(self)
+        log.info("vLLM server stopped")
+
+    def __enter__(self) -> "LocalVLLMServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def __del__(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self.stop(timeout_s=5)
+
+
+@atexit.register
+def _stop_all() -> None:
+    for srv in list(_LIVE):
+        srv.stop(timeout_s=10)
