@@ -98,7 +98,8 @@ def run_ray(groups: list[Group], spec: WorkerSpec, sink: Sink, address: str = ""
         blocks = max(1, min(len(rows) // max(1, groups_per_batch), 1000))
         ds = ray.data.from_items(rows, override_num_blocks=blocks)
         ds = ds.map_batches(ExplainActor, fn_constructor_kwargs={"spec": spec, "concurrency": concurrency},
-                            batch_size=groups_per_batch, concurrency=workers, num_cpus=1,
+                            batch_size=groups_per_batch, num_cpus=1,
+                            compute=ray.data.ActorPoolStrategy(size=workers),
                             batch_format="numpy")
         try:
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
