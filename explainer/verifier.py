@@ -1,0 +1,185 @@
+"""The strict verifier: a justification passes only if everything it names is supported by the facts.
+
+Rules (a text fails on any; the names are what Justification.failed_rules carries):
+  other_brand      names a catalog brand other than the item's or a cited history item's
+  number           contains a number that is not in the facts
+  false_purchase   "you bought X" where X is not in the shopper's history, or X is the item itself
+  no_mention       names neither a cited history item nor the item
+  unsupported      more than a third of its content words (beyond stop words) are absent from the facts
+  truncated        cut by the token limit, or does not end a sentence
+  repetitive       repeats a phrase or a word run
+  prompt_echo      echoes the prompt's instructions or chat markup
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from explainer.facts import ItemFacts, clean_text
+
+RULES = ("other_brand", "number", "false_purchase", "no_mention", "unsupported", "truncated",
+         "repetitive", "prompt_echo")
+
+STOP_WORDS = frozenset("""
+a an the and or but if then so as of at by for with without to from in on onto into over under
+is are was were be been being am it its it's this that these those there here which who whom whose what
+you your yours you've you're i me my we our us they them their he she his her
+do does did done have has had having can could may might will would shall should must
+not no nor also too very just only more most much many some any each every both either neither all
+because since while when where why how than such same like likewise well
+one's own other others another up down out off again further once about above below between
+get gets got make makes made use used using
+""".split())
+
+# Words a justification may use without a fact behind them: the frame's connective tissue.
+FRAME_WORDS = frozenset("""
+bought buy buying purchased purchase ordered order recommend recommended recommending suggest suggested
+similar alike match matches matching fit fits fitting related item items product products
+category categories brand brands made maker same type kind another goes go together
+""".split())
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
+_NUMBER = re.compile(r"(?<![A-Za-z])\d+(?:[.,/]\d+)*")
+_PURCHASE = re.compile(
+    r"\byou(?:'ve| have)?\s+(?:already\s+|recently\s+|previously\s+)?"
+    r"(?:bought|purchased|ordered|got|own|owned|used)\s+(?:the|a|an|your|some)?\s*([^,.;:!?]{2,80})", re.I)
+_ECHO_MARKERS = ("<|im_", "<|endoftext", "facts:", "fact:", "instruction", "shopper's purchases",
+                 "recommended item:", "write one sentence", "one sentence", "text in quotes", "assistant",
+                 "system:", "user:")
+
+
+def words(text: str) -> list[str]:
+    return [w.lower().strip("'-") for w in _WORD.findall(text)]
+
+
+def norm(word: str) -> str:
+    """A cheap stem: enough to match "rolls"/"roll", "filaments"/"filament"."""
+    w = word.lower().strip("'-")
+    for suf in ("'s", "ies", "es", "s"):
+        if w.endswith(suf) and len(w) - len(suf) >= 3:
+            return w[: -len(suf)] + ("y" if suf == "ies" else "")
+    return w
+
+
+def content_words(text: str) -> list[str]:
+    return [norm(w) for w in words(text) if w and w not in STOP_WORDS and len(w) > 1]
+
+
+def numbers(text: str) -> set[str]:
+    return {n.replace(",", "") for n in _NUMBER.findall(text)}
+
+
+def mentions(text: str, name: str) -> bool:
+    """The text names `name`: verbatim, or most of its content words appear."""
+    if not name:
+        return False
+    if name.lower() in text.lower():
+        return True
+    want = set(content_words(name))
+    if not want:
+        return False
+    have = set(content_words(text))
+    return len(want & have) >= max(1, round(0.6 * len(want)))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    failed: tuple[str, ...]
+    mentions_item: bool
+    mentions_history: bool
+    mentions_attribute: bool          # names the item's brand or category
+    unsupported_share: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+class Verifier:
+    """Checks a text against one item's facts. `brands`: every brand in the catalog."""
+
+    def __init__(self, brands: Iterable[str]):
+        self._brands: dict[str, re.Pattern] = {}
+        for b in {clean_text(b) for b in brands if b}:
+            key = b.lower()
+            if len(key) < 2 or key in STOP_WORDS or key in FRAME_WORDS:
+                continue
+            self._brands[key] = re.compile(r"(?<![A-Za-z0-9])" + re.escape(key) + r"(?![A-Za-z0-9])", re.I)
+
+    def verify(self, text: str, facts: ItemFacts, history_titles: Sequence[str],
+               finish_reason: str = "stop", prompt_text: str = "") -> Verdict:
+        failed: list[str] = []
+        facts_text = " ".join(facts.lines) + f' "{facts.item_name}" "{facts.anchor_name}"'
+        facts_lower = facts_text.lower()
+        low = text.lower()
+
+        # other_brand: a catalog brand the facts do not contain
+        allowed = {facts.brand.lower()}
+        for key, pat in self._brands.items():
+            if key in allowed or key in facts_lower:
+                continue
+            if pat.search(text):
+                failed.append("other_brand")
+                break
+
+        if numbers(text) - numbers(facts_text):
+            failed.append("number")
+
+        # false_purchase: everything after "you bought" must be a history item, never the item itself
+        for m in _PURCHASE.finditer(text):
+            phrase = m.group(1).strip()
+            is_history = any(mentions(phrase, n) or mentions(n, phrase)
+                             for n in [facts.anchor_name, *history_titles] if n)
+            names_item = mentions(phrase, facts.item_name) and not mentions(phrase, facts.anchor_name)
+            if not is_history or names_item:
+                failed.append("false_purchase")
+                break
+
+        m_item = mentions(text, facts.item_name)
+        m_hist = bool(facts.anchor_name) and mentions(text, facts.anchor_name)
+        if not (m_item or m_hist):
+            failed.append("no_mention")
+        m_attr = any(a and a.lower() in low for a in (facts.brand, facts.category, facts.shared_category))
+
+        cw = content_words(text)
+        supported = set(content_words(facts_text)) | {norm(w) for w in FRAME_WORDS}
+        share = (sum(1 for w in cw if w not in supported) / len(cw)) if cw else 1.0
+        if share > 1 / 3:
+            failed.append("unsupported")
+
+        stripped = text.strip()
+        if finish_reason == "length" or not stripped or stripped[-1] not in ".!?":
+            failed.append("truncated")
+
+        if _repetitive(text):
+            failed.append("repetitive")
+
+        if any(mark in low for mark in _ECHO_MARKERS) or _echoes(text, prompt_text):
+            failed.append("prompt_echo")
+        return Verdict(tuple(failed), m_item, m_hist, m_attr, share)
+
+
+def _repetitive(text: str) -> bool:
+    ws = words(text)
+    for i in range(len(ws) - 2):   # the same word three times in a row
+        if ws[i] == ws[i + 1] == ws[i + 2]:
+            return True
+    grams = [tuple(ws[i:i + 3]) for i in range(len(ws) - 2)]
+    if len(grams) != len(set(grams)):   # a repeated three-word phrase
+        return True
+    toks = re.findall(r"\S+", text)
+    for i in range(len(toks) - 2):   # "100% 100% 100%"
+        if toks[i] == toks[i + 1] == toks[i + 2]:
+            return True
+    return False
+
+
+def _echoes(text: str, prompt_text: str, n: int = 8) -> bool:
+    """An 8-word run copied from the instructions (not from the data, which the text may quote)."""
+    if not prompt_text:
+        return False
+    pw = words(prompt_text)
+    grams = {tuple(pw[i:i + n]) for i in range(len(pw) - n + 1)}
+    tw = words(text)
+    return any(tuple(tw[i:i + n]) in grams for i in range(len(tw) - n + 1))
