@@ -28,6 +28,9 @@ class HistoryEvidence:
     item_id: str
     similarity: float                    # cosine(history item, candidate) in the item tower's space
     shared: tuple[str, ...] = ()         # attribute names shared with the candidate: "brand", "category", ...
+    # "category" = same whole category path; "category_parent" = paths differ only towards the leaf
+    # but agree beyond the catalog root. shared_category holds the common words ("" when neither).
+    shared_category: str = ""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,105 @@
+"""Why a candidate scored high: the history items closest to it and the attributes they share.
+
+Categories in the Scientific data are one string of words with no separators
+("Industrial & Scientific Lab & Scientific Products Lab Supplies ..."), so sharing is judged on
+the leading words the two paths have in common: the whole string equal -> "category"; only the
+tail differs but they agree beyond the catalog-wide root ("Industrial & Scientific") ->
+"category_parent", and the shared words are returned so the explainer can name them.
+Catalogs with explicit separators (" > ", "/", "|") are compared level by level instead.
+"""
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+import numpy as np
+
+from ranker.types import HistoryEvidence
+from store.catalog import Item
+
+_SEPARATORS = re.compile(r"\s*(?:>|/|\|)\s*")
+
+
+def category_levels(category: str) -> list[str]:
+    """Levels of a category path: explicit separators when present, else words."""
+    category = category.strip()
+    if not category:
+        return []
+    if _SEPARATORS.search(category):
+        return [p for p in _SEPARATORS.split(category) if p]
+    return category.split()
+
+
+def common_root(categories: Sequence[str]) -> int:
+    """Number of leading levels that (almost) every non-empty category shares: the uninformative root."""
+    paths = [category_levels(c) for c in categories if c.strip()]
+    if not paths:
+        return 0
+    # The most common first levels among 90% of paths: a handful of oddly categorised items must
+    # not shrink the root to nothing.
+    from collections import Counter
+
+    depth = 0
+    while True:
+        counts = Counter(tuple(p[:depth + 1]) for p in paths if len(p) > depth)
+        if not counts:
+            return depth
+        top, n = counts.most_common(1)[0]
+        if n < 0.9 * len(paths) or len(top) <= depth:
+            return depth
+        depth += 1
+
+
+def shared_category(a: str, b: str, root_levels: int) -> tuple[str, str]:
+    """("category", whole) if equal; ("category_parent", shared prefix) if they agree beyond the root; else ("", "")."""
+    if not a.strip() or not b.strip():
+        return "", ""
+    if a.strip().lower() == b.strip().lower():
+        return "category", a.strip()
+    la, lb = category_levels(a), category_levels(b)
+    n = 0
+    while n < min(len(la), len(lb)) and la[n].lower() == lb[n].lower():
+        n += 1
+    # Strip a dangling connector ("Lab &") so the shared words read as a name.
+    while n > 0 and la[n - 1] in {"&", "and", ","}:
+        n -= 1
+    if n > root_levels:
+        joiner = " > " if _SEPARATORS.search(a) else " "
+        return "category_parent", joiner.join(la[:n])
+    return "", ""
+
+
+def shared_attributes(candidate: Item, other: Item, root_levels: int) -> tuple[tuple[str, ...], str]:
+    """(names of shared attributes, shared category text)."""
+    shared: list[str] = []
+    if candidate.brand.strip() and candidate.brand.strip().lower() == other.brand.strip().lower():
+        shared.append("brand")
+    kind, text = shared_category(candidate.category, other.category, root_levels)
+    if kind:
+        shared.append(kind)
+    return tuple(shared), text
+
+
+def history_evidence(candidate: Item, candidate_vec: np.ndarray, history: Sequence[Item], history_vecs: np.ndarray,
+                     root_levels: int, top: int = 3) -> tuple[HistoryEvidence, ...]:
+    """The `top` history items most similar (cosine, item space) to the candidate, strongest first.
+
+    candidate_vec: float32[d] unit length; history_vecs: float32[h, d] unit length, same order as history.
+    The candidate itself is never its own evidence.
+    """
+    if not len(history):
+        return ()
+    sims = history_vecs @ candidate_vec
+    best: dict[str, tuple[float, Item]] = {}
+    for i, item in enumerate(history):   # one entry per distinct history item, its best similarity
+        if item.id == candidate.id:
+            continue
+        s = float(sims[i])
+        if item.id not in best or s > best[item.id][0]:
+            best[item.id] = (s, item)
+    ranked = sorted(best.values(), key=lambda t: -t[0])[:top]
+    out = []
+    for s, item in ranked:
+        shared, cat = shared_attributes(candidate, item, root_levels)
+        out.append(HistoryEvidence(item_id=item.id, similarity=round(s, 6), shared=shared, shared_category=cat))
+    return tuple(out)

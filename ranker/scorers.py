@@ -1,0 +1,122 @@
+"""What the service and the evaluator need from a model, in numpy: item vectors and user vectors.
+
+Two implementations: `ZeroShotScorer` (untuned MiniLM; user = recency-weighted mean of the
+history's item vectors) and `TrainedScorer` (the towers of ranker.model). Both produce unit
+vectors in one space, so score = inner product = cosine.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(x, axis=-1, keepdims=True)
+    return (x / np.maximum(n, 1e-12)).astype(np.float32)
+
+
+class Scorer(Protocol):
+    name: str
+    dim: int
+
+    def item_vectors(self, item_ids: Sequence[str], text_emb: np.ndarray) -> np.ndarray:
+        """Unit float32[n, dim] for items with these ids and frozen text vectors float32[n, 384]."""
+
+    def query_vector(self, text_emb: np.ndarray) -> np.ndarray:
+        """A free-text query's frozen vector float32[384] -> unit float32[dim] in item space."""
+
+    def user_vectors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """Each history is float32[h, dim] (item-space vectors, oldest first, h >= 1) -> unit float32[B, dim]."""
+
+
+def recency_mean(vectors: np.ndarray, decay: float = 0.5) -> np.ndarray:
+    """Weighted mean of float32[h, d], weight decay**(steps back): the newest counts 1, the one before 0.5..."""
+    h = len(vectors)
+    w = decay ** np.arange(h - 1, -1, -1, dtype=np.float64)
+    return (w[:, None] * vectors).sum(axis=0) / w.sum()
+
+
+class ZeroShotScorer:
+    """Untuned all-MiniLM-L6-v2: item = its sentence vector; user = recency-weighted mean."""
+
+    name = "zero_shot"
+    dim = 384
+
+    def __init__(self, decay: float = 0.5):
+        self.decay = decay
+
+    def item_vectors(self, item_ids: Sequence[str], text_emb: np.ndarray) -> np.ndarray:
+        return _normalize(np.asarray(text_emb, dtype=np.float32).reshape(-1, self.dim))
+
+    def query_vector(self, text_emb: np.ndarray) -> np.ndarray:
+        return _normalize(np.asarray(text_emb, dtype=np.float32).reshape(self.dim))
+
+    def user_vectors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        return _normalize(np.stack([recency_mean(h, self.decay) for h in histories]))
+
+
+class TrainedScorer:
+    """The trained towers (ranker.model.TwoTower) behind the Scorer interface."""
+
+    name = "model"
+
+    def __init__(self, model, item_rows: dict[str, int], device: str = "cpu"):
+        import torch
+
+        self.model = model.to(device).eval()
+        self.item_rows = item_rows
+        self.device = device
+        self.dim = model.cfg.dim
+        self.max_len = model.cfg.max_len
+        self._torch = torch
+
+    @classmethod
+    def load(cls, model_dir: Path, device: str | None = None) -> "TrainedScorer":
+        import torch
+
+        from ranker.encoder import default_device
+        from ranker.model import ModelConfig, TwoTower
+
+        model_dir = Path(model_dir)
+        device = device or default_device()
+        config = json.loads((model_dir / "config.json").read_text())
+        model = TwoTower(ModelConfig(**config["model"]))
+        model.load_state_dict(torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True))
+        item_ids = json.loads((model_dir / "item_ids.json").read_text())
+        return cls(model, {i: r for r, i in enumerate(item_ids)}, device)
+
+    def item_vectors(self, item_ids: Sequence[str], text_emb: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        rows = torch.tensor([self.item_rows.get(i, -1) for i in item_ids], dtype=torch.long, device=self.device)
+        out = []
+        with torch.inference_mode():
+            for s in range(0, len(item_ids), 4096):
+                t = torch.as_tensor(np.asarray(text_emb[s:s + 4096], dtype=np.float32), device=self.device)
+                out.append(self.model.item(t, rows[s:s + 4096]).cpu().numpy())
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
+
+    def query_vector(self, text_emb: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            t = torch.as_tensor(np.asarray(text_emb, dtype=np.float32).reshape(1, -1), device=self.device)
+            return self.model.item(t, None)[0].cpu().numpy().astype(np.float32)
+
+    def user_vectors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        torch = self._torch
+        out = []
+        with torch.inference_mode():
+            for s in range(0, len(histories), 512):
+                chunk = [h[-self.max_len:] for h in histories[s:s + 512]]
+                L = max(len(h) for h in chunk)
+                seq = np.zeros((len(chunk), L, self.dim), dtype=np.float32)
+                valid = np.zeros((len(chunk), L), dtype=bool)
+                for b, h in enumerate(chunk):
+                    seq[b, :len(h)] = h
+                    valid[b, :len(h)] = True
+                u = self.model.last_user(torch.as_tensor(seq, device=self.device),
+                                         torch.as_tensor(valid, device=self.device))
+                out.append(u.cpu().numpy())
+        return np.concatenate(out).astype(np.float32)

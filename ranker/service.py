@@ -1,0 +1,321 @@
+"""The ranker the server calls: user vector -> FAISS candidates -> scores with evidence.
+
+Every call reads the user's history from the catalog, so a new event changes the next
+recommendation at once. Items added after training are encoded by the frozen text encoder and
+the model's projection (zero residual) and are searchable as soon as `add_items` returns.
+Thread-safe: one lock guards the item table and the index; text encoding runs outside it.
+
+Text queries go through the item tower (MiniLM + projection) and then into the user tower as the
+most recent history step, so "history + text" and "text only" share one path.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ranker.evidence import common_root, history_evidence
+from ranker.index import IndexConfig, VectorIndex
+from ranker.scorers import Scorer, TrainedScorer, ZeroShotScorer
+from ranker.types import Candidate, RankQuery
+from store.catalog import Catalog, Item
+from store.errors import InvalidInput, UnknownItem, UnknownUser
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RankerConfig:
+    max_k: int = 1000
+    """Largest k a query may ask for."""
+    evidence_items: int = 3
+    """History items cited per candidate."""
+    max_text_chars: int = 2000
+    """Longest free-text query accepted."""
+    max_history: int = 1000
+    """Most inline history ids accepted in one query."""
+    max_exclude: int = 10_000
+    """Most ids in `exclude`."""
+    max_category_chars: int = 200
+    """Longest category filter accepted."""
+    index: IndexConfig = field(default_factory=IndexConfig)
+    """Exact vs approximate search and its parameters."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_k", "max_text_chars", "max_history", "max_exclude", "max_category_chars"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
+        if self.evidence_items < 0:
+            raise ValueError(f"evidence_items must be >= 0 (got {self.evidence_items})")
+
+
+class Ranker:
+    """Use `Ranker.load(model_dir, catalog)` or `Ranker.zero_shot(catalog)`."""
+
+    def __init__(self, catalog: Catalog, scorer: Scorer, encoder, config: RankerConfig | None = None):
+        self.catalog = catalog
+        self.scorer = scorer
+        self.encoder = encoder
+        self.config = config or RankerConfig()
+        self._lock = threading.RLock()
+        self._ids: list[str] = []              # row -> item id (rows are FAISS ids; never reused)
+        self._row: dict[str, int] = {}         # item id -> row
+        self._items: dict[str, Item] = {}      # every item with a row, deleted ones too (history evidence)
+        self._vecs = np.zeros((0, scorer.dim), dtype=np.float32)
+        self._active = np.zeros(0, dtype=bool)  # row is in the index
+        self._category_rows: dict[str, np.ndarray] = {}
+        self.index: VectorIndex | None = None
+        self.root_levels = 0
+
+    # -- construction -----------------------------------------------------------------
+    @classmethod
+    def zero_shot(cls, catalog: Catalog, device: str | None = None, config: RankerConfig | None = None,
+                  encoder=None) -> "Ranker":
+        """Untuned MiniLM: no training needed (tests, first start)."""
+        from ranker.encoder import TextEncoder
+
+        ranker = cls(catalog, ZeroShotScorer(), encoder or TextEncoder(device), config)
+        ranker._build_from_catalog()
+        return ranker
+
+    @classmethod
+    def load(cls, model_dir: Path, catalog: Catalog, device: str | None = None,
+             config: RankerConfig | None = None, encoder=None) -> "Ranker":
+        """The trained model and its saved index, brought in step with the catalog's current items."""
+        from ranker.encoder import TextEncoder
+
+        model_dir = Path(model_dir)
+        if not (model_dir / "config.json").exists():
+            raise FileNotFoundError(f"no trained ranker in {model_dir} (run `explainrec train`)")
+        scorer = TrainedScorer.load(model_dir, device)
+        ranker = cls(catalog, scorer, encoder or TextEncoder(device or scorer.device), config)
+        ranker._build_from_saved(model_dir)
+        return ranker
+
+    def _encode_items(self, items: Sequence[Item]) -> np.ndarray:
+        if not items:
+            return np.zeros((0, self.scorer.dim), dtype=np.float32)
+        text = self.encoder.encode([i.text() for i in items])
+        return self.scorer.item_vectors([i.id for i in items], text)
+
+    def _append_rows(self, items: Sequence[Item], vecs: np.ndarray, active: np.ndarray) -> np.ndarray:
+        """Adds rows for new items (caller holds the lock); returns their row numbers."""
+        start = len(self._ids)
+        rows = np.arange(start, start + len(items), dtype=np.int64)
+        for r, item in zip(rows, items):
+            self._ids.append(item.id)
+            self._row[item.id] = int(r)
+            self._items[item.id] = item
+        self._vecs = np.concatenate([self._vecs, vecs.astype(np.float32)]) if len(self._vecs) else vecs.astype(np.float32)
+        self._active = np.concatenate([self._active, active])
+        return rows
+
+    def _build_from_catalog(self) -> None:
+        items = self.catalog.all_items(include_deleted=True)
+        deleted = self.catalog.deleted_item_ids()
+        vecs = self._encode_items(items)
+        active = np.array([i.id not in deleted for i in items], dtype=bool)
+        with self._lock:
+            rows = self._append_rows(items, vecs, active)
+            self.index = VectorIndex.build(vecs[active], rows[active], self.config.index)
+            self.root_levels = common_root([i.category for i in items])
+        log.info("ranker (%s): %d items, index %s", self.scorer.name, int(active.sum()), self.index.describe())
+
+    def _build_from_saved(self, model_dir: Path) -> None:
+        saved_ids: list[str] = json.loads((model_dir / "index_ids.json").read_text())
+        saved_vecs = np.load(model_dir / "item_vectors.npy")
+        index = VectorIndex.load(model_dir / "index.faiss")
+        catalog_items = {i.id: i for i in self.catalog.all_items(include_deleted=True)}
+        deleted = self.catalog.deleted_item_ids()
+        known = [catalog_items.get(i, Item(id=i, title=i)) for i in saved_ids]
+        saved_set = set(saved_ids)
+        new = [i for iid, i in catalog_items.items() if iid not in saved_set]
+        new_vecs = self._encode_items(new)
+        with self._lock:
+            self._append_rows(known, saved_vecs, np.array([i in catalog_items and i not in deleted for i in saved_ids], bool))
+            self.index = index
+            gone = [r for r, i in enumerate(saved_ids) if i not in catalog_items or i in deleted]
+            self.index.remove(gone)
+            if new:
+                active = np.array([i.id not in deleted for i in new], dtype=bool)
+                rows = self._append_rows(new, new_vecs, active)
+                self.index.add(new_vecs[active], rows[active])
+            self.root_levels = common_root([i.category for i in catalog_items.values()])
+        log.info("ranker (model %s): %d saved items, %d new, %d removed; index %s", model_dir,
+                 len(saved_ids), len(new), len(gone), self.index.describe())
+
+    # -- catalog changes ----------------------------------------------------------------
+    def add_items(self, items: Sequence[Item]) -> None:
+        """Cold start: stores the items in the catalog (idempotent upsert) and indexes them at once.
+
+        An item already indexed is re-encoded (its text may have changed) and replaces the old vector.
+        """
+        items = list(items)
+        if not items:
+            return
+        for n, item in enumerate(items):
+            if not isinstance(item, Item) or not item.id or not item.title.strip():
+                raise InvalidInput(f"items[{n}]", "each item needs an id and a title")
+        self.catalog.upsert_items(items)
+        vecs = self._encode_items(items)          # outside the lock: the slow part
+        with self._lock:
+            old = [self._row[i.id] for i in items if i.id in self._row and self._active[self._row[i.id]]]
+            self.index.remove(old)
+            self._active[old] = False
+            rows = self._append_rows(items, vecs, np.ones(len(items), dtype=bool))
+            self.index.add(vecs, rows)
+            self._category_rows.clear()
+
+    def remove_items(self, item_ids: Sequence[str]) -> None:
+        """Takes the items out of the index and soft-deletes them in the catalog.
+
+        Raises UnknownItem(field="item_ids") if an id is not currently indexed (nothing is changed then).
+        """
+        item_ids = list(dict.fromkeys(item_ids))
+        with self._lock:
+            for i in item_ids:
+                if i not in self._row or not self._active[self._row[i]]:
+                    raise UnknownItem(i, field="item_ids")
+            rows = [self._row[i] for i in item_ids]
+            self.index.remove(rows)
+            self._active[rows] = False
+            self._category_rows.clear()
+        in_catalog = [i for i in item_ids if self.catalog.has_item(i)]
+        if in_catalog:
+            self.catalog.delete_items(in_catalog)
+
+    # -- queries --------------------------------------------------------------------------
+    def _validate(self, q: RankQuery) -> None:
+        c = self.config
+        if not isinstance(q.k, int) or isinstance(q.k, bool) or not 1 <= q.k <= c.max_k:
+            raise InvalidInput("k", f"k must be in 1..{c.max_k} (got {q.k!r})")
+        if not q.user_id and not q.history and not (q.text or "").strip():
+            raise InvalidInput("user_id", "give a user_id, inline history item ids, or a text query")
+        if q.user_id is not None and (not isinstance(q.user_id, str) or len(q.user_id) > 256):
+            raise InvalidInput("user_id", "must be a string of at most 256 characters")
+        if len(q.text or "") > c.max_text_chars:
+            raise InvalidInput("text", f"text must be at most {c.max_text_chars} characters (got {len(q.text)})")
+        if len(q.history) > c.max_history:
+            raise InvalidInput("history", f"at most {c.max_history} item ids (got {len(q.history)})")
+        if any(not isinstance(i, str) or not i for i in q.history):
+            raise InvalidInput("history", "item ids must be non-empty strings")
+        if len(q.exclude) > c.max_exclude:
+            raise InvalidInput("exclude", f"at most {c.max_exclude} item ids (got {len(q.exclude)})")
+        if len(q.category or "") > c.max_category_chars:
+            raise InvalidInput("category", f"at most {c.max_category_chars} characters (got {len(q.category)})")
+
+    def resolve_history(self, query: RankQuery) -> list[str]:
+        """Stored history (oldest first) followed by the inline history.
+
+        An unknown user_id is an error only when the query gives nothing else to go on.
+        Inline ids must be known items (UnknownItem, field "history").
+        """
+        stored: list[str] = []
+        if query.user_id:
+            if self.catalog.has_user(query.user_id):
+                stored = self.catalog.history(query.user_id)
+            elif not query.history and not (query.text or "").strip():
+                raise UnknownUser(query.user_id)
+        with self._lock:
+            for i in query.history:
+                if i not in self._row:
+                    raise UnknownItem(i, field="history")
+        return stored + list(query.history)
+
+    def _user(self, query: RankQuery) -> tuple[np.ndarray, list[Item], np.ndarray, np.ndarray | None]:
+        """(user vector, history items, their vectors, query-text vector or None)."""
+        history_ids = self.resolve_history(query)
+        text = (query.text or "").strip()
+        qvec = self.scorer.query_vector(self.encoder.encode([text])[0]) if text else None
+        with self._lock:
+            known = [i for i in history_ids if i in self._row]
+            items = [self._items[i] for i in known]
+            hvecs = self._vecs[[self._row[i] for i in known]] if known else np.zeros((0, self.scorer.dim), np.float32)
+        steps = hvecs if qvec is None else np.concatenate([hvecs, qvec[None]])
+        if not len(steps):
+            raise InvalidInput("user_id", f"user {query.user_id!r} has no history yet: give history item ids or a text query")
+        return self.scorer.user_vectors([steps])[0], items, hvecs, qvec
+
+    def _rows_in_category(self, category: str) -> np.ndarray:
+        key = category.strip().lower()
+        rows = self._category_rows.get(key)
+        if rows is None:
+            rows = np.array([r for r, i in enumerate(self._ids)
+                             if self._active[r] and key in self._items[i].category.lower()], dtype=np.int64)
+            if len(self._category_rows) > 1000:
+                self._category_rows.clear()
+            self._category_rows[key] = rows
+        return rows
+
+    def _candidates(self, rows: Sequence[int], scores: Sequence[float], history: list[Item], hvecs: np.ndarray,
+                    qvec: np.ndarray | None) -> list[Candidate]:
+        out = []
+        for r, s in zip(rows, scores):
+            item = self._items[self._ids[r]]
+            vec = self._vecs[r]
+            evidence = history_evidence(item, vec, history, hvecs, self.root_levels, self.config.evidence_items) \
+                if self.config.evidence_items else ()
+            out.append(Candidate(item_id=item.id, score=float(s), evidence=evidence,
+                                 query_match=None if qvec is None else float(vec @ qvec)))
+        return out
+
+    def recommend(self, query: RankQuery) -> list[Candidate]:
+        """Top-k items, best first, each with the history items that pulled it up."""
+        self._validate(query)
+        user, history, hvecs, qvec = self._user(query)
+        with self._lock:
+            excluded = {self._row[i] for i in query.exclude if i in self._row}
+            if query.exclude_history:
+                excluded |= {self._row[i.id] for i in history}
+            if query.category.strip():
+                rows = self._rows_in_category(query.category)
+                rows = rows[~np.isin(rows, list(excluded))] if excluded else rows
+                scores = self._vecs[rows] @ user
+                top = np.argsort(-scores, kind="stable")[:query.k]
+                found_rows, found_scores = rows[top], scores[top]
+            else:
+                s, r = self.index.search(user[None], query.k, exclude=excluded)
+                keep = r[0] >= 0
+                found_rows, found_scores = r[0][keep], s[0][keep]
+            return self._candidates(found_rows, found_scores, history, hvecs, qvec)
+
+    def score_items(self, query: RankQuery, item_ids: Sequence[str]) -> list[Candidate]:
+        """Scores and evidence for the given items, in the order given ("why am I seeing this?")."""
+        self._validate(query)
+        if not item_ids:
+            raise InvalidInput("item_ids", "give at least one item id")
+        if len(item_ids) > self.config.max_k:
+            raise InvalidInput("item_ids", f"at most {self.config.max_k} item ids (got {len(item_ids)})")
+        user, history, hvecs, qvec = self._user(query)
+        with self._lock:
+            for i in item_ids:
+                if i not in self._row or not self._active[self._row[i]]:
+                    raise UnknownItem(i, field="item_ids")
+            rows = [self._row[i] for i in item_ids]
+            return self._candidates(rows, self._vecs[rows] @ user, history, hvecs, qvec)
+
+    # -- introspection --------------------------------------------------------------------
+    def item_vector(self, item_id: str) -> np.ndarray:
+        """The item's unit vector in the ranker's space (a copy)."""
+        with self._lock:
+            if item_id not in self._row:
+                raise UnknownItem(item_id)
+            return self._vecs[self._row[item_id]].copy()
+
+    def describe(self) -> dict:
+        with self._lock:
+            return {"scorer": self.scorer.name, "items": int(self._active.sum()), "dim": self.scorer.dim,
+                    "index": self.index.describe() if self.index else None}
+
+    def save_index(self, model_dir: Path) -> None:
+        """Writes item vectors (all rows), row ids and the FAISS index into model_dir."""
+        model_dir = Path(model_dir)
+        with self._lock:
+            np.save(model_dir / "item_vectors.npy", self._vecs)
+            (model_dir / "index_ids.json").write_text(json.dumps(self._ids))
+            self.index.save(model_dir / "index.faiss")
