@@ -95,6 +95,14 @@ class RecService:
         reason = self._fallback_reason()
         return [j if j.fallback_reason else dataclasses.replace(j, fallback_reason=reason) for j in justs]
 
+    async def _explain_llm(self, history: list[Item], pairs: list, budget: float) -> list["Justification"]:
+        traced = getattr(self.explainer, "explain_traced", None)
+        if traced is None:
+            return await self.explainer.explain(history, pairs, deadline_s=budget)
+        justs, traces = await traced(history, pairs, deadline_s=budget)
+        metrics.record_llm_usage(sum(t.prompt_tokens for t in traces), sum(t.completion_tokens for t in traces))
+        return justs
+
     async def _justify(self, history: list[Item], recs: list[Recommendation],
                        time_remaining: float | None) -> list[Recommendation]:
         if not recs:
@@ -103,7 +111,7 @@ class RecService:
         if budget is None:
             justs = await self._templates(history, recs)
         else:
-            justs = await self.explainer.explain(history, [(r.item, r.candidate) for r in recs], deadline_s=budget)
+            justs = await self._explain_llm(history, [(r.item, r.candidate) for r in recs], budget)
         metrics.record_justifications(justs)
         return [dataclasses.replace(r, justification=j) for r, j in zip(recs, justs)]
 
@@ -160,7 +168,14 @@ class RecService:
     def _upsert(self, items: list[Item]) -> int:
         n = self.catalog.upsert_items(items)
         self.ranker.add_items(items)      # encoded and searchable before the call returns
+        self._refresh_explainer()
         return n
+
+    def _refresh_explainer(self) -> None:
+        """The explainer's category names and known brands come from the catalog."""
+        refresh = getattr(self.explainer, "refresh_catalog", None)
+        if refresh is not None:
+            refresh()
 
     async def upsert_items(self, items: list[Item]) -> int:
         return await self._run(self._upsert, items)
@@ -168,6 +183,7 @@ class RecService:
     def _delete(self, item_ids: Sequence[str]) -> int:
         n = self.catalog.delete_items(item_ids)
         self.ranker.remove_items(item_ids)
+        self._refresh_explainer()
         return n
 
     async def delete_items(self, item_ids: Sequence[str]) -> int:

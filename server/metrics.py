@@ -15,8 +15,8 @@ JUSTIFICATIONS = Counter("explainrec_justifications_total", "justifications retu
 FALLBACKS = Counter("explainrec_template_fallbacks_total",
                     "justifications that fell back to the template, by reason", ["reason"])
 LLM_TOKENS = Counter("explainrec_llm_tokens_total",
-                     "LLM tokens: 'completion' counts streamed chunks and the text of LLM justifications "
-                     "(whitespace tokens when the explainer does not report usage)", ["kind"])
+                     "LLM tokens as reported by vLLM ('prompt', 'completion'; all samples), and streamed "
+                     "chunks ('streamed', about one token each)", ["kind"])
 
 
 def record_justifications(justifications: Iterable) -> None:
@@ -24,13 +24,15 @@ def record_justifications(justifications: Iterable) -> None:
         JUSTIFICATIONS.labels(j.source).inc()
         if j.source != "llm":
             FALLBACKS.labels(j.fallback_reason or "unspecified").inc()
-        else:
-            tokens = getattr(j, "completion_tokens", None)
-            LLM_TOKENS.labels("completion").inc(tokens if tokens is not None else len(j.text.split()))
+
+
+def record_llm_usage(prompt_tokens: int, completion_tokens: int) -> None:
+    LLM_TOKENS.labels("prompt").inc(prompt_tokens)
+    LLM_TOKENS.labels("completion").inc(completion_tokens)
 
 
 def record_stream_chunk() -> None:
-    LLM_TOKENS.labels("streamed_chunks").inc()
+    LLM_TOKENS.labels("streamed").inc()
 
 
 def start_metrics_server(host: str, port: int):

@@ -1,0 +1,100 @@
+"""Brings up what `explainrec serve` needs, skipping work already done:
+catalog (ingest if empty) -> ranker (trained model, else train, else zero-shot) ->
+LLM (prepared model + local vLLM, an external URL, or templates only) -> the RecService.
+
+Runs in a worker thread while the gRPC server already answers health with NOT_SERVING.
+Heavy modules are imported here, inside functions, never at the CLI's import time.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from store.catalog import Catalog
+from store.paths import db_path, default_data_dir, model_dir
+
+if TYPE_CHECKING:
+    from server.app import RecService
+    from server.config import ServerConfig
+    from server.lifecycle import Lifecycle
+
+log = logging.getLogger("explainrec.server")
+
+
+def open_catalog(workdir: Path) -> Catalog:
+    catalog = Catalog(db_path(workdir))
+    if catalog.item_count() == 0:
+        from store.ingest import ingest_unisrec
+        log.info("empty catalog: ingesting the embedded Scientific data into %s", catalog.path)
+        report = ingest_unisrec(catalog, default_data_dir())
+        log.info("ingested: %s", report.as_dict())
+    return catalog
+
+
+def _train(workdir: Path, catalog: Catalog) -> bool:
+    """Trains through the ranker's public API; False when this build has no training code."""
+    try:
+        from ranker import train as train_mod
+    except ModuleNotFoundError:
+        return False
+    fn = getattr(train_mod, "train_default", None) or getattr(train_mod, "train", None)
+    if fn is None:
+        return False
+    log.info("no trained ranker in %s: training (this takes a while)", model_dir(workdir))
+    t0 = time.perf_counter()
+    fn(workdir=workdir, catalog=catalog)
+    log.info("ranker trained in %.0f s", time.perf_counter() - t0)
+    return True
+
+
+def load_ranker(config: "ServerConfig", workdir: Path, catalog: Catalog):
+    from ranker.service import Ranker
+    if config.zero_shot:
+        log.info("ranker: zero-shot MiniLM (asked for)")
+        return Ranker.zero_shot(catalog)
+    mdir = model_dir(workdir)
+    if not (mdir / "config.json").exists() and config.train_if_missing:
+        try:
+            _train(workdir, catalog) or log.warning(
+                "ranker: no trained model and no training entry point; serving the zero-shot MiniLM ranker")
+        except Exception:  # noqa: BLE001 - serving beats not serving
+            log.exception("ranker: training failed; serving the zero-shot MiniLM ranker")
+    if (mdir / "config.json").exists():
+        log.info("ranker: trained model from %s", mdir)
+        return Ranker.load(mdir, catalog)
+    log.warning("ranker: no trained model in %s; serving the zero-shot MiniLM ranker", mdir)
+    return Ranker.zero_shot(catalog)
+
+
+def build_explainer(config: "ServerConfig", workdir: Path, catalog: Catalog, lifecycle: "Lifecycle"):
+    from explainer.config import ExplainerConfig
+    from explainer.service import Explainer
+    if config.llm == "off":
+        return Explainer(ExplainerConfig(enabled=False), catalog)
+    if config.llm == "url":
+        return Explainer(ExplainerConfig.from_env(vllm_url=config.vllm_url), catalog)
+    from explainer.prepare import prepare_model
+    from explainer.vllm_server import LocalVLLMServer
+    local = LocalVLLMServer(ExplainerConfig.from_env(workdir=workdir, model_dir=prepare_model(workdir)))
+    lifecycle.on_close("local vLLM server", local.stop)
+    local.start()
+    return Explainer(ExplainerConfig.from_env(vllm_url=local.url, model=local.model_name, workdir=workdir), catalog)
+
+
+def build_service(config: "ServerConfig", lifecycle: "Lifecycle") -> "RecService":
+    """Everything the service needs; closers are registered in drain order (vLLM, then the store)."""
+    from server.app import RecService
+    workdir = config.resolved_workdir()
+    t0 = time.perf_counter()
+    catalog = open_catalog(workdir)
+    try:
+        ranker = load_ranker(config, workdir, catalog)
+        explainer = build_explainer(config, workdir, catalog, lifecycle)
+    except BaseException:
+        catalog.close()
+        raise
+    lifecycle.on_close("catalog", catalog.close)
+    log.info("service loaded in %.0f s (llm=%s)", time.perf_counter() - t0, config.llm)
+    return RecService(catalog, ranker, explainer, config)
