@@ -90,7 +90,9 @@ def run_ray(groups: list[Group], spec: WorkerSpec, sink: Sink, address: str = ""
             ray.init(address=address, runtime_env={"env_vars": env} if env else None, **common)
         else:
             # small on purpose: this machine is shared; the actors mostly wait on vLLM
-            ray.init(num_cpus=num_cpus, object_store_memory=object_store_mb * 1024 * 1024, **common)
+            # Loopback only: a local Ray must not bind or dial the machine's network address.
+            ray.init(num_cpus=num_cpus, object_store_memory=object_store_mb * 1024 * 1024,
+                     _node_ip_address="127.0.0.1", **common)
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False   # the driver shows one tqdm bar over keys
