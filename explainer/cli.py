@@ -30,7 +30,7 @@ def eval_explanations_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vllm-url", default="", help="a running vLLM server (default: start a local one)")
     p.add_argument("--n-samples", type=int, default=None, help="samples per item (default: config)")
     p.add_argument("--template", default=None, help="prompt template name (default: config)")
-    p.add_argument("--seed", type=int, default=0, help="which test users are drawn")
+    p.add_argument("--seed", type=int, default=0, help="which test users are drawn (not sent to vLLM)")
 
 
 def eval_explanations(args: argparse.Namespace) -> int:

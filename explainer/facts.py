@@ -28,7 +28,7 @@ def clean_text(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def short_name(title: str, brand: str = "") -> str:
+def short_name(title: str, brand: str = "", max_words: int = MAX_NAME_WORDS) -> str:
     """A few words that name the product: the head of the title's first segment, brand and model codes dropped.
 
     "PORTER-CABLE 740001201 4 1/2-Inch by 10yd 120 Grit Adhesive-Backed Sanding Roll" -> "Grit Adhesive-Backed Sanding Roll"
@@ -43,12 +43,12 @@ def short_name(title: str, brand: str = "") -> str:
             words = words[len(bw):]
     words = [w for w in words if not _MODEL_CODE.match(w)]
     # the product noun sits at the end of the first segment; drop leading size/count words
-    tail = words[-MAX_NAME_WORDS:]
+    tail = words[-max_words:]
     while len(tail) > 2 and _SIZE_WORD.search(tail[0]):
         tail = tail[1:]
     name = " ".join(tail).strip(" .-&")
     if not name:
-        name = " ".join(clean_text(title).split()[:MAX_NAME_WORDS])
+        name = " ".join(clean_text(title).split()[:max_words])
     return name
 
 
@@ -136,6 +136,9 @@ def compute_facts(history: Sequence[Item], item: Item, candidate: Candidate | No
         if anchor_name.lower() == item_name.lower():   # two products with the same head noun: add the brand
             anchor_name = f"{clean_text(anchor.brand)} {anchor_name}".strip()
             item_name = f"{brand} {item_name}".strip()
+        if anchor_name.lower() == item_name.lower():   # still the same: longer names
+            anchor_name = short_name(anchor.title, anchor.brand, max_words=12)
+            item_name = short_name(item.title, item.brand, max_words=12)
         lines.append(f'You bought the "{anchor_name}".')
         same_brand = bool(brand) and brand.lower() == clean_text(anchor.brand).lower()
         if item.category and item.category.strip() == anchor.category.strip():

@@ -47,10 +47,11 @@ class Trace:
     error: str = ""
 
 
-def first_sentence(text: str, finish_reason: str) -> tuple[str, str]:
-    """Keep the first complete sentence (we ask for one); a cut text stays cut so the verifier sees it."""
+def first_sentence(text: str, finish_reason: str, start: int = 0) -> tuple[str, str]:
+    """Keep the first complete sentence ending at or after `start` (the prefill, whose names may hold
+    abbreviations, is never cut); we ask for one sentence. A cut text stays cut so the verifier sees it."""
     text = " ".join(text.split())
-    m = _SENTENCE_END.search(text)
+    m = _SENTENCE_END.search(text, max(0, start - 1))
     if m:
         return text[: m.end()], "stop"
     return text, finish_reason
@@ -141,7 +142,7 @@ class Explainer:
         trace.latency_s = time.perf_counter() - t0
         trace.completion_tokens, trace.prompt_tokens = comp.completion_tokens, comp.prompt_tokens
         for cont, finish in zip(comp.texts, comp.finish_reasons):
-            text, finish = first_sentence(prompt.prefill + cont, finish)
+            text, finish = first_sentence(prompt.prefill + cont, finish, len(prompt.prefill))
             trace.samples.append(Sample(text, finish, self.verify(text, facts, history, finish, prompt)))
         return self._choose(facts, trace.samples, client.model)
 
@@ -210,7 +211,7 @@ class Explainer:
                 log.warning("LLM unavailable while streaming %s: %s", f.item_id, exc)
                 final = self._template(f, FALLBACK_LLM_UNAVAILABLE)
             else:
-                text, finish = first_sentence("".join(parts), finish)
+                text, finish = first_sentence("".join(parts), finish, len(prompt.prefill))
                 verdict = self.verify(text, f, history, finish, prompt)
                 final = self._choose(f, [Sample(text, finish, verdict)], self.client.model)
             await queue.put(StreamEvent(f.item_id, final=final))

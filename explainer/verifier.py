@@ -152,7 +152,11 @@ class Verifier:
         if finish_reason == "length" or not stripped or stripped[-1] not in ".!?":
             failed.append("truncated")
 
-        if _repetitive(text):
+        unnamed = text
+        for name in sorted({facts.item_name, facts.anchor_name}, key=len, reverse=True):
+            if name:   # two similar product names are not a repetition
+                unnamed = re.sub(re.escape(name), " ", unnamed, flags=re.I)
+        if _repetitive(unnamed):
             failed.append("repetitive")
 
         if any(mark in low for mark in _ECHO_MARKERS) or _echoes(text, prompt_text):

@@ -49,7 +49,10 @@ def explain_batch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-group", type=int, default=16, help="most items of one user per Explainer call")
     p.add_argument("--chunk-size", type=int, default=64, help="output lines per fsync'ed chunk")
     p.add_argument("--n-samples", type=int, default=None, help="LLM samples per item (explainer default if unset)")
-    p.add_argument("--deadline-s", type=float, default=None, help="per-call LLM deadline (seconds)")
+    p.add_argument("--deadline-s", type=float, default=None, help="per-group LLM deadline (seconds; default none)")
+    p.add_argument("--request-timeout-s", type=float, default=300.0,
+                   help="per-request HTTP timeout. Batch jobs queue many requests on purpose, so this is "
+                        "much longer than the service's: a timeout here means a template, not a retry")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -143,7 +146,7 @@ def _run(args, work, journal, rejects_path: Path, db: str, ranker_dir: str, work
         from explainer.vllm_server import LocalVLLMServer
         server = LocalVLLMServer(ExplainerConfig(workdir=workdir)).start()
         urls = (server.url,)
-    overrides: dict = {"concurrency": max(args.concurrency, 1)}
+    overrides: dict = {"concurrency": args.concurrency, "request_timeout_s": args.request_timeout_s}
     if args.no_llm:
         overrides["enabled"] = False
     if args.n_samples is not None:

@@ -1,0 +1,216 @@
+"""`explainrec eval-explanations`: justification quality on test users of the Scientific data.
+
+Two views: the LLM path before any fallback (per item, the best of the n samples: the
+passing one that would be returned, else the one with fewest failed rules) and what is finally
+returned. USR and DIV follow PETER (Li et al., ACL 2021): USR = distinct sentences / all;
+DIV = mean over pairs of the number of shared features, features being the item attributes
+(brand, category) a text names; lower DIV = more diverse.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from dataclasses import asdict
+from itertools import combinations
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from explainer.config import ExplainerConfig
+from explainer.service import Explainer, Sample, Trace
+from explainer.types import SOURCE_LLM, Justification
+
+log = logging.getLogger(__name__)
+
+HALLUCINATION_RULES = ("other_brand", "number", "false_purchase", "unsupported")
+
+
+def usr(texts: Sequence[str]) -> float:
+    return len({t.strip().lower() for t in texts}) / len(texts) if texts else 0.0
+
+
+def div(feature_sets: Sequence[frozenset]) -> float:
+    """PETER's DIV: mean |F_i ∩ F_j| over all pairs."""
+    n = len(feature_sets)
+    if n < 2:
+        return 0.0
+    total = sum(len(a & b) for a, b in combinations(feature_sets, 2))
+    return total / (n * (n - 1) / 2)
+
+
+def features(text: str, facts) -> frozenset:
+    low = text.lower()
+    return frozenset(f"{kind}:{v.lower()}" for kind, v in
+                     (("brand", facts.brand), ("category", facts.category), ("category", facts.shared_category))
+                     if v and v.lower() in low)
+
+
+def best_sample(samples: Sequence[Sample]) -> Sample | None:
+    if not samples:
+        return None
+    return min(samples, key=lambda s: (len(s.verdict.failed), not s.verdict.mentions_attribute,
+                                       s.verdict.unsupported_share))
+
+
+def _pct(xs: Sequence[float], q: float) -> float:
+    return float(np.percentile(xs, q)) if xs else 0.0
+
+
+def text_metrics(rows: list[tuple[str, object, object]]) -> dict:
+    """rows: (text, verdict, facts)."""
+    if not rows:
+        return {"count": 0}
+    texts = [t for t, _, _ in rows]
+    verdicts = [v for _, v, _ in rows]
+    return {
+        "count": len(rows),
+        "pass_rate": sum(v.ok for v in verdicts) / len(rows),
+        "hallucination_rate": sum(any(r in v.failed for r in HALLUCINATION_RULES) for v in verdicts) / len(rows),
+        "coverage": sum(v.mentions_history and v.mentions_attribute for v in verdicts) / len(rows),
+        "usr": usr(texts),
+        "div": div([features(t, f) for t, _, f in rows]),
+        "mean_length_words": float(np.mean([len(t.split()) for t in texts])),
+        "failed_rule_counts": {r: sum(r in v.failed for v in verdicts)
+                               for r in sorted({r for v in verdicts for r in v.failed})},
+    }
+
+
+def pick_users(catalog, n: int, seed: int) -> list[str]:
+    seqs = catalog.sequences(("train", "valid", "test"))
+    users = sorted(u for u, s in seqs.items() if len(s) >= 3)
+    random.Random(seed).shuffle(users)
+    return users[:n]
+
+
+def build_requests(ranker, catalog, users: Sequence[str], k: int) -> list[tuple]:
+    """(user, history items, [(item, candidate)]) per user; the history stops before the test item."""
+    from ranker.types import RankQuery
+
+    seqs = catalog.sequences(("train", "valid", "test"))
+    requests = []
+    for u in users:
+        hist_ids = [i for i, split in seqs[u] if split != "test"]
+        hist = catalog.get_items(hist_ids)
+        cands = ranker.recommend(RankQuery(history=tuple(hist_ids), k=k))
+        items = catalog.get_items([c.item_id for c in cands])
+        requests.append((u, hist, list(zip(items, cands))))
+    return requests
+
+
+async def evaluate(explainer: Explainer, requests: Sequence[tuple], k: int, parallel: int = 4,
+                   deadline_s: float | None = None) -> tuple[dict, list[dict]]:
+    sem = asyncio.Semaphore(parallel)
+    results: list = [None] * len(requests)
+
+    async def run(i):
+        u, hist, pairs = requests[i]
+        async with sem:
+            t0 = time.perf_counter()
+            outs, traces = await explainer.explain_traced(hist, pairs, deadline_s)
+            results[i] = (u, hist, outs, traces, time.perf_counter() - t0)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(run(i) for i in range(len(requests))))
+    wall = time.perf_counter() - t0
+
+    llm_rows, ret_rows, cases = [], [], []
+    item_lat, req_lat, tokens, sample_ok, sample_n, unavailable = [], [], 0, 0, 0, 0
+    for u, hist, outs, traces, secs in results:
+        req_lat.append(secs)
+        for j, tr in zip(outs, traces):
+            tokens += tr.completion_tokens
+            if tr.samples:
+                item_lat.append(tr.latency_s)
+                sample_ok += sum(s.verdict.ok for s in tr.samples)
+                sample_n += len(tr.samples)
+                chosen = next((s for s in tr.samples if j.source == SOURCE_LLM and s.text == j.text), None) \
+                    or best_sample(tr.samples)
+                llm_rows.append((chosen.text, chosen.verdict, tr.facts))
+            else:
+                unavailable += 1
+            verdict = explainer.verify(j.text, tr.facts, hist)
+            ret_rows.append((j.text, verdict, tr.facts))
+            cases.append(_case(u, j, tr, verdict))
+    llm = text_metrics(llm_rows)
+    llm["sample_pass_rate"] = sample_ok / sample_n if sample_n else 0.0
+    llm["items_without_llm_answer"] = unavailable
+    ret = text_metrics(ret_rows)
+    ret["grounded_rate"] = ret.pop("pass_rate", 0.0)
+    ret["llm_share"] = sum(j.source == SOURCE_LLM for _, _, outs, _, _ in results for j in outs) / max(1, len(ret_rows))
+    report = {
+        "users": len(requests), "k": k, "items": len(ret_rows),
+        "model": explainer.client.model if explainer.client else "",
+        "prompt_template": explainer.prompt.id, "n_samples": explainer.config.n_samples,
+        "temperature": explainer.config.temperature, "max_tokens": explainer.config.max_tokens,
+        "llm": llm, "returned": ret,
+        "latency_s": {"item_p50": _pct(item_lat, 50), "item_p95": _pct(item_lat, 95),
+                      "request_p50": _pct(req_lat, 50), "request_p95": _pct(req_lat, 95)},
+        "output_tokens": tokens, "wall_s": wall, "output_tokens_per_s": tokens / wall if wall else 0.0,
+    }
+    return report, cases
+
+
+def _case(user: str, j: Justification, tr: Trace, verdict) -> dict:
+    return {
+        "user_id": user, "item_id": j.item_id, "facts": list(tr.facts.lines),
+        "samples": [{"text": s.text, "failed": list(s.verdict.failed)} for s in tr.samples],
+        "returned": j.text, "source": j.source, "template": j.template, "fallback_reason": j.fallback_reason,
+        "verdict": "pass" if verdict.ok else "fail", "failed_rules": list(verdict.failed or j.failed_rules),
+    }
+
+
+def run_from_args(args, workdir: Path) -> dict:
+    from explainer.vllm_server import LocalVLLMServer
+    from ranker.service import Ranker
+    from store.catalog import Catalog
+    from store.paths import db_path, model_dir
+
+    catalog = Catalog(db_path(workdir))
+    try:
+        try:
+            ranker = Ranker.load(model_dir(workdir), catalog)
+            ranker_kind = "trained"
+        except FileNotFoundError:
+            ranker = Ranker.zero_shot(catalog)
+            ranker_kind = "zero_shot"
+        overrides = {"workdir": workdir}
+        if args.vllm_url:
+            overrides["vllm_url"] = args.vllm_url
+        if args.n_samples:
+            overrides["n_samples"] = args.n_samples
+        if args.template:
+            overrides["prompt_template"] = args.template
+        cfg = ExplainerConfig.from_env(**overrides)
+        server = None
+        if not cfg.vllm_url:
+            server = LocalVLLMServer(cfg).start()
+            cfg.vllm_url = server.url
+            cfg.model = server.model_name
+        try:
+            explainer = Explainer(cfg, catalog)
+            users = pick_users(catalog, args.users, args.seed)
+
+            async def go():
+                try:
+                    return await evaluate(explainer, build_requests(ranker, catalog, users, args.k), args.k)
+                finally:
+                    await explainer.aclose()
+            report, cases = asyncio.run(go())
+        finally:
+            if server is not None:
+                server.stop()
+        report["ranker"] = ranker_kind
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(report, indent=2))
+        if args.audit:
+            picked = random.Random(args.seed + 1).sample(cases, min(50, len(cases)))
+            Path(args.audit).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.audit).write_text(json.dumps(picked, indent=2))
+        return report
+    finally:
+        catalog.close()
