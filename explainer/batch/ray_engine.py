@@ -79,6 +79,10 @@ def run_ray(groups: list[Group], spec: WorkerSpec, sink: Sink, address: str = ""
             concurrency: int = 32, groups_per_batch: int = 8, num_cpus: int = 2,
             object_store_mb: int = 100) -> None:
     """Justify `groups` on Ray Data; the driver appends results to `sink` as blocks arrive."""
+    if not address:
+        # A local Ray stays on loopback: Ray resolves "127.0.0.1" to the machine's routable
+        # address unless cluster mode is off, which it reads when it is first imported.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
     started_here = not ray.is_initialized()
@@ -91,8 +95,6 @@ def run_ray(groups: list[Group], spec: WorkerSpec, sink: Sink, address: str = ""
         else:
             # small on purpose: this machine is shared; the actors mostly wait on vLLM
             # Loopback only: a local Ray must not bind or dial the machine's network address.
-            # Ray resolves "127.0.0.1" to the routable address unless cluster mode is off.
-            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
             ray.init(num_cpus=num_cpus, object_store_memory=object_store_mb * 1024 * 1024,
                      _node_ip_address="127.0.0.1", **common)
     try:
