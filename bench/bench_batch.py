@@ -129,7 +129,7 @@ def main() -> int:
         rec.install()
         tmp = Path(tempfile.mkdtemp(prefix="bench-batch-"))
         ranker_dir = str(model_dir(workdir)) if model_dir(workdir).exists() else ""
-        overrides = {"concurrency": args.concurrency}
+        overrides = {"concurrency": args.concurrency, "request_timeout_s": 300.0}
         if args.n_samples:
             overrides["n_samples"] = args.n_samples
         spec = WorkerSpec(db_path=str(db_path(workdir)), ranker_dir=ranker_dir, vllm_urls=(url,),

@@ -19,7 +19,7 @@ from server.cli import main
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
-USERS, ITEMS_PER_USER = 8, 3
+USERS, ITEMS_PER_USER = 6, 3
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def _records(path: Path) -> list[dict]:
 
 def _cli(workdir: Path, inp: Path, out: Path, url: str, *extra: str) -> list[str]:
     return ["explain-batch", "--workdir", str(workdir), "--input", str(inp), "--output", str(out),
-            "--vllm-url", url, "--no-progress", *extra]
+            "--vllm-url", url, "--no-progress", "--n-samples", "2", *extra]
 
 
 def test_small_batch_real_llm_with_rejects(batch_workdir, pairs, vllm_server, capsys):
@@ -104,7 +104,7 @@ def test_sigkill_and_rerun_gives_every_key_once(batch_workdir, pairs, vllm_serve
     inp, keys, _ = pairs
     out = batch_workdir / "killed.jsonl"
     cmd = [sys.executable, "-m", "server.cli",
-           *_cli(batch_workdir, inp, out, vllm_server.url, "--concurrency", "2", "--chunk-size", "1",
+           *_cli(batch_workdir, inp, out, vllm_server.url, "--concurrency", "4", "--chunk-size", "1",
                  "--max-group", "1")]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
