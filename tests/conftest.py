@@ -8,6 +8,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Any Ray started by the tests stays on loopback (see explainer/batch/ray_engine.py).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 pytest_plugins = [p for p in ("tests.fixtures_ranker", "tests.fixtures_llm", "tests.fixtures_server")
                   if (Path(__file__).parent / f"{p.split('.')[-1]}.py").exists()]
