@@ -149,3 +149,27 @@ def test_ray_engine_on_local_ray_resumes_the_same_output(batch_workdir, pairs, v
     assert set(counts) == set(keys) and max(counts.values()) == 1
     assert recs[:len(seeded)] == seeded                               # untouched, not redone
     assert any(r["source"] == "llm" for r in recs[len(seeded):])
+
+
+def test_users_topk_mode_without_llm(batch_workdir, pairs, capsys):
+    """Top-k mode: the ranker picks K items per user; keys user#rank; no LLM (templates)."""
+    from store.catalog import Catalog
+
+    _, _, rows = pairs
+    users = list(dict.fromkeys(r["user_id"] for r in rows))[:3]
+    inp = batch_workdir / "users.txt"
+    inp.write_text("\n".join(users + ["ghost"]) + "\n")
+    out = batch_workdir / "topk.jsonl"
+    assert main(["explain-batch", "--workdir", str(batch_workdir), "--input", str(inp), "--output", str(out),
+                 "--users-topk", "4", "--no-llm", "--no-progress"]) == 0
+    recs = _records(out)
+    assert sorted(r["key"] for r in recs) == sorted(f"{u}#{k}" for u in users for k in range(1, 5))
+    cat = Catalog(batch_workdir / "catalog.sqlite")
+    try:
+        for r in recs:
+            assert r["source"] == "template" and r["fallback_reason"] == "disabled"
+            assert r["item_id"] not in cat.history(r["user_id"])        # recommendations, not history
+            assert r["rank"] == int(r["key"].rsplit("#", 1)[1])
+    finally:
+        cat.close()
+    assert [x["line"] for x in _records(batch_workdir / "topk.rejects.jsonl")] == [4]
