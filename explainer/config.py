@@ -18,7 +18,7 @@ class ExplainerConfig:
     enabled: bool = True
     """False: never call the LLM; every justification is the deterministic template."""
 
-    prompt_template: str = "frame"
+    prompt_template: str = "frame_reason"
     """Name of the Jinja prompt under explainer/templates/ (without the .j2); its version is in the file."""
 
     n_samples: int = 4

@@ -28,27 +28,43 @@ def clean_text(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+_PACKAGING = frozenset("pack packs pcs pc piece pieces each count ct lot lots set sets pair pairs roll rolls of".split())
+
+
+def _name_words(segment: str, brand_words: list[str]) -> list[str]:
+    words = segment.split()
+    while words and brand_words and [w.lower() for w in words[:len(brand_words)]] == brand_words:
+        words = words[len(brand_words):]
+    words = [w for w in words if not _MODEL_CODE.match(w)]
+    # packaging words and counts at either end ("300 Pieces LED Diode", "Package 1 Piece") name nothing
+    def edge(w: str) -> bool:
+        return w.lower() in _PACKAGING or bool(re.fullmatch(r"[\d.,/x+#-]+", w))
+    while words and edge(words[0]):
+        words = words[1:]
+    while words and edge(words[-1]):
+        words = words[:-1]
+    return words
+
+
 def short_name(title: str, brand: str = "", max_words: int = MAX_NAME_WORDS) -> str:
-    """A few words that name the product: the head of the title's first segment, brand and model codes dropped.
+    """A few words that name the product: the head of the title's first naming segment, brand,
+    model codes and pack counts dropped.
 
     "PORTER-CABLE 740001201 4 1/2-Inch by 10yd 120 Grit Adhesive-Backed Sanding Roll" -> "Grit Adhesive-Backed Sanding Roll"
+    "Gorilla Tape, Black Duct Tape, 1.88 x 35 yd" -> "Black Duct Tape"
     """
     title = clean_text(title)
-    segments = [s for s in _SEGMENT_CUT.split(title) if s and s.strip()]
-    first = segments[0] if segments else title
-    words = first.split()
-    if brand:
-        bw = clean_text(brand).lower().split()
-        while words and bw and [w.lower() for w in words[:len(bw)]] == bw:
-            words = words[len(bw):]
-    words = [w for w in words if not _MODEL_CODE.match(w)]
-    # the product noun sits at the end of the first segment; drop leading size/count words
+    bw = clean_text(brand).lower().split()
+    segments = [s for s in _SEGMENT_CUT.split(title) if s and s.strip()] or [title]
+    candidates = [_name_words(seg, bw) for seg in segments]
+    words = next((w for w in candidates if len(w) >= 2), max(candidates, key=len))
+    # the product noun sits at the end of the segment; drop leading size/count words
     tail = words[-max_words:]
     while len(tail) > 2 and _SIZE_WORD.search(tail[0]):
         tail = tail[1:]
     name = " ".join(tail).strip(" .-&")
     if not name:
-        name = " ".join(clean_text(title).split()[:max_words])
+        name = " ".join(title.split()[:max_words])
     return name
 
 
@@ -136,9 +152,9 @@ def compute_facts(history: Sequence[Item], item: Item, candidate: Candidate | No
         if anchor_name.lower() == item_name.lower():   # two products with the same head noun: add the brand
             anchor_name = f"{clean_text(anchor.brand)} {anchor_name}".strip()
             item_name = f"{brand} {item_name}".strip()
-        if anchor_name.lower() == item_name.lower():   # still the same: longer names
-            anchor_name = short_name(anchor.title, anchor.brand, max_words=12)
-            item_name = short_name(item.title, item.brand, max_words=12)
+        if anchor_name.lower() == item_name.lower():   # variants of one product: their titles tell them apart
+            anchor_name = " ".join(clean_text(anchor.title).split()[:14])
+            item_name = " ".join(clean_text(item.title).split()[:14])
         lines.append(f'You bought the "{anchor_name}".')
         same_brand = bool(brand) and brand.lower() == clean_text(anchor.brand).lower()
         if item.category and item.category.strip() == anchor.category.strip():

@@ -109,8 +109,10 @@ class Explainer:
 
     def verify(self, text: str, facts: ItemFacts, history: Sequence[Item], finish_reason: str = "stop",
                prompt: Prompt | None = None) -> Verdict:
-        return self.verifier.verify(text, facts, [h.title for h in history], finish_reason,
-                                    prompt.instructions if prompt else self.prompt.prefix_messages([])[0]["content"])
+        if prompt is None:
+            prompt = self.prompt.render([], facts)
+        return self.verifier.verify(text, facts, [h.title for h in history], finish_reason, prompt.instructions,
+                                    prompt.prefill)
 
     # -- the LLM path ---------------------------------------------------------------------------
     def _choose(self, facts: ItemFacts, samples: Sequence[Sample], model: str) -> Justification:

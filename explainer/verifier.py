@@ -34,10 +34,11 @@ get gets got make makes made use used using
 
 # Words a justification may use without a fact behind them: the frame's connective tissue.
 FRAME_WORDS = frozenset("""
-bought buy buying purchased purchase ordered order recommend recommended recommending suggest suggested
-similar alike match matches matching fit fits fitting related item items product products
-category categories brand brands made maker same type kind another goes go together
+bought buy buying purchased purchase ordered recommend recommended product products
+category categories brand brands made maker
 """.split())
+# Negations: no fact is negative, so a negation in the model's words is an unsupported claim.
+NEGATIONS = frozenset("not no never none nothing neither nor n't cannot isn't aren't doesn't don't".split())
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
 _NUMBER = re.compile(r"(?<![A-Za-z])\d+(?:[.,/]\d+)*")
@@ -108,7 +109,9 @@ class Verifier:
             self._brands[key] = re.compile(r"(?<![A-Za-z0-9])" + re.escape(key) + r"(?![A-Za-z0-9])", re.I)
 
     def verify(self, text: str, facts: ItemFacts, history_titles: Sequence[str],
-               finish_reason: str = "stop", prompt_text: str = "") -> Verdict:
+               finish_reason: str = "stop", prompt_text: str = "", prefill: str = "") -> Verdict:
+        """prompt_text: the static instructions (echo check). prefill: the frame the system wrote;
+        the unsupported-words share is taken over the words after it (the model's own)."""
         failed: list[str] = []
         facts_text = " ".join(facts.lines) + f' "{facts.item_name}" "{facts.anchor_name}"'
         facts_lower = facts_text.lower()
@@ -142,9 +145,14 @@ class Verifier:
             failed.append("no_mention")
         m_attr = any(a and a.lower() in low for a in (facts.brand, facts.category, facts.shared_category))
 
-        cw = content_words(text)
+        own = text[len(prefill):] if prefill and text.startswith(prefill) else text
+        cw = content_words(own)
+        negs = sum(1 for w in words(own) if w in NEGATIONS)
         supported = set(content_words(facts_text)) | {norm(w) for w in FRAME_WORDS}
-        share = (sum(1 for w in cw if w not in supported) / len(cw)) if cw else 1.0
+        if cw or negs:
+            share = (sum(1 for w in cw if w not in supported) + negs) / (len(cw) + negs)
+        else:   # nothing of its own beyond the frame: judged as a whole
+            share = 0.0 if own.strip(" .!?") == "" and own != text else (1.0 if not content_words(text) else 0.0)
         if share > 1 / 3:
             failed.append("unsupported")
 

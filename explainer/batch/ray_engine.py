@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 import os
+import threading
 from typing import Any
 
 from explainer.batch.inputs import Group, Row
@@ -52,7 +53,12 @@ class ExplainActor:
 
         # spread actors over the endpoints: a stable small number per actor
         index = int(ray.get_runtime_context().get_actor_id()[-6:], 16) if spec.vllm_urls else 0
-        self.loop = asyncio.new_event_loop()   # the explainer's HTTP client lives on this loop
+        # One event loop per actor, in its own thread: the explainer's HTTP client lives on it,
+        # and the batches Ray hands this actor concurrently (max_concurrency) share it, so the
+        # next batch is already in flight while the last one drains.
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="explain-loop", daemon=True)
+        self._thread.start()
         self.concurrency = concurrency
         self.worker, self._aclose = build_worker(spec, index)
 
@@ -71,12 +77,13 @@ class ExplainActor:
                 payload.append(json.dumps({"key": row.key, "line": row.line, "reason": reason}))
 
         groups = [group_from_json(s) for s in batch["group"]]
-        self.loop.run_until_complete(run_groups(groups, self.worker.run, on_result, self.concurrency))
+        asyncio.run_coroutine_threadsafe(
+            run_groups(groups, self.worker.run, on_result, self.concurrency), self.loop).result()
         return {"kind": np.array(kinds, dtype=object), "json": np.array(payload, dtype=object)}
 
 
 def run_ray(groups: list[Group], spec: WorkerSpec, sink: Sink, address: str = "", workers: int = 1,
-            concurrency: int = 32, groups_per_batch: int = 8, num_cpus: int = 2,
+            concurrency: int = 32, groups_per_batch: int = 0, num_cpus: int = 2,
             object_store_mb: int = 100) -> None:
     """Justify `groups` on Ray Data; the driver appends results to `sink` as blocks arrive."""
     if not address:
@@ -101,10 +108,14 @@ def run_ray(groups: list[Group], spec: WorkerSpec, sink: Sink, address: str = ""
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False   # the driver shows one tqdm bar over keys
         rows = [{"group": group_to_json(g)} for g in groups]
-        blocks = max(1, min(len(rows) // max(1, groups_per_batch), 1000))
+        if not groups_per_batch:
+            # about `concurrency` items per batch, whatever the group sizes
+            mean = sum(len(g.rows) for g in groups) / max(1, len(groups))
+            groups_per_batch = max(1, round(concurrency / max(1.0, mean)))
+        blocks = max(1, min(len(rows) // groups_per_batch, 1000))
         ds = ray.data.from_items(rows, override_num_blocks=blocks)
         ds = ds.map_batches(ExplainActor, fn_constructor_kwargs={"spec": spec, "concurrency": concurrency},
-                            batch_size=groups_per_batch, num_cpus=1,
+                            batch_size=groups_per_batch, num_cpus=1, max_concurrency=2,
                             compute=ray.data.ActorPoolStrategy(size=workers),
                             batch_format="numpy")
         try:
