@@ -93,7 +93,7 @@ class RecService:
         pairs = [(r.item, r.candidate) for r in recs]
         justs = await self._run(self.explainer.explain_template, history, pairs)
         reason = self._fallback_reason()
-        return [j if j.fallback_reason else dataclasses.replace(j, fallback_reason=reason) for j in justs]
+        return [dataclasses.replace(j, fallback_reason=reason) for j in justs]
 
     async def _explain_llm(self, history: list[Item], pairs: list, budget: float) -> list["Justification"]:
         traced = getattr(self.explainer, "explain_traced", None)
