@@ -62,6 +62,8 @@ def short_name(title: str, brand: str = "", max_words: int = MAX_NAME_WORDS) -> 
     tail = words[-max_words:]
     while len(tail) > 2 and _SIZE_WORD.search(tail[0]):
         tail = tail[1:]
+    while len(tail) > 1 and tail[0].lower() in ("the", "a", "an", "and", "of", "for", "with"):
+        tail = tail[1:]   # the frame says "the <name>"
     name = " ".join(tail).strip(" .-&")
     if not name:
         name = " ".join(title.split()[:max_words])

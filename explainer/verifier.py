@@ -167,7 +167,10 @@ class Verifier:
         if _repetitive(unnamed):
             failed.append("repetitive")
 
-        if any(mark in low for mark in _ECHO_MARKERS) or _echoes(text, prompt_text):
+        # catalog data may itself contain such words (an injected title): only the text beyond the facts counts
+        unnamed_low = unnamed.lower()
+        if any(mark in unnamed_low and mark not in facts_lower for mark in _ECHO_MARKERS) \
+                or _echoes(unnamed, prompt_text):
             failed.append("prompt_echo")
         return Verdict(tuple(failed), m_item, m_hist, m_attr, share)
 

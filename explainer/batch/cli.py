@@ -70,6 +70,7 @@ def explain_batch(args: argparse.Namespace) -> int:
     from store.catalog import Catalog
     from store.paths import db_path, model_dir
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)   # one line per request drowns the progress bar
     for name, value, low in (("concurrency", args.concurrency, 1), ("max_group", args.max_group, 1),
                              ("chunk_size", args.chunk_size, 1), ("ray_workers", args.ray_workers, 1),
                              ("users_topk", args.users_topk, 0)):
