@@ -63,8 +63,10 @@ class VLLMClient:
         }
 
     async def chat(self, messages: Sequence[dict], n: int = 1, max_tokens: int = 40, temperature: float = 0.7,
-                   top_p: float = 0.9, timeout_s: float | None = None) -> Completion:
+                   top_p: float = 0.9, timeout_s: float | None = None, extra: dict | None = None) -> Completion:
+        """extra: more request fields (e.g. the bench's ignore_eos); never `seed` on the CPU build."""
         body = await self._body(messages, n, max_tokens, temperature, top_p, stream=False)
+        body.update(extra or {})
         t0 = time.perf_counter()
         async with self._sem:
             try:
