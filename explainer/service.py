@@ -152,6 +152,8 @@ class Explainer:
                              deadline_s: float | None = None) -> tuple[list[Justification], list[Trace]]:
         facts = self.facts(history, items)
         traces = [Trace(f) for f in facts]
+        if not facts:
+            return [], []
         if not self.config.enabled:
             return [self._template(f, FALLBACK_DISABLED) for f in facts], traces
         if self.client is None:

@@ -145,6 +145,9 @@ async def test_disabled_explainer_answers_from_the_template(catalog):
     hist = [H1, H2]
     out = await ex.explain(hist, [(ITEM, Candidate("I1", 0.9))])
     assert len(out) == 1 and out[0].source == "template" and out[0].fallback_reason == "disabled"
+    assert await ex.explain(hist, []) == []
+    live = Explainer(ExplainerConfig(vllm_url="http://127.0.0.1:9"), catalog)
+    assert await live.explain(hist, []) == []
 
 
 def test_config_names_the_bad_field():
