@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hmac
 import inspect
+import itertools
 import logging
+import os
 import time
-import uuid
 from contextlib import asynccontextmanager
 
 import grpc
@@ -63,7 +64,12 @@ async def _abort_with(context, exc: Exception) -> None:
 
 class RequestIdInterceptor(grpc.aio.ServerInterceptor):
     """Takes the caller's `x-request-id` (or makes one), exposes it to the call's code and log
-    lines, and sends it back as initial metadata."""
+    lines, and sends it back as initial metadata. Made ids are a per-process random prefix and
+    a counter: unique, and cheaper than a uuid per call."""
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(4).hex()
+        self._counter = itertools.count(1)
 
     async def intercept_service(self, continuation, details):
         handler = await continuation(details)
@@ -71,7 +77,7 @@ class RequestIdInterceptor(grpc.aio.ServerInterceptor):
 
         @asynccontextmanager
         async def around(context):
-            rid = given[:64] if given and given.isprintable() else uuid.uuid4().hex[:16]
+            rid = given[:64] if given and given.isprintable() else f"{self._prefix}-{next(self._counter):x}"
             token = REQUEST_ID.set(rid)
             try:
                 await context.send_initial_metadata((("x-request-id", rid),))
@@ -85,9 +91,15 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
     """One log line and the request / latency metrics per call. OK calls log at DEBUG so a
     busy server is not slowed by its own log."""
 
+    def __init__(self) -> None:
+        self._latency: dict = {}
+
     async def intercept_service(self, continuation, details):
         handler = await continuation(details)
         method = details.method
+        latency = self._latency.get(method)
+        if latency is None:
+            latency = self._latency[method] = metrics.LATENCY.labels(method)
 
         @asynccontextmanager
         async def around(context):
@@ -109,10 +121,11 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
                 if not isinstance(code, grpc.StatusCode):
                     code = _code_from_int(code)
                 metrics.REQUESTS.labels(method, code.name).inc()
-                metrics.LATENCY.labels(method).observe(elapsed)
-                log.log(logging.DEBUG if code == grpc.StatusCode.OK else logging.INFO,
-                        "%s %s %.1fms request_id=%s peer=%s", method, code.name, elapsed * 1e3,
-                        REQUEST_ID.get() or "-", context.peer())
+                latency.observe(elapsed)
+                level = logging.DEBUG if code == grpc.StatusCode.OK else logging.INFO
+                if log.isEnabledFor(level):
+                    log.log(level, "%s %s %.1fms request_id=%s peer=%s", method, code.name, elapsed * 1e3,
+                            REQUEST_ID.get() or "-", context.peer())
         return _wrap(handler, around)
 
 

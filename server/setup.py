@@ -34,23 +34,28 @@ def open_catalog(workdir: Path) -> Catalog:
 
 
 def _train(workdir: Path, catalog: Catalog) -> bool:
-    """Trains through the ranker's public API; False when this build has no training code."""
+    """Trains through the ranker's public API (`ranker.train.train`) with its default config;
+    False when this build has no training code."""
     try:
-        from ranker import train as train_mod
-    except ModuleNotFoundError:
+        from ranker.train import TrainConfig, train
+    except ImportError:
         return False
-    fn = getattr(train_mod, "train_default", None) or getattr(train_mod, "train", None)
-    if fn is None:
-        return False
-    log.info("no trained ranker in %s: training (this takes a while)", model_dir(workdir))
+    log.info("no trained ranker in %s: training with the default config (this takes a while)", model_dir(workdir))
     t0 = time.perf_counter()
-    fn(workdir=workdir, catalog=catalog)
+    train(catalog, model_dir(workdir), TrainConfig(), progress=False)
     log.info("ranker trained in %.0f s", time.perf_counter() - t0)
     return True
 
 
+def set_search_threads(n: int) -> None:
+    """Serving searches one query per call: OpenMP fan-out only adds synchronisation."""
+    import faiss
+    faiss.omp_set_num_threads(n)
+
+
 def load_ranker(config: "ServerConfig", workdir: Path, catalog: Catalog):
     from ranker.service import Ranker
+    set_search_threads(config.search_threads)
     if config.zero_shot:
         log.info("ranker: zero-shot MiniLM (asked for)")
         return Ranker.zero_shot(catalog)

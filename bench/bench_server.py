@@ -1,0 +1,251 @@
+"""Service benchmark: prints numbers and ratios measured in one run.
+
+1. Recommend without justifications on the Scientific catalog: C concurrent clients (one
+   channel each) over loopback for D seconds against `explainrec serve` in its own process.
+   Prints throughput, p50, p99, and the ranker's own single-call latency in this process for
+   reference (the floor the service cannot go under).
+2. Recommend with justifications (k=5) through a local vLLM server, one call at a time:
+   p50 / p95 end to end, and the time vLLM alone needs for the same prompts (the same five
+   prompts, sent concurrently with the same sampling settings, straight to vLLM). Users
+   alternate which of the two goes first, so the prefix cache favours neither.
+
+    python bench/bench_server.py                   # both parts, default workdir
+    python bench/bench_server.py --skip-llm        # part 1 only
+    python bench/bench_server.py --concurrency 32 --duration 20 --llm-users 20
+
+The ranker is the trained model when the workdir has one, else the zero-shot MiniLM
+(`--zero-shot` forces it); the service and the reference use the same one.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, int(round(q / 100 * len(s) + 0.5)) - 1))]
+
+
+# -- the service under test -------------------------------------------------------------------
+class ServiceProcess:
+    """`explainrec serve` in a child process on a free port; SIGTERM on exit."""
+
+    def __init__(self, workdir: Path, extra: list[str]):
+        cmd = [sys.executable, "-m", "server.cli", "serve", "--workdir", str(workdir), "--port", "0",
+               "--metrics-port", "-1", *extra]
+        self.log = open(workdir / "logs" / "bench-serve.log", "ab")
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        info = json.loads(self.proc.stdout.readline())
+        self.target = info["grpc"]
+
+    def wait_serving(self, timeout_s: float = 900) -> None:
+        from server.client import ExplainRecClient
+        with ExplainRecClient(self.target) as c:
+            c.wait_until_serving(timeout_s)
+
+    def cpu_s(self) -> float:
+        """User + system CPU seconds the service process has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(120)
+        self.log.close()
+        return rc
+
+
+def load_ranker(catalog, workdir: Path, zero_shot: bool):
+    from ranker.service import Ranker
+    from server.config import ServerConfig
+    from server.setup import set_search_threads
+    set_search_threads(ServerConfig().search_threads)     # as the service does
+    from store.paths import model_dir
+    if not zero_shot and (model_dir(workdir) / "config.json").exists():
+        return Ranker.load(model_dir(workdir), catalog), "trained"
+    return Ranker.zero_shot(catalog), "zero-shot"
+
+
+# -- part 1 -----------------------------------------------------------------------------------
+async def load_test(target: str, users: list[str], concurrency: int, duration_s: float, k: int,
+                    server_cpu) -> dict:
+    import grpc
+    from protos.explainrec.v1 import explainrec_pb2 as pb
+    from protos.explainrec.v1 import explainrec_pb2_grpc as pb_grpc
+
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    channels = [grpc.aio.insecure_channel(target) for _ in range(concurrency)]
+    stubs = [pb_grpc.ExplainRecStub(ch) for ch in channels]
+    rng = random.Random(0)
+
+    async def client(stub, until: float, record: bool) -> None:
+        while time.perf_counter() < until:
+            req = pb.RecommendRequest(user_id=rng.choice(users), k=k)
+            t0 = time.perf_counter()
+            try:
+                await stub.Recommend(req, timeout=10)
+                if record:
+                    latencies.append(time.perf_counter() - t0)
+            except grpc.aio.AioRpcError as err:
+                errors[err.code().name] = errors.get(err.code().name, 0) + 1
+
+    warm_until = time.perf_counter() + min(3.0, duration_s / 4)
+    await asyncio.gather(*(client(s, warm_until, False) for s in stubs))
+    server_cpu0, client_cpu0 = server_cpu(), time.process_time()
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client(s, t0 + duration_s, True) for s in stubs))
+    wall = time.perf_counter() - t0
+    server_cpu1, client_cpu1 = server_cpu(), time.process_time()
+    for ch in channels:
+        await ch.close()
+    n = max(1, len(latencies))
+    return {"concurrency": concurrency, "k": k, "duration_s": round(wall, 1), "requests": len(latencies),
+            "throughput_rps": round(len(latencies) / wall, 1), "p50_ms": round(pct(latencies, 50) * 1e3, 1),
+            "p99_ms": round(pct(latencies, 99) * 1e3, 1), "errors": errors,
+            "server_cpu_ms_per_request": round((server_cpu1 - server_cpu0) / n * 1e3, 2),
+            "client_cpu_ms_per_request": round((client_cpu1 - client_cpu0) / n * 1e3, 2)}
+
+
+def ranker_alone(ranker, users: list[str], k: int, n: int = 200) -> dict:
+    from ranker.types import RankQuery
+    rng = random.Random(1)
+    lat = []
+    for _ in range(n):
+        q = RankQuery(user_id=rng.choice(users), k=k)
+        t0 = time.perf_counter()
+        ranker.recommend(q)
+        lat.append(time.perf_counter() - t0)
+    return {"calls": n, "p50_ms": round(pct(lat, 50) * 1e3, 1), "p99_ms": round(pct(lat, 99) * 1e3, 1)}
+
+
+# -- part 2 -----------------------------------------------------------------------------------
+async def llm_compare(target: str, catalog, ranker, explainer, users: list[str], k: int) -> dict:
+    from ranker.types import RankQuery
+    from server.client import ExplainRecClient
+
+    client = explainer.client
+    cfg = explainer.config
+    e2e, alone, sources = [], [], {}
+    with ExplainRecClient(target, timeout_s=120) as svc:
+        for n, user in enumerate(users):
+            # the prompts the service will build: same ranking, same facts, same template
+            query = RankQuery(user_id=user, k=k)
+            cands = ranker.recommend(query)
+            items = catalog.get_items([c.item_id for c in cands])
+            history = catalog.get_items(ranker.resolve_history(query)[-50:])
+            names = explainer.history_names(history)
+            prompts = [explainer.prompt.render(names, f) for f in explainer.facts(history, list(zip(items, cands)))]
+
+            async def vllm_alone() -> float:
+                t0 = time.perf_counter()
+                await asyncio.gather(*(client.chat(p.messages, n=cfg.n_samples, max_tokens=cfg.max_tokens,
+                                                   temperature=cfg.temperature, top_p=cfg.top_p) for p in prompts))
+                return time.perf_counter() - t0
+
+            async def end_to_end() -> float:
+                t0 = time.perf_counter()
+                reply = await asyncio.to_thread(svc.recommend, user_id=user, k=k, explain=True)
+                took = time.perf_counter() - t0
+                assert [it.item.id for it in reply.items] == [i.id for i in items], "service ranked differently"
+                for it in reply.items:
+                    key = it.justification.source + (f"/{it.justification.fallback_reason}"
+                                                     if it.justification.fallback_reason else "")
+                    sources[key] = sources.get(key, 0) + 1
+                return took
+
+            if n % 2 == 0:
+                e2e.append(await end_to_end())
+                alone.append(await vllm_alone())
+            else:
+                alone.append(await vllm_alone())
+                e2e.append(await end_to_end())
+    return {"users": len(users), "k": k, "n_samples": cfg.n_samples, "max_tokens": cfg.max_tokens,
+            "e2e_p50_s": round(pct(e2e, 50), 3), "e2e_p95_s": round(pct(e2e, 95), 3),
+            "vllm_alone_p50_s": round(pct(alone, 50), 3), "vllm_alone_p95_s": round(pct(alone, 95), 3),
+            "ratio_p50": round(pct(e2e, 50) / pct(alone, 50), 3),
+            "ratio_total": round(sum(e2e) / sum(alone), 3),
+            "ratio_median_per_user": round(statistics.median(a / b for a, b in zip(e2e, alone)), 3),
+            "justification_sources": sources}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workdir", type=Path, default=None)
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--duration", type=float, default=20.0)
+    p.add_argument("--k", type=int, default=10, help="k for part 1")
+    p.add_argument("--llm-users", type=int, default=20)
+    p.add_argument("--llm-k", type=int, default=5)
+    p.add_argument("--skip-llm", action="store_true")
+    p.add_argument("--zero-shot", action="store_true", help="use the zero-shot ranker even if a trained one exists")
+    args = p.parse_args()
+
+    import logging
+    logging.basicConfig(level=logging.WARNING)
+    from store.catalog import Catalog
+    from store.paths import db_path, default_workdir, model_dir
+    workdir = (args.workdir or default_workdir()).resolve()
+    (workdir / "logs").mkdir(parents=True, exist_ok=True)
+    zero_shot = args.zero_shot or not (model_dir(workdir) / "config.json").exists()
+    ranker_flag = ["--zero-shot"] if zero_shot else ["--no-zero-shot", "--no-train-if-missing"]
+    catalog = Catalog(db_path(workdir))
+    users = catalog.user_ids()
+    out: dict = {"machine": f"{os.cpu_count()} cpus", "items": catalog.item_count(), "users": len(users)}
+
+    svc = ServiceProcess(workdir, ["--no-llm", *ranker_flag])
+    try:
+        svc.wait_serving()
+        out["recommend_no_explanations"] = asyncio.run(
+            load_test(svc.target, users, args.concurrency, args.duration, args.k, svc.cpu_s))
+        out["recommend_no_explanations_1_client"] = asyncio.run(
+            load_test(svc.target, users, 1, min(args.duration, 8.0), args.k, svc.cpu_s))
+    finally:
+        out["recommend_no_explanations_server_exit"] = svc.stop()
+    ranker, out["ranker"] = load_ranker(catalog, workdir, zero_shot)
+    out["ranker_alone_in_process"] = ranker_alone(ranker, users, args.k)
+    print(json.dumps(out, indent=2), flush=True)
+
+    if not args.skip_llm:
+        from explainer.config import ExplainerConfig
+        from explainer.prepare import prepare_model
+        from explainer.service import Explainer
+        from explainer.vllm_server import LocalVLLMServer
+        with LocalVLLMServer(ExplainerConfig.from_env(workdir=workdir, model_dir=prepare_model(workdir))) as vllm:
+            svc = ServiceProcess(workdir, ["--vllm-url", vllm.url, *ranker_flag])
+            explainer = Explainer(ExplainerConfig.from_env(vllm_url=vllm.url, model=vllm.model_name), catalog)
+            try:
+                svc.wait_serving()
+                rng = random.Random(2)
+                picked = rng.sample([u for u in users if len(catalog.history(u)) >= 3], args.llm_users)
+
+                async def run():
+                    try:
+                        return await llm_compare(svc.target, catalog, ranker, explainer, picked, args.llm_k)
+                    finally:
+                        await explainer.aclose()
+                out["recommend_with_explanations"] = asyncio.run(run())
+            finally:
+                svc.stop()
+        print(json.dumps({"recommend_with_explanations": out["recommend_with_explanations"]}, indent=2))
+    catalog.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
