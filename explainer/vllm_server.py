@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import weakref
 from pathlib import Path
@@ -27,6 +28,15 @@ from store.paths import default_workdir
 log = logging.getLogger(__name__)
 
 _LIVE: "weakref.WeakSet[LocalVLLMServer]" = weakref.WeakSet()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent dies, even by SIGKILL (Linux prctl)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _free_port(host: str) -> int:
@@ -84,7 +94,10 @@ class LocalVLLMServer:
         logf.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(self.command(model_dir))}\n".encode())
         logf.flush()
         self._proc = subprocess.Popen(self.command(model_dir), stdout=logf, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+                                      stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+                                      # the death signal follows the forking *thread*: only tie it to the main one
+                                      preexec_fn=_die_with_parent if sys.platform == "linux"
+                                      and threading.current_thread() is threading.main_thread() else None)
         logf.close()
         _LIVE.add(self)
         log.info("vLLM server starting (pid %d, %s), log %s", self._proc.pid, self.url, self.log_path)
