@@ -107,6 +107,7 @@ def main() -> int:
     ap.add_argument("--vllm-url", default="", help="use a running server (no cache resets unless it allows them)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     from explainer.batch.inputs import plan
     from explainer.batch.journal import Journal

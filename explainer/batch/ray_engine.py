@@ -54,7 +54,7 @@ class ExplainActor:
         # spread actors over the endpoints: a stable small number per actor
         index = int(ray.get_runtime_context().get_actor_id()[-6:], 16) if spec.vllm_urls else 0
         # One event loop per actor, in its own thread: the explainer's HTTP client lives on it,
-        # and the batches Ray hands this actor concurrently (max_concurrency) share it, so the
+        # and the two batches Ray runs on this actor at once (max_concurrent_calls_per_actor) share it, so the
         # next batch is already in flight while the last one drains.
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="explain-loop", daemon=True)
@@ -115,8 +115,9 @@ def run_ray(groups: list[Group], spec: WorkerSpec, sink: Sink, address: str = ""
         blocks = max(1, min(len(rows) // groups_per_batch, 1000))
         ds = ray.data.from_items(rows, override_num_blocks=blocks)
         ds = ds.map_batches(ExplainActor, fn_constructor_kwargs={"spec": spec, "concurrency": concurrency},
-                            batch_size=groups_per_batch, num_cpus=1, max_concurrency=2,
-                            compute=ray.data.ActorPoolStrategy(size=workers),
+                            batch_size=groups_per_batch, num_cpus=1,
+                            compute=ray.data.ActorPoolStrategy(size=workers, max_concurrent_calls_per_actor=2,
+                                                               enable_true_multi_threading=True),
                             batch_format="numpy")
         try:
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
