@@ -36,6 +36,15 @@ class ModelConfig:
     """Dropout inside the user tower and on its inputs."""
     recency_decay: float = 0.5
     """Weight multiplier per step back for the recency-mean skip path."""
+    score: str = "cosine"
+    """"cosine" (unit towers, learned logit scale) or "dot" (raw inner product: item norms can carry popularity)."""
+    recency_mix: bool = True
+    """Add the recency-weighted mean of the history to the transformer output (the zero-shot user as a skip path)."""
+    residual: bool = True
+    """Learn a per-item residual vector on top of the projected text vector."""
+    tied: bool = True
+    """The user tower reads the item tower's vectors (True) or its own input item tower (False), so the user
+    need not sit next to the items it has already seen."""
 
     def __post_init__(self) -> None:
         if self.n_items < 0:
@@ -46,6 +55,8 @@ class ModelConfig:
             raise ValueError(f"max_len must be in 1..1000 (got {self.max_len})")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1) (got {self.dropout})")
+        if self.score not in ("cosine", "dot"):
+            raise ValueError(f"score must be 'cosine' or 'dot' (got {self.score!r})")
         if not 0.0 < self.recency_decay <= 1.0:
             raise ValueError(f"recency_decay must be in (0, 1] (got {self.recency_decay})")
 
@@ -65,10 +76,10 @@ class ItemTower(nn.Module):
     def forward(self, text: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """text: float[n, text_dim]; rows: long[n] residual rows (-1 or >= n_items = cold). -> unit float[n, dim]."""
         x = self.proj(text)
-        if rows is not None:
+        if rows is not None and self.cfg.residual:
             rows = torch.where((rows < 0) | (rows >= self.cfg.n_items), torch.full_like(rows, self.cfg.n_items), rows)
             x = x + self.residual(rows)
-        return F.normalize(x, dim=-1)
+        return F.normalize(x, dim=-1) if self.cfg.score == "cosine" else x
 
 
 def recency_weights(length: int, decay: float, device=None) -> torch.Tensor:
@@ -102,9 +113,11 @@ class UserTower(nn.Module):
         causal = torch.triu(torch.ones(L, L, dtype=torch.bool, device=seq.device), diagonal=1)
         h = self.encoder(x, mask=causal, src_key_padding_mask=~valid, is_causal=True)
         h = self.norm(h)
-        recent = torch.einsum("ts,bsd->btd", recency_weights(L, self.cfg.recency_decay, seq.device),
-                              seq * valid[..., None])
-        return F.normalize(h + self.mix * F.normalize(recent, dim=-1), dim=-1)
+        if self.cfg.recency_mix:
+            recent = torch.einsum("ts,bsd->btd", recency_weights(L, self.cfg.recency_decay, seq.device),
+                                  seq * valid[..., None])
+            h = h + self.mix * F.normalize(recent, dim=-1)
+        return F.normalize(h, dim=-1) if self.cfg.score == "cosine" else h
 
 
 class TwoTower(nn.Module):
@@ -112,14 +125,23 @@ class TwoTower(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.item = ItemTower(cfg)
+        self.item_in = None if cfg.tied else ItemTower(cfg)
         self.user = UserTower(cfg)
         self.log_scale = nn.Parameter(torch.tensor(3.0))   # logits = exp(log_scale) * cosine; e^3 ~ 20
 
     def scale(self) -> torch.Tensor:
+        if self.cfg.score == "dot":
+            return torch.ones((), device=self.log_scale.device)
         return self.log_scale.clamp(max=4.6).exp()      # at most ~100
 
+    def input_items(self, text: torch.Tensor, rows: torch.Tensor | None, items: torch.Tensor | None = None) -> torch.Tensor:
+        """The vectors the user tower reads for these items (the item tower's own when tied)."""
+        if self.item_in is None:
+            return items if items is not None else self.item(text, rows)
+        return self.item_in(text, rows)
+
     def last_user(self, seq: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """The user after the whole (right-padded) sequence: unit float[B, dim]."""
+        """The user after the whole (right-padded) sequence: float[B, dim] (unit for cosine models)."""
         out = self.user(seq, valid)
         last = valid.long().sum(dim=1).clamp(min=1) - 1
         return out[torch.arange(out.shape[0], device=out.device), last]

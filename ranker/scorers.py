@@ -25,11 +25,14 @@ class Scorer(Protocol):
     def item_vectors(self, item_ids: Sequence[str], text_emb: np.ndarray) -> np.ndarray:
         """Unit float32[n, dim] for items with these ids and frozen text vectors float32[n, 384]."""
 
+    def history_vectors(self, item_ids: Sequence[str], text_emb: np.ndarray) -> np.ndarray | None:
+        """What the user tower reads for these items, float32[n, dim]; None = the item vectors themselves."""
+
     def query_vector(self, text_emb: np.ndarray) -> np.ndarray:
         """A free-text query's frozen vector float32[384] -> unit float32[dim] in item space."""
 
     def user_vectors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-        """Each history is float32[h, dim] (item-space vectors, oldest first, h >= 1) -> unit float32[B, dim]."""
+        """Each history is float32[h, dim] (history_vectors, or item vectors when those are None, oldest first, h >= 1) -> unit float32[B, dim]."""
 
 
 def recency_mean(vectors: np.ndarray, decay: float = 0.5) -> np.ndarray:
@@ -50,6 +53,9 @@ class ZeroShotScorer:
 
     def item_vectors(self, item_ids: Sequence[str], text_emb: np.ndarray) -> np.ndarray:
         return _normalize(np.asarray(text_emb, dtype=np.float32).reshape(-1, self.dim))
+
+    def history_vectors(self, item_ids: Sequence[str], text_emb: np.ndarray) -> None:
+        return None
 
     def query_vector(self, text_emb: np.ndarray) -> np.ndarray:
         return _normalize(np.asarray(text_emb, dtype=np.float32).reshape(self.dim))
@@ -88,21 +94,31 @@ class TrainedScorer:
         item_ids = json.loads((model_dir / "item_ids.json").read_text())
         return cls(model, {i: r for r, i in enumerate(item_ids)}, device)
 
-    def item_vectors(self, item_ids: Sequence[str], text_emb: np.ndarray) -> np.ndarray:
+    def _run_tower(self, tower, item_ids: Sequence[str], text_emb: np.ndarray) -> np.ndarray:
         torch = self._torch
         rows = torch.tensor([self.item_rows.get(i, -1) for i in item_ids], dtype=torch.long, device=self.device)
         out = []
         with torch.inference_mode():
             for s in range(0, len(item_ids), 4096):
                 t = torch.as_tensor(np.asarray(text_emb[s:s + 4096], dtype=np.float32), device=self.device)
-                out.append(self.model.item(t, rows[s:s + 4096]).cpu().numpy())
+                out.append(tower(t, rows[s:s + 4096]).cpu().numpy())
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
 
+    def item_vectors(self, item_ids: Sequence[str], text_emb: np.ndarray) -> np.ndarray:
+        return self._run_tower(self.model.item, item_ids, text_emb)
+
+    def history_vectors(self, item_ids: Sequence[str], text_emb: np.ndarray) -> np.ndarray | None:
+        if self.model.item_in is None:
+            return None
+        return self._run_tower(self.model.item_in, item_ids, text_emb)
+
     def query_vector(self, text_emb: np.ndarray) -> np.ndarray:
+        """Through the user tower's input item tower (zero residual): the text is a history step."""
         torch = self._torch
+        tower = self.model.item_in or self.model.item
         with torch.inference_mode():
             t = torch.as_tensor(np.asarray(text_emb, dtype=np.float32).reshape(1, -1), device=self.device)
-            return self.model.item(t, None)[0].cpu().numpy().astype(np.float32)
+            return tower(t, None)[0].cpu().numpy().astype(np.float32)
 
     def user_vectors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         torch = self._torch

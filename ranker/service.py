@@ -66,7 +66,10 @@ class Ranker:
         self._ids: list[str] = []              # row -> item id (rows are FAISS ids; never reused)
         self._row: dict[str, int] = {}         # item id -> row
         self._items: dict[str, Item] = {}      # every item with a row, deleted ones too (history evidence)
-        self._vecs = np.zeros((0, scorer.dim), dtype=np.float32)
+        self._vecs = np.zeros((0, scorer.dim), dtype=np.float32)    # item tower output: what the index holds
+        self._unit = self._vecs                                      # the same, unit length (evidence, query match)
+        self._hvecs = self._vecs                                     # what the user tower reads (untied models)
+        self._tied = True
         self._active = np.zeros(0, dtype=bool)  # row is in the index
         self._category_rows: dict[str, np.ndarray] = {}
         self.index: VectorIndex | None = None
@@ -97,13 +100,17 @@ class Ranker:
         ranker._build_from_saved(model_dir)
         return ranker
 
-    def _encode_items(self, items: Sequence[Item]) -> np.ndarray:
+    def _encode_items(self, items: Sequence[Item]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(item-tower vectors, user-tower input vectors or None when the model ties them)."""
         if not items:
-            return np.zeros((0, self.scorer.dim), dtype=np.float32)
+            empty = np.zeros((0, self.scorer.dim), dtype=np.float32)
+            return empty, (None if self._tied else empty)
         text = self.encoder.encode([i.text() for i in items])
-        return self.scorer.item_vectors([i.id for i in items], text)
+        ids = [i.id for i in items]
+        return self.scorer.item_vectors(ids, text), self.scorer.history_vectors(ids, text)
 
-    def _append_rows(self, items: Sequence[Item], vecs: np.ndarray, active: np.ndarray) -> np.ndarray:
+    def _append_rows(self, items: Sequence[Item], vecs: np.ndarray, hvecs: np.ndarray | None,
+                     active: np.ndarray) -> np.ndarray:
         """Adds rows for new items (caller holds the lock); returns their row numbers."""
         start = len(self._ids)
         rows = np.arange(start, start + len(items), dtype=np.int64)
@@ -111,17 +118,27 @@ class Ranker:
             self._ids.append(item.id)
             self._row[item.id] = int(r)
             self._items[item.id] = item
-        self._vecs = np.concatenate([self._vecs, vecs.astype(np.float32)]) if len(self._vecs) else vecs.astype(np.float32)
+        if start == 0:
+            self._tied = hvecs is None
+        vecs = vecs.astype(np.float32)
+        self._vecs = np.concatenate([self._vecs, vecs]) if start else vecs
+        unit = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        self._unit = np.concatenate([self._unit, unit]) if start else unit
+        if self._tied:
+            self._hvecs = self._vecs
+        else:
+            h = (vecs if hvecs is None else hvecs).astype(np.float32)
+            self._hvecs = np.concatenate([self._hvecs, h]) if start else h
         self._active = np.concatenate([self._active, active])
         return rows
 
     def _build_from_catalog(self) -> None:
         items = self.catalog.all_items(include_deleted=True)
         deleted = self.catalog.deleted_item_ids()
-        vecs = self._encode_items(items)
+        vecs, hvecs = self._encode_items(items)
         active = np.array([i.id not in deleted for i in items], dtype=bool)
         with self._lock:
-            rows = self._append_rows(items, vecs, active)
+            rows = self._append_rows(items, vecs, hvecs, active)
             self.index = VectorIndex.build(vecs[active], rows[active], self.config.index)
             self.root_levels = common_root([i.category for i in items])
         log.info("ranker (%s): %d items, index %s", self.scorer.name, int(active.sum()), self.index.describe())
@@ -129,21 +146,23 @@ class Ranker:
     def _build_from_saved(self, model_dir: Path) -> None:
         saved_ids: list[str] = json.loads((model_dir / "index_ids.json").read_text())
         saved_vecs = np.load(model_dir / "item_vectors.npy")
+        hpath = model_dir / "history_vectors.npy"
+        saved_hvecs = np.load(hpath) if hpath.exists() else None
         index = VectorIndex.load(model_dir / "index.faiss")
         catalog_items = {i.id: i for i in self.catalog.all_items(include_deleted=True)}
         deleted = self.catalog.deleted_item_ids()
         known = [catalog_items.get(i, Item(id=i, title=i)) for i in saved_ids]
         saved_set = set(saved_ids)
         new = [i for iid, i in catalog_items.items() if iid not in saved_set]
-        new_vecs = self._encode_items(new)
+        new_vecs, new_hvecs = self._encode_items(new)
         with self._lock:
-            self._append_rows(known, saved_vecs, np.array([i in catalog_items and i not in deleted for i in saved_ids], bool))
+            self._append_rows(known, saved_vecs, saved_hvecs, np.array([i in catalog_items and i not in deleted for i in saved_ids], bool))
             self.index = index
             gone = [r for r, i in enumerate(saved_ids) if i not in catalog_items or i in deleted]
             self.index.remove(gone)
             if new:
                 active = np.array([i.id not in deleted for i in new], dtype=bool)
-                rows = self._append_rows(new, new_vecs, active)
+                rows = self._append_rows(new, new_vecs, new_hvecs, active)
                 self.index.add(new_vecs[active], rows[active])
             self.root_levels = common_root([i.category for i in catalog_items.values()])
         log.info("ranker (model %s): %d saved items, %d new, %d removed; index %s", model_dir,
@@ -162,12 +181,12 @@ class Ranker:
             if not isinstance(item, Item) or not item.id or not item.title.strip():
                 raise InvalidInput(f"items[{n}]", "each item needs an id and a title")
         self.catalog.upsert_items(items)
-        vecs = self._encode_items(items)          # outside the lock: the slow part
+        vecs, hvecs = self._encode_items(items)   # outside the lock: the slow part
         with self._lock:
             old = [self._row[i.id] for i in items if i.id in self._row and self._active[self._row[i.id]]]
             self.index.remove(old)
             self._active[old] = False
-            rows = self._append_rows(items, vecs, np.ones(len(items), dtype=bool))
+            rows = self._append_rows(items, vecs, hvecs, np.ones(len(items), dtype=bool))
             self.index.add(vecs, rows)
             self._category_rows.clear()
 
@@ -228,18 +247,26 @@ class Ranker:
         return stored + list(query.history)
 
     def _user(self, query: RankQuery) -> tuple[np.ndarray, list[Item], np.ndarray, np.ndarray | None]:
-        """(user vector, history items, their vectors, query-text vector or None)."""
+        """(user vector, history items, their unit item vectors, unit item-space vector of the query text or None)."""
         history_ids = self.resolve_history(query)
         text = (query.text or "").strip()
-        qvec = self.scorer.query_vector(self.encoder.encode([text])[0]) if text else None
+        qstep = qvec = None
+        if text:
+            emb = self.encoder.encode([text])
+            qstep = self.scorer.query_vector(emb[0])                    # enters the user tower as the newest step
+            qvec = self.scorer.item_vectors([""], emb)[0]               # the text as an item, for query_match
+            qvec = qvec / max(float(np.linalg.norm(qvec)), 1e-12)
         with self._lock:
             known = [i for i in history_ids if i in self._row]
             items = [self._items[i] for i in known]
-            hvecs = self._vecs[[self._row[i] for i in known]] if known else np.zeros((0, self.scorer.dim), np.float32)
-        steps = hvecs if qvec is None else np.concatenate([hvecs, qvec[None]])
+            rows = [self._row[i] for i in known]
+            steps = self._hvecs[rows] if known else np.zeros((0, self.scorer.dim), np.float32)
+            units = self._unit[rows] if known else np.zeros((0, self.scorer.dim), np.float32)
+        if qstep is not None:
+            steps = np.concatenate([steps, qstep[None].astype(np.float32)])
         if not len(steps):
             raise InvalidInput("user_id", f"user {query.user_id!r} has no history yet: give history item ids or a text query")
-        return self.scorer.user_vectors([steps])[0], items, hvecs, qvec
+        return self.scorer.user_vectors([steps])[0], items, units, qvec
 
     def _rows_in_category(self, category: str) -> np.ndarray:
         key = category.strip().lower()
@@ -257,7 +284,7 @@ class Ranker:
         out = []
         for r, s in zip(rows, scores):
             item = self._items[self._ids[r]]
-            vec = self._vecs[r]
+            vec = self._unit[r]
             evidence = history_evidence(item, vec, history, hvecs, self.root_levels, self.config.evidence_items) \
                 if self.config.evidence_items else ()
             out.append(Candidate(item_id=item.id, score=float(s), evidence=evidence,
@@ -305,7 +332,7 @@ class Ranker:
         with self._lock:
             if item_id not in self._row:
                 raise UnknownItem(item_id)
-            return self._vecs[self._row[item_id]].copy()
+            return self._unit[self._row[item_id]].copy()
 
     def describe(self) -> dict:
         with self._lock:
@@ -317,5 +344,7 @@ class Ranker:
         model_dir = Path(model_dir)
         with self._lock:
             np.save(model_dir / "item_vectors.npy", self._vecs)
+            if not self._tied:
+                np.save(model_dir / "history_vectors.npy", self._hvecs)
             (model_dir / "index_ids.json").write_text(json.dumps(self._ids))
             self.index.save(model_dir / "index.faiss")

@@ -1,0 +1,102 @@
+"""`explainrec train` and `explainrec eval-ranker`. Light module: heavy imports happen inside the commands."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from store.cli import add_workdir_argument, resolve_workdir
+
+
+def _add_dataclass_flags(p: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
+    """One --flag per field of a config dataclass, its docstring as help (read from the source)."""
+    import ast
+    import inspect
+
+    docs: dict[str, str] = {}
+    body = ast.parse(inspect.getsource(cls)).body[0].body
+    for prev, node in zip(body, body[1:]):
+        if isinstance(prev, ast.AnnAssign) and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            docs[prev.target.id] = " ".join(str(node.value.value).split())
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f"{docs.get(f.name, '')} (default: {f.default!r})"
+        if f.type in (bool, "bool"):
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
+        else:
+            kind = {"int": int, "float": float, "str": str}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
+            p.add_argument(flag, dest=f.name, type=kind, default=f.default, help=help_text)
+
+
+def train_arguments(p: argparse.ArgumentParser) -> None:
+    from ranker.train import TrainConfig
+
+    add_workdir_argument(p)
+    p.add_argument("--force", action="store_true", help="retrain even if a model directory exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_dataclass_flags(p, TrainConfig)
+
+
+def train(args: argparse.Namespace) -> int:
+    from ranker.train import TrainConfig
+    from ranker.train import train as run_train
+    from store.catalog import Catalog
+    from store.paths import db_path, model_dir
+
+    workdir = resolve_workdir(args)
+    out = model_dir(workdir)
+    if (out / "config.json").exists() and not args.force:
+        print(f"train: {out} already holds a model (use --force to retrain)")
+        return 0
+    if not db_path(workdir).exists():
+        print(f"train: no catalog at {db_path(workdir)} (run `explainrec ingest` first)", file=sys.stderr)
+        return 1
+    try:
+        cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    except ValueError as exc:
+        print(f"train: {exc}", file=sys.stderr)
+        return 2
+    catalog = Catalog(db_path(workdir))
+    try:
+        path = run_train(catalog, out, cfg, progress=not args.quiet)
+    finally:
+        catalog.close()
+    config = json.loads((path / "config.json").read_text())
+    print(json.dumps({"model_dir": str(path), "best_epoch": config["best_epoch"], "valid": config["valid"],
+                      "timings_s": config["timings_s"]}))
+    return 0
+
+
+def eval_ranker_arguments(p: argparse.ArgumentParser) -> None:
+    add_workdir_argument(p)
+    p.add_argument("--json", type=Path, default=None, metavar="PATH",
+                   help='write {"model": {...}, "popularity": {...}, "zero_shot": {...}} (test split) to PATH')
+    p.add_argument("--model-dir", type=Path, default=None, help="trained ranker (default: <workdir>/ranker)")
+    p.add_argument("--device", default="", help="cuda or cpu (default: cuda when present)")
+
+
+def eval_ranker(args: argparse.Namespace) -> int:
+    from ranker.report import run_eval
+    from store.catalog import Catalog
+    from store.paths import db_path, model_dir
+
+    workdir = resolve_workdir(args)
+    mdir = args.model_dir or model_dir(workdir)
+    if not (Path(mdir) / "config.json").exists():
+        print(f"eval-ranker: no trained model in {mdir} (run `explainrec train`)", file=sys.stderr)
+        return 1
+    catalog = Catalog(db_path(workdir))
+    try:
+        report = run_eval(catalog, Path(mdir), device=args.device or None)
+    finally:
+        catalog.close()
+    print(report.table())
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report.protocol_json(), indent=2))
+        print(f"wrote {args.json}")
+    return 0

@@ -1,0 +1,224 @@
+"""`explainrec train`: fit the towers on the train split, pick the epoch on valid, write the model dir.
+
+Every prefix of a user's train sequence predicts the next item (one causal pass per user gives
+all prefixes), with a softmax over the whole catalog. MiniLM stays frozen: its item vectors are
+computed once (and cached); what trains is the projection, the per-item residuals and the user
+tower, which is what makes a CPU epoch take seconds instead of hours.
+
+Model directory (store.paths.model_dir): config.json (configs, metrics, timings), model.pt
+(tower weights), item_ids.json (residual rows), text_emb.npy (frozen MiniLM item vectors),
+item_vectors.npy + index_ids.json + index.faiss/.json (the serving index).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 60
+    """Upper bound on passes over the train split (early stopping usually ends sooner)."""
+    batch_size: int = 128
+    """Users per optimisation step (each contributes all its prefixes)."""
+    lr: float = 3e-4
+    """AdamW learning rate."""
+    weight_decay: float = 0.0
+    """AdamW weight decay on the towers."""
+    dim: int = 256
+    """Width of the item/user space (and of the FAISS index)."""
+    layers: int = 1
+    """Transformer layers in the user tower."""
+    heads: int = 2
+    """Attention heads."""
+    dropout: float = 0.4
+    """Dropout in the user tower."""
+    max_len: int = 50
+    """Most recent history items the user tower reads."""
+    score: str = "cosine"
+    """"cosine" or "dot" (see ranker.model.ModelConfig)."""
+    recency_mix: bool = True
+    """Recency-mean skip path in the user tower."""
+    residual: bool = True
+    """Per-item residual vectors."""
+    tied: bool = False
+    """User tower reads the item tower's vectors (True) or a separate input item tower (False)."""
+    patience: int = 4
+    """Stop after this many epochs without a better valid NDCG@10."""
+    time_budget_s: float = 240.0
+    """Stop starting new epochs after this many seconds (keeps the default run short on a CPU)."""
+    max_users: int = 0
+    """Train on at most this many users (0 = all); for smoke tests."""
+    seed: int = 0
+    """Seed for torch and numpy."""
+    device: str = ""
+    """"cuda", "cpu" or "" (CUDA when present)."""
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "dim", "layers", "heads", "max_len", "patience"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0 (got {self.lr})")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0 (got {self.weight_decay})")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1) (got {self.dropout})")
+        if self.time_budget_s <= 0:
+            raise ValueError(f"time_budget_s must be > 0 (got {self.time_budget_s})")
+        if self.max_users < 0:
+            raise ValueError(f"max_users must be >= 0 (got {self.max_users})")
+        if self.device not in ("", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"device must be '', 'cpu' or 'cuda[:n]' (got {self.device!r})")
+
+
+def _batches(seqs: list[np.ndarray], batch_size: int, max_len: int, rng: np.random.Generator):
+    """Yields (rows long[B, L+1] right-padded with 0, valid bool[B, L+1]) over a shuffled epoch."""
+    order = rng.permutation(len(seqs))
+    for s in range(0, len(order), batch_size):
+        chunk = [seqs[i][-(max_len + 1):] for i in order[s:s + batch_size]]
+        L = max(len(c) for c in chunk)
+        rows = np.zeros((len(chunk), L), dtype=np.int64)
+        valid = np.zeros((len(chunk), L), dtype=bool)
+        for b, c in enumerate(chunk):
+            rows[b, :len(c)] = c
+            valid[b, :len(c)] = True
+        yield rows, valid
+
+
+def fit(data, cfg: TrainConfig, progress: bool = True):
+    """Trains on data.train_seqs, selects on valid. Returns (best model, history of per-epoch dicts)."""
+    import torch
+    from tqdm import tqdm
+
+    from ranker.encoder import default_device
+    from ranker.evaluate import evaluate_ranks, scorer_ranks
+    from ranker.loss import full_softmax_loss
+    from ranker.model import ModelConfig, TwoTower
+    from ranker.scorers import TrainedScorer
+
+    device = cfg.device or default_device()
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    mcfg = ModelConfig(n_items=data.n_items, text_dim=data.text_emb.shape[1], dim=cfg.dim, max_len=cfg.max_len,
+                       layers=cfg.layers, heads=cfg.heads, dropout=cfg.dropout, score=cfg.score,
+                       recency_mix=cfg.recency_mix, residual=cfg.residual, tied=cfg.tied)
+    model = TwoTower(mcfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    text = torch.as_tensor(data.text_emb, device=device)
+    all_rows = torch.arange(data.n_items, device=device)
+    seqs = data.train_seqs[:cfg.max_users] if cfg.max_users else data.train_seqs
+    item_rows = {i: r for r, i in enumerate(data.item_ids)}
+
+    best, best_score, best_epoch, history = None, -1.0, -1, []
+    start = time.time()
+    for epoch in range(cfg.epochs):
+        t0 = time.time()
+        model.train()
+        total, steps = 0.0, 0
+        n_batches = math.ceil(len(seqs) / cfg.batch_size)
+        for rows, valid in tqdm(_batches(seqs, cfg.batch_size, cfg.max_len, rng), total=n_batches,
+                                desc=f"epoch {epoch + 1}", disable=not progress, leave=False):
+            rows_t = torch.as_tensor(rows, device=device)
+            valid_t = torch.as_tensor(valid, device=device)
+            items = model.item(text, all_rows)                       # [N, d], through the item tower
+            inp, inp_valid = rows_t[:, :-1], valid_t[:, :-1]
+            target, target_valid = rows_t[:, 1:], valid_t[:, 1:]
+            inputs = model.input_items(text, all_rows, items)        # [N, d] what the user tower reads
+            users = model.user(inputs[inp], inp_valid)                # [B, L, d]
+            loss = full_softmax_loss(users[target_valid], items, target[target_valid], model.scale())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach())
+            steps += 1
+        train_s = time.time() - t0
+        scorer = TrainedScorer(model, item_rows, device)
+        val = evaluate_ranks(scorer_ranks(scorer, data, "valid"))
+        model.train()
+        row = {"epoch": epoch + 1, "loss": total / max(steps, 1), "train_s": round(train_s, 2),
+               **{f"valid_{k}": round(v, 5) for k, v in val.metrics.items()}}
+        history.append(row)
+        improved = val.score > best_score
+        if improved:
+            best, best_score, best_epoch = copy.deepcopy(model.state_dict()), val.score, epoch + 1
+        log.info("epoch %d: loss %.4f, valid ndcg@10 %.4f%s (%.1fs train)", epoch + 1, row["loss"], val.score,
+                 " *" if improved else "", train_s)
+        if progress:
+            print(json.dumps(row), flush=True)
+        if epoch + 1 - best_epoch >= cfg.patience:
+            break
+        if time.time() - start > cfg.time_budget_s:
+            log.info("time budget of %.0fs spent; stopping", cfg.time_budget_s)
+            break
+    model.load_state_dict(best)
+    model.eval()
+    return model, history, best_epoch
+
+
+def train(catalog, model_dir: Path, cfg: TrainConfig, encoder=None, progress: bool = True) -> Path:
+    """Fits and writes the model directory. Returns its path."""
+    import torch
+
+    from ranker.data import load_split_data
+    from ranker.encoder import MODEL_NAME, TextEncoder, default_device
+    from ranker.evaluate import evaluate_ranks, scorer_ranks
+    from ranker.index import VectorIndex
+    from ranker.scorers import TrainedScorer
+
+    t_start = time.time()
+    device = cfg.device or default_device()
+    encoder = encoder or TextEncoder(device, show_progress=progress)
+    t0 = time.time()
+    data = load_split_data(catalog, encoder)
+    encode_s = time.time() - t0
+    log.info("data: %d items, %d train sequences, %d valid, %d test users (%.1fs)", data.n_items,
+             len(data.train_seqs), len(data.valid_target), len(data.test_target), encode_s)
+    model, history, best_epoch = fit(data, cfg, progress)
+    scorer = TrainedScorer(model, {i: r for r, i in enumerate(data.item_ids)}, device)
+    item_vecs = scorer.item_vectors(data.item_ids, data.text_emb)
+    valid = evaluate_ranks(scorer_ranks(scorer, data, "valid", item_vecs=item_vecs))
+
+    model_dir = Path(model_dir)
+    tmp = model_dir.with_name(model_dir.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp / "model.pt")
+    (tmp / "item_ids.json").write_text(json.dumps(data.item_ids))
+    np.save(tmp / "text_emb.npy", data.text_emb)
+    np.save(tmp / "item_vectors.npy", item_vecs)
+    hist_vecs = scorer.history_vectors(data.item_ids, data.text_emb)
+    if hist_vecs is not None:
+        np.save(tmp / "history_vectors.npy", hist_vecs)
+    (tmp / "index_ids.json").write_text(json.dumps(data.item_ids))
+    index = VectorIndex.build(item_vecs, np.arange(data.n_items, dtype=np.int64))
+    index.save(tmp / "index.faiss")
+    config = {
+        "text_encoder": MODEL_NAME,
+        "model": model.cfg.to_dict(),
+        "train": asdict(cfg),
+        "device": device,
+        "best_epoch": best_epoch,
+        "valid": valid.metrics,
+        "history": history,
+        "index": index.describe(),
+        "timings_s": {"encode_items": round(encode_s, 1), "total": round(time.time() - t_start, 1),
+                      "per_epoch_mean": round(float(np.mean([h["train_s"] for h in history])), 2)},
+        "text_query": "MiniLM -> item-tower projection (zero residual) -> user tower as the newest history step",
+    }
+    (tmp / "config.json").write_text(json.dumps(config, indent=2))
+    if model_dir.exists():
+        import shutil
+
+        shutil.rmtree(model_dir)
+    tmp.rename(model_dir)   # a half-written model dir never looks finished
+    log.info("model written to %s (best epoch %d, valid ndcg@10 %.4f)", model_dir, best_epoch, valid.score)
+    return model_dir
