@@ -17,6 +17,7 @@ log = logging.getLogger("explainrec.server")
 
 
 async def run_server(config: "ServerConfig") -> int:
+    logging.getLogger("httpx").setLevel(logging.WARNING)    # one line per LLM call drowns the log
     server, port, lifecycle = await new_server(config)
     if config.metrics_port >= 0:
         from server.metrics import start_metrics_server
