@@ -9,6 +9,8 @@ Rules (a text fails on any; the names are what Justification.failed_rules carrie
   truncated        cut by the token limit, or does not end a sentence
   repetitive       repeats a phrase or a word run
   prompt_echo      echoes the prompt's instructions or chat markup
+  misidentity      calls the item the history item, or calls a product a brand/company/manufacturer
+                   (added after reading audits: "the 1.75mm filament, which is a <the 3mm filament>")
 """
 from __future__ import annotations
 
@@ -19,7 +21,10 @@ from typing import Iterable, Sequence
 from explainer.facts import ItemFacts, clean_text
 
 RULES = ("other_brand", "number", "false_purchase", "no_mention", "unsupported", "truncated",
-         "repetitive", "prompt_echo")
+         "repetitive", "prompt_echo", "misidentity")
+_IS_A = r"\b(?:which|that|it)\s+(?:is|was)\s+(?:also\s+)?(?:a|an|the)?\s*"
+_IS_A_MAKER = re.compile(_IS_A + r"(?:\w+\s+){0,2}?(?:brand|company|manufacturer|maker|supplier|vendor)\b(?!\s+of\s+the)",
+                         re.I)
 
 STOP_WORDS = frozenset("""
 a an the and or but if then so as of at by for with without to from in on onto into over under
@@ -164,6 +169,10 @@ class Verifier:
         for name in sorted({facts.item_name, facts.anchor_name}, key=len, reverse=True):
             if name:   # two similar product names are not a repetition
                 unnamed = re.sub(re.escape(name), " ", unnamed, flags=re.I)
+        if (facts.anchor_name and re.search(_IS_A + re.escape(facts.anchor_name), text, re.I)
+                and facts.anchor_name.lower() not in facts.item_name.lower()) or _IS_A_MAKER.search(text):
+            failed.append("misidentity")
+
         if _repetitive(unnamed):
             failed.append("repetitive")
 

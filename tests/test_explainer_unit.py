@@ -93,6 +93,8 @@ def test_catalog_text_is_escaped_data():
     ("Because you bought the Stainless Steel Nylon Insert Locknut, you may like the Stainless Steel Hex Nut, which is", "truncated"),
     ("Because you bought the Stainless Steel Nylon Insert Locknut, you may like the Stainless Steel Hex Nut, which is by Hillman Hillman Hillman.", "repetitive"),
     ("Because you bought the Stainless Steel Nylon Insert Locknut, you may like the Stainless Steel Hex Nut: use only the facts listed, do not add other reasons.", "prompt_echo"),
+    ("Because you bought the Stainless Steel Nylon Insert Locknut, you may like the Stainless Steel Hex Nut, which is a Stainless Steel Nylon Insert Locknut.", "misidentity"),
+    ("Because you bought the Stainless Steel Nylon Insert Locknut, you may like the Stainless Steel Hex Nut, which is a manufacturer of Locknuts.", "misidentity"),
 ])
 def test_verifier_catches_each_rule(text, rule):
     assert rule in verify(text).failed
