@@ -71,7 +71,10 @@ def explain_batch(args: argparse.Namespace) -> int:
     from store.paths import db_path, model_dir
 
     logging.getLogger("httpx").setLevel(logging.WARNING)   # one line per request drowns the progress bar
-    for name, value, low in (("concurrency", args.concurrency, 1), ("max_group", args.max_group, 1),
+    if not 1 <= args.max_group <= 256:
+        print(f"max_group must be in 1..256 (got {args.max_group})", file=sys.stderr)
+        return 2
+    for name, value, low in (("concurrency", args.concurrency, 1),
                              ("chunk_size", args.chunk_size, 1), ("ray_workers", args.ray_workers, 1),
                              ("users_topk", args.users_topk, 0)):
         if value < low:
