@@ -157,3 +157,31 @@ def test_config_names_the_bad_field():
         ExplainerConfig(n_samples=0)
     with pytest.raises(ValueError, match="vllm_url"):
         ExplainerConfig(vllm_url="localhost:8000")
+
+
+def test_server_child_dies_with_its_parent(tmp_path):
+    """LocalVLLMServer's death signal: a killed caller leaves no server behind (checked on `sleep`)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    pidfile = tmp_path / "pid"
+    code = ("import subprocess, sys; from explainer.vllm_server import _die_with_parent; "
+            "p = subprocess.Popen(['sleep', '60'], start_new_session=True, preexec_fn=_die_with_parent); "
+            f"open({str(pidfile)!r}, 'w').write(str(p.pid)); import os; os._exit(0)")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    pid = int(pidfile.read_text())
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        try:   # reaped by init once it died; a zombie still answers kill(0)
+            if open(f"/proc/{pid}/stat").read().split()[2] == "Z":
+                return
+        except FileNotFoundError:
+            return
+        time.sleep(0.1)
+    os.kill(pid, 9)
+    raise AssertionError("the child outlived its parent")
