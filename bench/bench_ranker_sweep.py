@@ -72,6 +72,7 @@ def main() -> int:
     p.add_argument("--configs", default="", help="JSON list of overrides (default: the built-in sweep)")
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--out", type=Path)
+    p.add_argument("--blend", action="store_true", help="also evaluate model + w * zero-shot blends")
     args = p.parse_args()
     if args.export:
         export(args.export)
@@ -89,6 +90,13 @@ def main() -> int:
         scorer = TrainedScorer(model, {i: r for r, i in enumerate(data.item_ids)}, cfg.device or None or
                                ("cuda" if __import__("torch").cuda.is_available() else "cpu"))
         test = evaluate_ranks(scorer_ranks(scorer, data, "test")).metrics
+        if args.blend:
+            from ranker.scorers import BlendScorer
+            for w in (0.1, 0.25, 0.5, 1.0, 2.0):
+                bl = BlendScorer(scorer, w)
+                v = evaluate_ranks(scorer_ranks(bl, data, "valid")).metrics["ndcg@10"]
+                t_ = evaluate_ranks(scorer_ranks(bl, data, "test")).metrics["ndcg@10"]
+                print(json.dumps({"blend": w, "valid_ndcg@10": round(v, 5), "test_ndcg@10": round(t_, 5)}), flush=True)
         row = {"config": over, "best_epoch": best_epoch, "valid_ndcg@10": history[best_epoch - 1]["valid_ndcg@10"],
                "test": {k: round(v, 5) for k, v in test.items()}, "seconds": round(time.time() - t, 1),
                "epoch_s": round(float(np.mean([h["train_s"] for h in history])), 2)}

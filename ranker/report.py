@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ranker.data import SplitData, load_split_data
 from ranker.evaluate import cold_target_mask, evaluate_ranks, popularity_ranks, scorer_ranks
-from ranker.scorers import TrainedScorer, ZeroShotScorer
+from ranker.scorers import ZeroShotScorer, load_scorer
 
 METHODS = ("model", "popularity", "zero_shot")
 
@@ -64,6 +64,6 @@ def evaluate_all(data: SplitData, model_scorer, zero_shot=None) -> EvalReport:
 def run_eval(catalog, model_dir: Path, device: str | None = None, encoder=None) -> EvalReport:
     from ranker.encoder import TextEncoder
 
-    scorer = TrainedScorer.load(model_dir, device)
+    scorer = load_scorer(model_dir, device)
     data = load_split_data(catalog, encoder or TextEncoder(scorer.device))
     return evaluate_all(data, scorer)

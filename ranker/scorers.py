@@ -136,3 +136,47 @@ class TrainedScorer:
                                          torch.as_tensor(valid, device=self.device))
                 out.append(u.cpu().numpy())
         return np.concatenate(out).astype(np.float32)
+
+
+class BlendScorer:
+    """score = model score + weight * zero-shot score, as one inner product (so FAISS still serves it).
+
+    Item vector = [model item vector, sqrt(w) * MiniLM vector]; user = [model user, sqrt(w) * recency mean]
+    (w = weight). The model's user tower reads its own inputs; the MiniLM half reads the MiniLM vectors.
+    """
+
+    def __init__(self, model: TrainedScorer, weight: float, zero_shot: ZeroShotScorer | None = None):
+        if weight < 0:
+            raise ValueError(f"weight must be >= 0 (got {weight})")
+        self.model = model
+        self.zs = zero_shot or ZeroShotScorer()
+        self.weight = float(weight)
+        self.root = float(np.sqrt(weight))
+        self.dim = model.dim + self.zs.dim
+        self.name = "model"
+        self.device = model.device
+
+    def item_vectors(self, item_ids: Sequence[str], text_emb: np.ndarray) -> np.ndarray:
+        return np.concatenate([self.model.item_vectors(item_ids, text_emb),
+                               self.root * self.zs.item_vectors(item_ids, text_emb)], axis=1).astype(np.float32)
+
+    def history_vectors(self, item_ids: Sequence[str], text_emb: np.ndarray) -> np.ndarray:
+        h = self.model.history_vectors(item_ids, text_emb)
+        h = self.model.item_vectors(item_ids, text_emb) if h is None else h
+        return np.concatenate([h, self.zs.item_vectors(item_ids, text_emb)], axis=1).astype(np.float32)
+
+    def query_vector(self, text_emb: np.ndarray) -> np.ndarray:
+        return np.concatenate([self.model.query_vector(text_emb), self.zs.query_vector(text_emb)]).astype(np.float32)
+
+    def user_vectors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        d = self.model.dim
+        u_model = self.model.user_vectors([h[:, :d] for h in histories])
+        u_zs = self.zs.user_vectors([h[:, d:] for h in histories])
+        return np.concatenate([u_model, self.root * u_zs], axis=1).astype(np.float32)
+
+
+def load_scorer(model_dir: Path, device: str | None = None):
+    """The scorer a model directory describes: the towers, blended with zero-shot MiniLM if training chose so."""
+    scorer = TrainedScorer.load(model_dir, device)
+    weight = float(json.loads((Path(model_dir) / "config.json").read_text()).get("blend_weight", 0.0))
+    return BlendScorer(scorer, weight) if weight > 0 else scorer

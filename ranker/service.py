@@ -21,7 +21,7 @@ import numpy as np
 
 from ranker.evidence import common_root, history_evidence
 from ranker.index import IndexConfig, VectorIndex
-from ranker.scorers import Scorer, TrainedScorer, ZeroShotScorer
+from ranker.scorers import Scorer, ZeroShotScorer, load_scorer
 from ranker.types import Candidate, RankQuery
 from store.catalog import Catalog, Item
 from store.errors import InvalidInput, UnknownItem, UnknownUser
@@ -95,7 +95,7 @@ class Ranker:
         model_dir = Path(model_dir)
         if not (model_dir / "config.json").exists():
             raise FileNotFoundError(f"no trained ranker in {model_dir} (run `explainrec train`)")
-        scorer = TrainedScorer.load(model_dir, device)
+        scorer = load_scorer(model_dir, device)
         ranker = cls(catalog, scorer, encoder or TextEncoder(device or scorer.device), config)
         ranker._build_from_saved(model_dir)
         return ranker

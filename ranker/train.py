@@ -54,10 +54,15 @@ class TrainConfig:
     """User tower reads the item tower's vectors (True) or a separate input item tower (False)."""
     patience: int = 4
     """Stop after this many epochs without a better valid NDCG@10."""
-    time_budget_s: float = 240.0
+    time_budget_s: float = 600.0
     """Stop starting new epochs after this many seconds (keeps the default run short on a CPU)."""
     max_users: int = 0
     """Train on at most this many users (0 = all); for smoke tests."""
+    blend_weights: str = "0,0.1,0.25,0.5,1"
+    """Weights w tried for score = model + w * zero-shot MiniLM (picked on valid; 0 = model alone)."""
+    threads: int = 0
+    """CPU threads for torch; 0 = auto (1 when the CPU is already busy: spinning OpenMP threads on an
+    oversubscribed 2-core machine made a step 5x slower than one thread)."""
     seed: int = 0
     """Seed for torch and numpy."""
     device: str = ""
@@ -75,6 +80,14 @@ class TrainConfig:
             raise ValueError(f"dropout must be in [0, 1) (got {self.dropout})")
         if self.time_budget_s <= 0:
             raise ValueError(f"time_budget_s must be > 0 (got {self.time_budget_s})")
+        try:
+            weights = [float(w) for w in self.blend_weights.split(",") if w.strip()]
+        except ValueError:
+            raise ValueError(f"blend_weights must be comma-separated numbers (got {self.blend_weights!r})") from None
+        if any(w < 0 for w in weights):
+            raise ValueError(f"blend_weights must be >= 0 (got {self.blend_weights!r})")
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0 (got {self.threads})")
         if self.max_users < 0:
             raise ValueError(f"max_users must be >= 0 (got {self.max_users})")
         if self.device not in ("", "cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -95,6 +108,31 @@ def _batches(seqs: list[np.ndarray], batch_size: int, max_len: int, rng: np.rand
         yield rows, valid
 
 
+def cpu_threads(requested: int) -> int:
+    import os
+
+    if requested:
+        return requested
+    cores = os.cpu_count() or 1
+    return 1 if os.getloadavg()[0] >= cores - 0.5 else cores
+
+
+def choose_blend(scorer, data, weights: list[float]):
+    """Picks w in score = model + w * zero-shot on the valid split. Returns (scorer, w, {w: valid ndcg@10})."""
+    from ranker.evaluate import evaluate_ranks, scorer_ranks
+    from ranker.scorers import BlendScorer
+
+    results = {}
+    best = (None, -1.0, 0.0)
+    for w in weights:
+        s = BlendScorer(scorer, w) if w > 0 else scorer
+        score = evaluate_ranks(scorer_ranks(s, data, "valid")).score
+        results[w] = round(score, 5)
+        if score > best[1]:
+            best = (s, score, w)
+    return best[0], best[2], results
+
+
 def fit(data, cfg: TrainConfig, progress: bool = True):
     """Trains on data.train_seqs, selects on valid. Returns (best model, history of per-epoch dicts)."""
     import torch
@@ -107,6 +145,8 @@ def fit(data, cfg: TrainConfig, progress: bool = True):
     from ranker.scorers import TrainedScorer
 
     device = cfg.device or default_device()
+    if device == "cpu":
+        torch.set_num_threads(cpu_threads(cfg.threads))
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     mcfg = ModelConfig(n_items=data.n_items, text_dim=data.text_emb.shape[1], dim=cfg.dim, max_len=cfg.max_len,
@@ -185,6 +225,9 @@ def train(catalog, model_dir: Path, cfg: TrainConfig, encoder=None, progress: bo
              len(data.train_seqs), len(data.valid_target), len(data.test_target), encode_s)
     model, history, best_epoch = fit(data, cfg, progress)
     scorer = TrainedScorer(model, {i: r for r, i in enumerate(data.item_ids)}, device)
+    weights = [float(w) for w in cfg.blend_weights.split(",") if w.strip()] or [0.0]
+    scorer, blend_weight, blend_valid = choose_blend(scorer, data, weights)
+    log.info("blend with zero-shot: valid ndcg@10 by weight %s -> w=%s", blend_valid, blend_weight)
     item_vecs = scorer.item_vectors(data.item_ids, data.text_emb)
     valid = evaluate_ranks(scorer_ranks(scorer, data, "valid", item_vecs=item_vecs))
 
@@ -207,6 +250,8 @@ def train(catalog, model_dir: Path, cfg: TrainConfig, encoder=None, progress: bo
         "train": asdict(cfg),
         "device": device,
         "best_epoch": best_epoch,
+        "blend_weight": blend_weight,
+        "blend_valid_ndcg@10": {str(k): v for k, v in blend_valid.items()},
         "valid": valid.metrics,
         "history": history,
         "index": index.describe(),

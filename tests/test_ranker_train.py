@@ -1,0 +1,51 @@
+"""A tiny real training run on the small_db slice, through the CLI: train -> model dir -> load -> serve -> eval."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from ranker.types import RankQuery
+from server.cli import main
+from store.catalog import Catalog, Item
+from store.paths import db_path, model_dir
+
+
+@pytest.mark.slow
+def test_train_then_load_serve_and_eval(small_db, tmp_path, ranker_encoder):
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    shutil.copy(small_db, db_path(workdir))
+    args = ["train", "--workdir", str(workdir), "--quiet", "--epochs", "2", "--dim", "32", "--max-users", "200",
+            "--blend-weights", "0,0.5", "--device", "cpu"]
+    assert main(args) == 0
+    out = model_dir(workdir)
+    config = json.loads((out / "config.json").read_text())
+    assert {"model.pt", "item_ids.json", "item_vectors.npy", "index.faiss", "text_emb.npy"} <= {p.name for p in out.iterdir()}
+    assert config["best_epoch"] in (1, 2) and len(config["history"]) == 2
+    assert config["blend_weight"] in (0.0, 0.5) and config["valid"]["ndcg@10"] > 0
+    assert main(args) == 0            # second run: skipped, model kept
+    assert json.loads((out / "config.json").read_text())["timings_s"] == config["timings_s"]
+
+    from ranker.service import Ranker
+    catalog = Catalog(db_path(workdir))
+    try:
+        ranker = Ranker.load(out, catalog, device="cpu", encoder=ranker_encoder)
+        user = catalog.user_ids()[0]
+        recs = ranker.recommend(RankQuery(user_id=user, k=10))
+        assert len(recs) == 10 and all(c.evidence for c in recs)
+        # cold start on a trained model: text encoder + projection, zero residual
+        ranker.add_items([Item(id="NEW-1", title="Flux capacitor calibration kit for time machines")])
+        [c] = ranker.score_items(RankQuery(text="flux capacitor time machine calibration"), ["NEW-1"])
+        assert c.query_match is not None and c.query_match > 0.3
+    finally:
+        catalog.close()
+
+    report = tmp_path / "eval.json"
+    assert main(["eval-ranker", "--workdir", str(workdir), "--json", str(report), "--device", "cpu"]) == 0
+    data = json.loads(report.read_text())
+    assert list(data) == ["model", "popularity", "zero_shot"]
+    for metrics in data.values():
+        assert set(metrics) == {"recall@10", "ndcg@10", "recall@50", "ndcg@50"}
+        assert 0 <= metrics["ndcg@10"] <= metrics["recall@10"] <= 1
