@@ -121,7 +121,13 @@ def explain_batch(args: argparse.Namespace) -> int:
                 cand = Path(args.ranker_dir) if args.ranker_dir else model_dir(workdir)
                 if args.ranker_dir or cand.exists():
                     ranker_dir = str(cand)
-            runtime_rejects = _run(args, work, journal, rejects_path, str(db), ranker_dir, workdir)
+            try:
+                runtime_rejects = _run(args, work, journal, rejects_path, str(db), ranker_dir, workdir)
+            except KeyboardInterrupt:
+                # finished groups were flushed on the way out; the journal makes the rest resumable
+                print(f"interrupted: {len(journal.done & work.order.keys())} of {work.total} keys in {jsonl}; "
+                      "run the same command again to continue", file=sys.stderr)
+                return 130
         complete = work.total - runtime_rejects <= len(journal.done & work.order.keys())
         missing = work.total - len(journal.done & work.order.keys())
     finally:
@@ -137,30 +143,39 @@ def explain_batch(args: argparse.Namespace) -> int:
 def _run(args, work, journal, rejects_path: Path, db: str, ranker_dir: str, workdir: Path) -> int:
     """Run the pending groups on the chosen engine; returns the rows rejected at run time."""
     import asyncio
+    import signal
+    import threading
 
     from tqdm import tqdm
 
     from explainer.batch.runner import Sink, run_local
     from explainer.batch.worker import WorkerSpec, build_worker
 
+    def on_term(signum, frame):   # SIGTERM -> the same orderly stop as Ctrl-C (flush, stop our vLLM)
+        raise KeyboardInterrupt
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, on_term)
+
     server = None
-    urls = tuple(args.vllm_url)
-    if not urls and not args.no_llm:
-        from explainer.config import ExplainerConfig
-        from explainer.vllm_server import LocalVLLMServer
-        server = LocalVLLMServer(ExplainerConfig(workdir=workdir)).start()
-        urls = (server.url,)
-    overrides: dict = {"concurrency": args.concurrency, "request_timeout_s": args.request_timeout_s}
-    if args.no_llm:
-        overrides["enabled"] = False
-    if args.n_samples is not None:
-        overrides["n_samples"] = args.n_samples
-    spec = WorkerSpec(db_path=db, ranker_dir=ranker_dir, vllm_urls=() if args.no_llm else urls,
-                      model=args.model, deadline_s=args.deadline_s, explainer_overrides=overrides)
-    progress = tqdm(total=work.total, initial=work.done, unit="expl", dynamic_ncols=True,
-                    disable=args.no_progress, desc="explain-batch")
-    sink = Sink(journal, rejects_path, str(args.input), progress=progress, chunk_size=args.chunk_size)
+    progress = None
     try:
+        urls = tuple(args.vllm_url)
+        if not urls and not args.no_llm:
+            from explainer.config import ExplainerConfig
+            from explainer.vllm_server import LocalVLLMServer
+            server = LocalVLLMServer(ExplainerConfig(workdir=workdir)).start()
+            urls = (server.url,)
+        overrides: dict = {"concurrency": args.concurrency, "request_timeout_s": args.request_timeout_s}
+        if args.no_llm:
+            overrides["enabled"] = False
+        if args.n_samples is not None:
+            overrides["n_samples"] = args.n_samples
+        spec = WorkerSpec(db_path=db, ranker_dir=ranker_dir, vllm_urls=() if args.no_llm else urls,
+                          model=args.model, deadline_s=args.deadline_s, explainer_overrides=overrides)
+        progress = tqdm(total=work.total, initial=work.done, unit="expl", dynamic_ncols=True,
+                        disable=args.no_progress, desc="explain-batch")
+        sink = Sink(journal, rejects_path, str(args.input), progress=progress, chunk_size=args.chunk_size)
         if args.engine == "ray":
             from explainer.batch.ray_engine import run_ray
             run_ray(work.groups, spec, sink, address=args.ray_address, workers=args.ray_workers,
@@ -173,8 +188,11 @@ def _run(args, work, journal, rejects_path: Path, db: str, ranker_dir: str, work
                 finally:
                     await aclose()
             asyncio.run(main())
+        return sink.rejected
     finally:
-        progress.close()
+        if progress is not None:
+            progress.close()
         if server is not None:
             server.stop()
-    return sink.rejected
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
