@@ -23,11 +23,11 @@ class IndexConfig:
     exact_max_items: int = 50_000
     """Catalogs up to this many items get exact search; larger ones an IVF index."""
     nlist: int = 0
-    """IVF lists; 0 = automatic (about 2*sqrt(n), at most n/39 so k-means has enough points)."""
+    """IVF lists; 0 = automatic (about sqrt(n), at most n/39 so k-means has enough points)."""
     nprobe: int = 0
     """IVF lists scanned per query; 0 = automatic (nlist/32, at least 16: recall@100 >= 0.95 in bench)."""
-    train_sample: int = 100_000
-    """At most this many vectors train the IVF quantiser (k-means cost grows with it)."""
+    train_sample: int = 64_000
+    """At most this many vectors train the IVF quantiser (k-means cost grows with it; >= 39 per list)."""
 
     def __post_init__(self) -> None:
         if self.exact_max_items < 0:
@@ -39,7 +39,7 @@ class IndexConfig:
 
 
 def auto_nlist(n: int) -> int:
-    return max(1, min(int(2 * math.sqrt(max(n, 1))), n // 39 if n >= 39 else 1))
+    return max(1, min(int(math.sqrt(max(n, 1))), n // 39 if n >= 39 else 1))
 
 
 def auto_nprobe(nlist: int) -> int:
