@@ -132,9 +132,9 @@ def explain_batch(args: argparse.Namespace) -> int:
         missing = work.total - len(journal.done & work.order.keys())
     finally:
         journal.close()
-    if parquet is not None and missing == 0:
+    if parquet is not None and complete:   # every key that could be justified is there
         write_parquet(jsonl, parquet, work.order)
-    print(json.dumps({"output": str(jsonl), "parquet": str(parquet) if parquet and missing == 0 else None,
+    print(json.dumps({"output": str(jsonl), "parquet": str(parquet) if parquet and complete else None,
                       "keys": work.total, "done": work.total - missing, "missing": missing,
                       "rejected_rows": len(work.rejects) + runtime_rejects, "rejects": str(rejects_path)}))
     return 0 if complete else 1
