@@ -7,6 +7,7 @@ a load balancer must always be able to ask.
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import inspect
 import itertools
@@ -150,12 +151,34 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         return _wrap(handler, around)
 
 
+class InFlight:
+    """Calls in flight, health and reflection excepted: the overload limit reads it, and the drain
+    waits for it to reach zero (a health Watch stream never ends by itself)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def exit(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+
 class OverloadInterceptor(grpc.aio.ServerInterceptor):
     """Refuses calls beyond `limit` in flight with RESOURCE_EXHAUSTED instead of queueing them
     until every caller times out. A stream counts as one call for as long as it is open."""
 
-    def __init__(self, limit: int):
-        self.limit, self.in_flight = limit, 0
+    def __init__(self, limit: int, in_flight: InFlight):
+        self.limit, self.in_flight = limit, in_flight
 
     async def intercept_service(self, continuation, details):
         handler = await continuation(details)
@@ -164,19 +187,18 @@ class OverloadInterceptor(grpc.aio.ServerInterceptor):
 
         @asynccontextmanager
         async def around(context):
-            if self.in_flight >= self.limit:
-                await _abort_with(context, Overloaded(f"{self.in_flight} calls in flight (limit {self.limit}); "
+            if self.in_flight.count >= self.limit:
+                await _abort_with(context, Overloaded(f"{self.in_flight.count} calls in flight (limit {self.limit}); "
                                                       "retry with back-off"))
-            self.in_flight += 1
+            self.in_flight.enter()
             try:
                 yield
             finally:
-                self.in_flight -= 1
+                self.in_flight.exit()
         return _wrap(handler, around)
 
 
 def _cancelled():
-    import asyncio
     return asyncio.CancelledError
 
 
@@ -187,10 +209,10 @@ def _code_from_int(value) -> grpc.StatusCode:
     return grpc.StatusCode.UNKNOWN
 
 
-def interceptors(auth_token: str, max_concurrent_rpcs: int) -> list[grpc.aio.ServerInterceptor]:
+def interceptors(auth_token: str, max_concurrent_rpcs: int, in_flight: InFlight) -> list[grpc.aio.ServerInterceptor]:
     """Outermost first: the request id must exist before anything logs or refuses."""
     chain: list[grpc.aio.ServerInterceptor] = [RequestIdInterceptor(), AccessLogInterceptor()]
     if auth_token:
         chain.append(AuthInterceptor(auth_token))
-    chain.append(OverloadInterceptor(max_concurrent_rpcs))
+    chain.append(OverloadInterceptor(max_concurrent_rpcs, in_flight))
     return chain

@@ -17,7 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from protos.explainrec.v1 import explainrec_pb2, explainrec_pb2_grpc
-from server.interceptors import interceptors
+from server.interceptors import InFlight, interceptors
 from server.servicer import ExplainRecServicer
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ class Lifecycle:
         self.health = health.aio.HealthServicer()
         self.service: "RecService | None" = None
         self.draining = False
+        self.in_flight = InFlight()
         # run after the service's own aclose(), in this order (e.g. stop vLLM, close the catalog)
         self.closers: list[tuple[str, Callable[[], object]]] = []
 
@@ -59,8 +60,14 @@ class Lifecycle:
             return
         self.draining = True
         await self.set_status(NOT_SERVING)
-        log.info("draining: no new calls, up to %.0f s for in-flight ones", grace_s)
-        await server.stop(grace_s)
+        log.info("draining: no new calls, up to %.0f s for %d in flight", grace_s, self.in_flight.count)
+        stopping = asyncio.ensure_future(server.stop(grace_s))
+        try:   # the service's calls finish; health Watch streams would hold the grace period to its end
+            await asyncio.wait_for(self.in_flight.wait_idle(), grace_s)
+        except asyncio.TimeoutError:
+            log.warning("drain: %d calls still in flight after %.0f s; cancelling them", self.in_flight.count, grace_s)
+        await server.stop(0)
+        await stopping
         if self.service is not None:
             try:
                 await self.service.aclose()
@@ -88,7 +95,8 @@ def grpc_options(config: "ServerConfig") -> list[tuple[str, int]]:
 
 def build_server(config: "ServerConfig", lifecycle: Lifecycle) -> tuple[grpc.aio.Server, int]:
     """The factory: a configured, bound, not yet started server and its port."""
-    server = grpc.aio.server(interceptors=interceptors(config.auth_token, config.max_concurrent_rpcs),
+    server = grpc.aio.server(interceptors=interceptors(config.auth_token, config.max_concurrent_rpcs,
+                                                      lifecycle.in_flight),
                              options=grpc_options(config))
     explainrec_pb2_grpc.add_ExplainRecServicer_to_server(ExplainRecServicer(lifecycle, config), server)
     health_pb2_grpc.add_HealthServicer_to_server(lifecycle.health, server)
