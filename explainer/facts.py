@@ -132,10 +132,10 @@ def compute_facts(history: Sequence[Item], item: Item, candidate: Candidate | No
     by_id = {h.id: h for h in history}
     anchor: Item | None = None
     if candidate is not None:
-        for ev in candidate.evidence:
-            if ev.item_id in by_id and ev.item_id != item.id:
-                anchor = by_id[ev.item_id]
-                break
+        cited = [by_id[ev.item_id] for ev in candidate.evidence if ev.item_id in by_id and ev.item_id != item.id]
+        # among the cited items, one that shares something nameable makes a reason a person can check
+        sharing = [h for h in cited if _shares(item, h)]
+        anchor = (sharing or cited or [None])[0]
     if anchor is None:   # no usable evidence: the most recent purchase sharing something, else the latest
         others = [h for h in history if h.id != item.id]
         sharing = [h for h in others if (h.brand and h.brand.lower() == item.brand.lower())
@@ -180,6 +180,14 @@ def compute_facts(history: Sequence[Item], item: Item, candidate: Candidate | No
         anchor_id=anchor.id if anchor else "", anchor_name=anchor_name, brand=brand, same_brand=same_brand,
         category=category, shared_category=shared_cat, price=item.price,
         evidence_ids=(anchor.id,) if anchor else (), lines=tuple(lines))
+
+
+def _shares(item: Item, other: Item) -> bool:
+    """Same brand, or categories that agree beyond the catalog root."""
+    if item.brand.strip() and item.brand.strip().lower() == other.brand.strip().lower():
+        return True
+    common = _common_prefix(item.category, other.category)
+    return bool(common) and len(common.split()) > 3
 
 
 def _common_prefix(a: str, b: str) -> str:

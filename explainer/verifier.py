@@ -42,6 +42,8 @@ FRAME_WORDS = frozenset("""
 bought buy buying purchased purchase ordered recommend recommended product products
 category categories brand brands made maker
 """.split())
+# Words that claim the item shares something with the history item.
+SHARING_WORDS = frozenset("also too likewise both same similar another".split())
 # Negations: no fact is negative, so a negation in the model's words is an unsupported claim.
 NEGATIONS = frozenset("not no never none nothing neither nor n't cannot isn't aren't doesn't don't".split())
 
@@ -153,12 +155,14 @@ class Verifier:
         own = text[len(prefill):] if prefill and text.startswith(prefill) else text
         cw = content_words(own)
         negs = sum(1 for w in words(own) if w in NEGATIONS)
+        # "also by B", "both", "another": a shared attribute the facts do not state
+        claims_sharing = not (facts.same_brand or facts.shared_category) and any(w in SHARING_WORDS for w in words(own))
         supported = set(content_words(facts_text)) | {norm(w) for w in FRAME_WORDS}
         if cw or negs:
             share = (sum(1 for w in cw if w not in supported) + negs) / (len(cw) + negs)
         else:   # nothing of its own beyond the frame: judged as a whole
             share = 0.0 if own.strip(" .!?") == "" and own != text else (1.0 if not content_words(text) else 0.0)
-        if share > 1 / 3:
+        if share > 1 / 3 or claims_sharing:
             failed.append("unsupported")
 
         stripped = text.strip()

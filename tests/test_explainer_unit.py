@@ -179,3 +179,18 @@ def test_server_child_gets_sigterm_when_its_parent_dies(tmp_path):
             break
         time.sleep(0.1)
     assert record.read_text() == "15"
+
+
+def test_also_claims_a_shared_attribute_the_facts_must_state():
+    other = Item("I3", "Loctite Threadlocker Blue 242, 50 ml", "Industrial & Scientific Tapes, Adhesives & Sealants Thread Locking", "Loctite")
+    f = facts_for(item=other, history=(H1,), evidence=("H1",))
+    assert not f.same_brand and not f.shared_category
+    name = f.item_name
+    assert "unsupported" in verify(f"Because you bought the {f.anchor_name}, you may like the {name}, which is also by Loctite.", f).failed
+    assert verify(f"Because you bought the {f.anchor_name}, you may like the {name}, which is by Loctite.", f).ok
+
+
+def test_anchor_prefers_a_cited_item_that_shares_an_attribute():
+    cand = Candidate(ITEM.id, 0.9, (HistoryEvidence("H2", 0.9), HistoryEvidence("H1", 0.8)))
+    f = compute_facts([H1, H2], ITEM, cand, CATS)
+    assert f.anchor_id == "H1" and f.same_brand
