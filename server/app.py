@@ -12,7 +12,7 @@ import dataclasses
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, AsyncIterator, Sequence
+from typing import TYPE_CHECKING, AsyncIterator, Callable, Sequence
 
 from ranker.types import Candidate, RankQuery
 from server import metrics
@@ -44,10 +44,13 @@ class RankedList:
 
 
 class RecService:
-    def __init__(self, catalog: "Catalog", ranker: "Ranker", explainer: "Explainer", config: "ServerConfig"):
+    def __init__(self, catalog: "Catalog", ranker: "Ranker", explainer: "Explainer", config: "ServerConfig",
+                 thread_init: Callable[[], None] | None = None):
         self.catalog, self.ranker, self.explainer, self.config = catalog, ranker, explainer, config
         self.llm_enabled = config.llm != "off"
-        self._pool = ThreadPoolExecutor(config.ranker_threads, thread_name_prefix="explainrec-rank")
+        # thread_init runs in each worker: per-thread runtime settings (OpenMP's thread count is per thread)
+        self._pool = ThreadPoolExecutor(config.ranker_threads, thread_name_prefix="explainrec-rank",
+                                        initializer=thread_init)
 
     async def _run(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)

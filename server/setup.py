@@ -48,7 +48,8 @@ def _train(workdir: Path, catalog: Catalog) -> bool:
 
 
 def set_search_threads(n: int) -> None:
-    """Serving searches one query per call: OpenMP fan-out only adds synchronisation."""
+    """Serving searches one query per call: OpenMP fan-out only adds synchronisation.
+    OpenMP keeps this per thread, so every thread that ranks must call it."""
     import faiss
     faiss.omp_set_num_threads(n)
 
@@ -102,4 +103,5 @@ def build_service(config: "ServerConfig", lifecycle: "Lifecycle") -> "RecService
         raise
     lifecycle.on_close("catalog", catalog.close)
     log.info("service loaded in %.0f s (llm=%s)", time.perf_counter() - t0, config.llm)
-    return RecService(catalog, ranker, explainer, config)
+    return RecService(catalog, ranker, explainer, config,
+                      thread_init=lambda: set_search_threads(config.search_threads))
