@@ -64,6 +64,11 @@ class ZeroShotScorer:
         return _normalize(np.stack([recency_mean(h, self.decay) for h in histories]))
 
 
+def model_file(member: int) -> str:
+    """Weights of ensemble member k: model.pt, model_1.pt, model_2.pt, ..."""
+    return "model.pt" if member == 0 else f"model_{member}.pt"
+
+
 class TrainedScorer:
     """The trained towers (ranker.model.TwoTower) behind the Scorer interface."""
 
@@ -80,7 +85,7 @@ class TrainedScorer:
         self._torch = torch
 
     @classmethod
-    def load(cls, model_dir: Path, device: str | None = None) -> "TrainedScorer":
+    def load(cls, model_dir: Path, device: str | None = None, member: int = 0) -> "TrainedScorer":
         import torch
 
         from ranker.encoder import default_device
@@ -90,7 +95,7 @@ class TrainedScorer:
         device = device or default_device()
         config = json.loads((model_dir / "config.json").read_text())
         model = TwoTower(ModelConfig(**config["model"]))
-        model.load_state_dict(torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True))
+        model.load_state_dict(torch.load(model_dir / model_file(member), map_location="cpu", weights_only=True))
         item_ids = json.loads((model_dir / "item_ids.json").read_text())
         return cls(model, {i: r for r, i in enumerate(item_ids)}, device)
 
@@ -138,45 +143,61 @@ class TrainedScorer:
         return np.concatenate(out).astype(np.float32)
 
 
-class BlendScorer:
-    """score = model score + weight * zero-shot score, as one inner product (so FAISS still serves it).
+class ConcatScorer:
+    """Sum of member scores with weights, as ONE inner product, so a single FAISS index serves it.
 
-    Item vector = [model item vector, sqrt(w) * MiniLM vector]; user = [model user, sqrt(w) * recency mean]
-    (w = weight). The model's user tower reads its own inputs; the MiniLM half reads the MiniLM vectors.
+    item = [sqrt(w_k) * item_k], user = [sqrt(w_k) * user_k]: their inner product is sum_k w_k * score_k.
+    Each member's user tower reads its own slice of the concatenated history vectors.
+    Used for seed ensembles of the towers and for the blend with the zero-shot MiniLM.
     """
 
-    def __init__(self, model: TrainedScorer, weight: float, zero_shot: ZeroShotScorer | None = None):
-        if weight < 0:
-            raise ValueError(f"weight must be >= 0 (got {weight})")
-        self.model = model
-        self.zs = zero_shot or ZeroShotScorer()
-        self.weight = float(weight)
-        self.root = float(np.sqrt(weight))
-        self.dim = model.dim + self.zs.dim
-        self.name = "model"
-        self.device = model.device
+    name = "model"
+
+    def __init__(self, members: Sequence, weights: Sequence[float]):
+        if len(members) != len(weights) or not members:
+            raise ValueError("members and weights must be non-empty and of equal length")
+        if any(w < 0 for w in weights):
+            raise ValueError(f"weights must be >= 0 (got {list(weights)})")
+        self.members = list(members)
+        self.weights = [float(w) for w in weights]
+        self.roots = [float(np.sqrt(w)) for w in weights]
+        self.dim = sum(m.dim for m in self.members)
+        self.device = next((m.device for m in self.members if hasattr(m, "device")), "cpu")
 
     def item_vectors(self, item_ids: Sequence[str], text_emb: np.ndarray) -> np.ndarray:
-        return np.concatenate([self.model.item_vectors(item_ids, text_emb),
-                               self.root * self.zs.item_vectors(item_ids, text_emb)], axis=1).astype(np.float32)
+        return np.concatenate([r * m.item_vectors(item_ids, text_emb) for m, r in zip(self.members, self.roots)],
+                              axis=1).astype(np.float32)
 
     def history_vectors(self, item_ids: Sequence[str], text_emb: np.ndarray) -> np.ndarray:
-        h = self.model.history_vectors(item_ids, text_emb)
-        h = self.model.item_vectors(item_ids, text_emb) if h is None else h
-        return np.concatenate([h, self.zs.item_vectors(item_ids, text_emb)], axis=1).astype(np.float32)
+        parts = []
+        for m in self.members:
+            h = m.history_vectors(item_ids, text_emb)
+            parts.append(m.item_vectors(item_ids, text_emb) if h is None else h)
+        return np.concatenate(parts, axis=1).astype(np.float32)
 
     def query_vector(self, text_emb: np.ndarray) -> np.ndarray:
-        return np.concatenate([self.model.query_vector(text_emb), self.zs.query_vector(text_emb)]).astype(np.float32)
+        return np.concatenate([m.query_vector(text_emb) for m in self.members]).astype(np.float32)
 
     def user_vectors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-        d = self.model.dim
-        u_model = self.model.user_vectors([h[:, :d] for h in histories])
-        u_zs = self.zs.user_vectors([h[:, d:] for h in histories])
-        return np.concatenate([u_model, self.root * u_zs], axis=1).astype(np.float32)
+        out, start = [], 0
+        for m, r in zip(self.members, self.roots):
+            out.append(r * m.user_vectors([h[:, start:start + m.dim] for h in histories]))
+            start += m.dim
+        return np.concatenate(out, axis=1).astype(np.float32)
+
+
+def BlendScorer(model, weight: float, zero_shot: ZeroShotScorer | None = None) -> ConcatScorer:
+    """score = model + weight * zero-shot MiniLM (model may itself be a ConcatScorer ensemble)."""
+    members = model.members if isinstance(model, ConcatScorer) else [model]
+    weights = model.weights if isinstance(model, ConcatScorer) else [1.0]
+    return ConcatScorer([*members, zero_shot or ZeroShotScorer()], [*weights, weight])
 
 
 def load_scorer(model_dir: Path, device: str | None = None):
-    """The scorer a model directory describes: the towers, blended with zero-shot MiniLM if training chose so."""
-    scorer = TrainedScorer.load(model_dir, device)
-    weight = float(json.loads((Path(model_dir) / "config.json").read_text()).get("blend_weight", 0.0))
+    """The scorer a model directory describes: the tower ensemble, blended with zero-shot MiniLM if chosen."""
+    model_dir = Path(model_dir)
+    config = json.loads((model_dir / "config.json").read_text())
+    members = [TrainedScorer.load(model_dir, device, member=k) for k in range(int(config.get("ensemble", 1)))]
+    scorer = members[0] if len(members) == 1 else ConcatScorer(members, [1.0] * len(members))
+    weight = float(config.get("blend_weight", 0.0))
     return BlendScorer(scorer, weight) if weight > 0 else scorer

@@ -12,6 +12,7 @@ item_vectors.npy + index_ids.json + index.faiss/.json (the serving index).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import math
@@ -55,7 +56,7 @@ class TrainConfig:
     patience: int = 4
     """Stop after this many epochs without a better valid NDCG@10."""
     time_budget_s: float = 600.0
-    """Stop starting new epochs after this many seconds (keeps the default run short on a CPU)."""
+    """Per ensemble member: stop starting new epochs after this many seconds (bounds a CPU run)."""
     max_users: int = 0
     """Train on at most this many users (0 = all); for smoke tests."""
     blend_weights: str = "0,0.1,0.25,0.5,1"
@@ -63,13 +64,15 @@ class TrainConfig:
     threads: int = 0
     """CPU threads for torch; 0 = auto (1 when the CPU is already busy: spinning OpenMP threads on an
     oversubscribed 2-core machine made a step 5x slower than one thread)."""
+    ensemble: int = 2
+    """Towers trained with seeds seed, seed+1, ...; their scores are summed (one concatenated vector each side)."""
     seed: int = 0
-    """Seed for torch and numpy."""
+    """Seed for torch and numpy (member k uses seed + k)."""
     device: str = ""
     """"cuda", "cpu" or "" (CUDA when present)."""
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "dim", "layers", "heads", "max_len", "patience"):
+        for name in ("epochs", "batch_size", "dim", "layers", "heads", "max_len", "patience", "ensemble"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
         if not self.lr > 0:
@@ -213,7 +216,7 @@ def train(catalog, model_dir: Path, cfg: TrainConfig, encoder=None, progress: bo
     from ranker.encoder import MODEL_NAME, TextEncoder, default_device
     from ranker.evaluate import evaluate_ranks, scorer_ranks
     from ranker.index import VectorIndex
-    from ranker.scorers import TrainedScorer
+    from ranker.scorers import ConcatScorer, TrainedScorer, model_file
 
     t_start = time.time()
     device = cfg.device or default_device()
@@ -223,8 +226,16 @@ def train(catalog, model_dir: Path, cfg: TrainConfig, encoder=None, progress: bo
     encode_s = time.time() - t0
     log.info("data: %d items, %d train sequences, %d valid, %d test users (%.1fs)", data.n_items,
              len(data.train_seqs), len(data.valid_target), len(data.test_target), encode_s)
-    model, history, best_epoch = fit(data, cfg, progress)
-    scorer = TrainedScorer(model, {i: r for r, i in enumerate(data.item_ids)}, device)
+    item_rows = {i: r for r, i in enumerate(data.item_ids)}
+    models, histories, best_epochs = [], [], []
+    for k in range(cfg.ensemble):
+        model, history, best_epoch = fit(data, dataclasses.replace(cfg, seed=cfg.seed + k), progress)
+        models.append(model)
+        histories.append(history)
+        best_epochs.append(best_epoch)
+    members = [TrainedScorer(m, item_rows, device) for m in models]
+    scorer = members[0] if len(members) == 1 else ConcatScorer(members, [1.0] * len(members))
+    history, best_epoch = histories[0], best_epochs[0]
     weights = [float(w) for w in cfg.blend_weights.split(",") if w.strip()] or [0.0]
     scorer, blend_weight, blend_valid = choose_blend(scorer, data, weights)
     log.info("blend with zero-shot: valid ndcg@10 by weight %s -> w=%s", blend_valid, blend_weight)
@@ -234,7 +245,8 @@ def train(catalog, model_dir: Path, cfg: TrainConfig, encoder=None, progress: bo
     model_dir = Path(model_dir)
     tmp = model_dir.with_name(model_dir.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp / "model.pt")
+    for k, m in enumerate(models):
+        torch.save({n: v.cpu() for n, v in m.state_dict().items()}, tmp / model_file(k))
     (tmp / "item_ids.json").write_text(json.dumps(data.item_ids))
     np.save(tmp / "text_emb.npy", data.text_emb)
     np.save(tmp / "item_vectors.npy", item_vecs)
@@ -250,13 +262,16 @@ def train(catalog, model_dir: Path, cfg: TrainConfig, encoder=None, progress: bo
         "train": asdict(cfg),
         "device": device,
         "best_epoch": best_epoch,
+        "ensemble": len(models),
+        "members": [{"seed": cfg.seed + k, "best_epoch": best_epochs[k], "history": histories[k]}
+                    for k in range(len(models))],
         "blend_weight": blend_weight,
         "blend_valid_ndcg@10": {str(k): v for k, v in blend_valid.items()},
         "valid": valid.metrics,
         "history": history,
         "index": index.describe(),
         "timings_s": {"encode_items": round(encode_s, 1), "total": round(time.time() - t_start, 1),
-                      "per_epoch_mean": round(float(np.mean([h["train_s"] for h in history])), 2)},
+                      "per_epoch_mean": round(float(np.mean([h["train_s"] for hs in histories for h in hs])), 2)},
         "text_query": "MiniLM -> item-tower projection (zero residual) -> user tower as the newest history step",
     }
     (tmp / "config.json").write_text(json.dumps(config, indent=2))

@@ -18,11 +18,11 @@ def test_train_then_load_serve_and_eval(small_db, tmp_path, ranker_encoder):
     workdir.mkdir()
     shutil.copy(small_db, db_path(workdir))
     args = ["train", "--workdir", str(workdir), "--quiet", "--epochs", "2", "--dim", "32", "--max-users", "200",
-            "--blend-weights", "0,0.5", "--device", "cpu"]
+            "--blend-weights", "0,0.5", "--ensemble", "2", "--device", "cpu"]
     assert main(args) == 0
     out = model_dir(workdir)
     config = json.loads((out / "config.json").read_text())
-    assert {"model.pt", "item_ids.json", "item_vectors.npy", "index.faiss", "text_emb.npy"} <= {p.name for p in out.iterdir()}
+    assert {"model.pt", "model_1.pt", "item_ids.json", "item_vectors.npy", "index.faiss", "text_emb.npy"} <= {p.name for p in out.iterdir()}
     assert config["best_epoch"] in (1, 2) and len(config["history"]) == 2
     assert config["blend_weight"] in (0.0, 0.5) and config["valid"]["ndcg@10"] > 0
     assert main(args) == 0            # second run: skipped, model kept
