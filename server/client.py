@@ -81,9 +81,10 @@ class ExplainRecClient:
             try:
                 reply, call = method.with_call(request, timeout=max(remaining, 0.001),
                                                metadata=self._metadata(request_id))
-                self.last_request_id = dict(call.initial_metadata()).get("x-request-id", "")
+                self.last_request_id = dict(call.trailing_metadata() or ()).get("x-request-id", "")
                 return reply
             except grpc.RpcError as err:
+                self.last_request_id = dict(err.trailing_metadata() or ()).get("x-request-id", "")
                 pause = backoff * (1 + random.random())
                 if (err.code() != grpc.StatusCode.UNAVAILABLE or attempt == self.config.retries
                         or deadline - time.monotonic() <= pause):

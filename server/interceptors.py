@@ -65,7 +65,7 @@ async def _abort_with(context, exc: Exception) -> None:
 
 class RequestIdInterceptor(grpc.aio.ServerInterceptor):
     """Takes the caller's `x-request-id` (or makes one), exposes it to the call's code and log
-    lines, and sends it back as initial metadata. Made ids are a per-process random prefix and
+    lines, and sends it back as trailing metadata. Made ids are a per-process random prefix and
     a counter: unique, and cheaper than a uuid per call."""
 
     def __init__(self) -> None:
@@ -81,7 +81,8 @@ class RequestIdInterceptor(grpc.aio.ServerInterceptor):
             rid = given[:64] if given and given.isprintable() else f"{self._prefix}-{next(self._counter):x}"
             token = REQUEST_ID.set(rid)
             try:
-                await context.send_initial_metadata((("x-request-id", rid),))
+                # trailing, not initial: no extra send op per call, and errors carry it too
+                context.set_trailing_metadata((("x-request-id", rid),))
                 yield
             finally:
                 REQUEST_ID.reset(token)
