@@ -75,7 +75,7 @@ def bench_search(vectors: np.ndarray, queries: np.ndarray, user_fn, histories, n
         recall = float(np.mean([len(set(g) & set(t)) / k for g, t in zip(got, truth)]))
         res[f"ivf_nprobe{nprobe}"] = {"ms_p50": round(med, 3), "ms_p95": round(p95, 3), "recall@100": round(recall, 4)}
     res["ivf_default_nprobe"] = ivf.nprobe
-    del exact, ivf
+    del ivf
     return res
 
 
@@ -84,7 +84,7 @@ def main() -> int:
     p.add_argument("--workdir", type=Path, default=None)
     p.add_argument("--sizes", type=int, nargs="+", default=[4385, 100_000, 1_000_000])
     p.add_argument("--queries", type=int, default=200)
-    p.add_argument("--nprobes", type=int, nargs="+", default=[8, 16, 32, 64])
+    p.add_argument("--nprobes", type=int, nargs="+", default=[16, 32, 64, 128])
     p.add_argument("--noise", type=float, default=0.6, help="synthetic spread around real item vectors")
     p.add_argument("--skip-train", action="store_true")
     p.add_argument("--encode", type=int, default=256, help="item texts to encode for the throughput number")
@@ -99,7 +99,7 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     from ranker.data import load_split_data
     from ranker.encoder import TextEncoder
-    from ranker.scorers import TrainedScorer, ZeroShotScorer
+    from ranker.scorers import ZeroShotScorer, load_scorer
     from store.catalog import Catalog
     from store.paths import db_path, default_workdir, model_dir
 
@@ -117,8 +117,12 @@ def main() -> int:
 
     data = load_split_data(catalog, encoder)
     mdir = model_dir(workdir)
-    scorer = TrainedScorer.load(mdir, "cpu") if (mdir / "config.json").exists() else ZeroShotScorer()
-    report["scorer"] = scorer.name
+    scorer = load_scorer(mdir, "cpu") if (mdir / "config.json").exists() else ZeroShotScorer()
+    report["scorer"] = f"{scorer.name} (dim {scorer.dim})"
+    if (mdir / "config.json").exists():
+        saved = json.loads((mdir / "config.json").read_text())
+        report["trained_model_timings_s"] = saved.get("timings_s")
+        print(json.dumps({"trained_model_timings_s": saved.get("timings_s"), "device": saved.get("device")}), flush=True)
 
     if not args.skip_train:
         from ranker.train import TrainConfig, fit
