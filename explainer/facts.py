@@ -115,6 +115,7 @@ class ItemFacts:
     category: str                    # readable category name of the item
     shared_category: str             # readable category the item shares with the anchor ("" none)
     price: float | None
+    co_bought: bool                  # other shoppers bought the anchor and the item
     evidence_ids: tuple[str, ...]    # history items the facts rely on (anchor first)
     lines: tuple[str, ...]           # the facts as sentences, for the prompt and the audit
 
@@ -126,16 +127,41 @@ def format_price(price: float | None) -> str:
     return "" if price is None else f"${price:,.2f}"
 
 
+class CoPurchases:
+    """Which items were bought by the same shoppers: item id -> set of user ids.
+
+    Built from the train/valid/live events; the test split stays held out, so an evaluation
+    never cites the very purchase it is scored on.
+    """
+
+    MIN_SHOPPERS = 2   # "other shoppers bought both" needs at least this many shoppers
+
+    def __init__(self, sequences: dict[str, list[tuple[str, str]]]):
+        self._buyers: dict[str, set[str]] = {}
+        for user, seq in sequences.items():
+            for item_id, split in seq:
+                if split != "test":
+                    self._buyers.setdefault(item_id, set()).add(user)
+
+    def shoppers(self, a: str, b: str) -> int:
+        return len(self._buyers.get(a, set()) & self._buyers.get(b, set()))
+
+    def bought_together(self, a: str, b: str) -> bool:
+        return self.shoppers(a, b) >= self.MIN_SHOPPERS
+
+
 def compute_facts(history: Sequence[Item], item: Item, candidate: Candidate | None,
-                  categories: CategoryNames) -> ItemFacts:
+                  categories: CategoryNames, co: CoPurchases | None = None) -> ItemFacts:
     """Facts from the item's attributes and the ranker's evidence (the strongest cited history item)."""
     by_id = {h.id: h for h in history}
     anchor: Item | None = None
     if candidate is not None:
         cited = [by_id[ev.item_id] for ev in candidate.evidence if ev.item_id in by_id and ev.item_id != item.id]
-        # among the cited items, one that shares something nameable makes a reason a person can check
+        # among the cited items, one that shares something nameable makes a reason a person can check;
+        # next best, one that other shoppers bought together with the item
         sharing = [h for h in cited if _shares(item, h)]
-        anchor = (sharing or cited or [None])[0]
+        together = [h for h in cited if co is not None and co.bought_together(h.id, item.id)]
+        anchor = (sharing or together or cited or [None])[0]
     if anchor is None:   # no usable evidence: the most recent purchase sharing something, else the latest
         others = [h for h in history if h.id != item.id]
         sharing = [h for h in others if (h.brand and h.brand.lower() == item.brand.lower())
@@ -148,6 +174,7 @@ def compute_facts(history: Sequence[Item], item: Item, candidate: Candidate | No
     lines: list[str] = []
     anchor_name = ""
     same_brand = False
+    co_bought = False
     shared_cat = ""
     if anchor is not None:
         anchor_name = short_name(anchor.title, anchor.brand)
@@ -169,6 +196,9 @@ def compute_facts(history: Sequence[Item], item: Item, candidate: Candidate | No
             lines.append(f'The "{item_name}" is in the same category as the "{anchor_name}": {shared_cat}.')
         if same_brand:
             lines.append(f'The "{item_name}" is by {brand}, like the "{anchor_name}".')
+        co_bought = co is not None and co.bought_together(anchor.id, item.id)
+        if co_bought:
+            lines.append(f'Other shoppers who bought the "{anchor_name}" also bought the "{item_name}".')
     if brand and not same_brand:
         lines.append(f'The "{item_name}" is by {brand}.')
     if category and not shared_cat:
@@ -178,7 +208,7 @@ def compute_facts(history: Sequence[Item], item: Item, candidate: Candidate | No
     return ItemFacts(
         item_id=item.id, item_name=item_name, item_title=clean_text(item.title),
         anchor_id=anchor.id if anchor else "", anchor_name=anchor_name, brand=brand, same_brand=same_brand,
-        category=category, shared_category=shared_cat, price=item.price,
+        category=category, shared_category=shared_cat, price=item.price, co_bought=co_bought,
         evidence_ids=(anchor.id,) if anchor else (), lines=tuple(lines))
 
 

@@ -14,7 +14,7 @@ from typing import AsyncIterator, Sequence
 
 from explainer.client import LLMUnavailable, VLLMClient
 from explainer.config import ExplainerConfig
-from explainer.facts import CategoryNames, ItemFacts, compute_facts, short_name
+from explainer.facts import CategoryNames, CoPurchases, ItemFacts, compute_facts, short_name
 from explainer.prompts import FallbackTemplate, Prompt, PromptTemplate
 from explainer.types import (FALLBACK_DEADLINE, FALLBACK_DISABLED, FALLBACK_LLM_UNAVAILABLE, FALLBACK_VERIFIER,
                              SOURCE_LLM, SOURCE_TEMPLATE, Justification, StreamEvent)
@@ -66,12 +66,14 @@ class Explainer:
         self._client: VLLMClient | None = None
         self._categories: CategoryNames | None = None
         self._verifier: Verifier | None = None
+        self._co: CoPurchases | None = None
 
     # -- catalog-derived helpers (built on first use; refresh after catalog changes) -------------
     def refresh_catalog(self) -> None:
         items = self.catalog.all_items(include_deleted=True)
         self._categories = CategoryNames(i.category for i in items)
         self._verifier = Verifier(i.brand for i in items)
+        self._co = CoPurchases(self.catalog.sequences(("train", "valid", "live")))
 
     @property
     def categories(self) -> CategoryNames:
@@ -94,7 +96,8 @@ class Explainer:
 
     # -- facts and templates --------------------------------------------------------------------
     def facts(self, history: Sequence[Item], items: Sequence[tuple[Item, Candidate]]) -> list[ItemFacts]:
-        return [compute_facts(history, item, cand, self.categories) for item, cand in items]
+        cats = self.categories   # builds the co-purchase table too
+        return [compute_facts(history, item, cand, cats, self._co) for item, cand in items]
 
     def history_names(self, history: Sequence[Item]) -> list[str]:
         return [short_name(h.title, h.brand) for h in history[-MAX_HISTORY_IN_PROMPT:]]

@@ -39,7 +39,7 @@ get gets got make makes made use used using
 
 # Words a justification may use without a fact behind them: the frame's connective tissue.
 FRAME_WORDS = frozenset("""
-bought buy buying purchased purchase ordered recommend recommended product products
+bought buy buying purchased purchase ordered recommend recommended product products shopper shoppers
 category categories brand brands made maker
 """.split())
 # Words that claim the item shares something with the history item.
@@ -156,7 +156,8 @@ class Verifier:
         cw = content_words(own)
         negs = sum(1 for w in words(own) if w in NEGATIONS)
         # "also by B", "both", "another": a shared attribute the facts do not state
-        claims_sharing = not (facts.same_brand or facts.shared_category) and any(w in SHARING_WORDS for w in words(own))
+        claims_sharing = not (facts.same_brand or facts.shared_category or facts.co_bought) \
+            and any(w in SHARING_WORDS for w in words(own))
         supported = set(content_words(facts_text)) | {norm(w) for w in FRAME_WORDS}
         if cw or negs:
             share = (sum(1 for w in cw if w not in supported) + negs) / (len(cw) + negs)

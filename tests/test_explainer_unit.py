@@ -135,7 +135,7 @@ def test_template_fallback_always_passes_on_real_catalog(catalog):
             assert j.source == "template" and j.fallback_reason == "disabled" and j.model == ""
             assert set(j.evidence_ids) <= {h.id for h in hist}
             cand = next(c for it, c in pairs if it.id == j.item_id)
-            f = compute_facts(hist, catalog.get_item(j.item_id), cand, ex.categories)
+            f = ex.facts(hist, [(catalog.get_item(j.item_id), cand)])[0]
             v = ex.verify(j.text, f, hist)
             assert v.ok, (j.text, v.failed)
             checked += 1
@@ -194,3 +194,24 @@ def test_anchor_prefers_a_cited_item_that_shares_an_attribute():
     cand = Candidate(ITEM.id, 0.9, (HistoryEvidence("H2", 0.9), HistoryEvidence("H1", 0.8)))
     f = compute_facts([H1, H2], ITEM, cand, CATS)
     assert f.anchor_id == "H1" and f.same_brand
+
+
+def test_co_purchase_fact_from_other_shoppers(catalog):
+    from collections import Counter
+    from itertools import combinations
+
+    from explainer.facts import CoPurchases
+    seqs = catalog.sequences(("train", "valid"))
+    pairs = Counter(p for seq in seqs.values() for p in combinations(sorted({i for i, _ in seq}), 2))
+    (a, b), n = pairs.most_common(1)[0]
+    assert n >= 2
+    co = CoPurchases(seqs)
+    assert co.shoppers(a, b) == n and co.bought_together(a, b)
+    ha, ib = catalog.get_item(a), catalog.get_item(b)
+    f = compute_facts([ha], ib, Candidate(b, 0.5, (HistoryEvidence(a, 0.5),)), CATS, co)
+    assert f.co_bought and any("Other shoppers" in line for line in f.lines)
+    ex = Explainer(ExplainerConfig(enabled=False), catalog)
+    text = FallbackTemplate().render(f)
+    assert ex.verifier.verify(text, f, [ha.title]).ok
+    assert ex.verifier.verify(f"Because you bought the {f.anchor_name}, you may like the {f.item_name}, "
+                              "which other shoppers also bought.", f, [ha.title]).ok
