@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, AsyncIterator, Callable, Sequence
@@ -89,6 +90,14 @@ class RecService:
         budget = min(time_remaining - self.config.deadline_margin_s, self.config.explain_deadline_s)
         return budget if budget >= self.config.min_llm_budget_s else None
 
+    @staticmethod
+    def _deadline_at(time_remaining: float | None) -> float | None:
+        """The caller's deadline as a monotonic instant, so that time spent ranking counts against it."""
+        return None if time_remaining is None else time.monotonic() + time_remaining
+
+    def _budget_at(self, deadline_at: float | None) -> float | None:
+        return self.llm_budget(None if deadline_at is None else deadline_at - time.monotonic())
+
     def _fallback_reason(self) -> str:
         return "disabled" if not self.llm_enabled else "deadline"
 
@@ -107,10 +116,10 @@ class RecService:
         return justs
 
     async def _justify(self, history: list[Item], recs: list[Recommendation],
-                       time_remaining: float | None) -> list[Recommendation]:
+                       deadline_at: float | None) -> list[Recommendation]:
         if not recs:
             return recs
-        budget = self.llm_budget(time_remaining)
+        budget = self._budget_at(deadline_at)
         if budget is None:
             justs = await self._templates(history, recs)
         else:
@@ -121,21 +130,24 @@ class RecService:
     # -- the use cases ---------------------------------------------------------------------
     async def recommend(self, query: RankQuery, explain: bool, time_remaining: float | None = None
                         ) -> list[Recommendation]:
+        deadline_at = self._deadline_at(time_remaining)
         recs, history = await self._run(self._rank, query, explain)
-        return await self._justify(history, recs, time_remaining) if explain else recs
+        return await self._justify(history, recs, deadline_at) if explain else recs
 
     async def explain(self, query: RankQuery, item_ids: Sequence[str], time_remaining: float | None = None
                       ) -> list[Recommendation]:
+        deadline_at = self._deadline_at(time_remaining)
         recs, history = await self._run(self._score, query, item_ids)
-        return await self._justify(history, recs, time_remaining)
+        return await self._justify(history, recs, deadline_at)
 
     async def recommend_stream(self, query: RankQuery, time_remaining: float | None = None) -> AsyncIterator:
         """Yields a RankedList, then the explainer's StreamEvents (chunks, then one final per item)."""
+        deadline_at = self._deadline_at(time_remaining)
         recs, history = await self._run(self._rank, query, True)
         yield RankedList(recs)
         if not recs:
             return
-        budget = self.llm_budget(time_remaining)
+        budget = self._budget_at(deadline_at)
         if budget is None:
             from explainer.types import StreamEvent
             for j in await self._templates(history, recs):

@@ -46,3 +46,20 @@ def test_config_env_type_errors_name_the_variable():
 def test_config_documentation_lists_every_setting():
     doc = documentation()
     assert "EXPLAINREC_SERVER_AUTH_TOKEN" in doc and "min_llm_budget_s" in doc
+
+
+def test_llm_budget_leaves_a_margin_and_falls_back_below_the_minimum():
+    from server.app import RecService
+    cfg = ServerConfig(llm="url", vllm_url="http://127.0.0.1:1", min_llm_budget_s=1.0, deadline_margin_s=0.2,
+                       explain_deadline_s=30.0)
+    svc = RecService(None, None, None, cfg)
+    try:
+        assert svc.llm_budget(None) == 30.0                 # no deadline: the configured budget
+        assert svc.llm_budget(100.0) == 30.0
+        assert svc.llm_budget(5.0) == pytest.approx(4.8)    # the margin is kept back for the reply
+        assert svc.llm_budget(1.1) is None                  # 0.9 s would not fit the LLM: templates
+    finally:
+        svc._pool.shutdown()
+    off = RecService(None, None, None, ServerConfig(llm="off"))
+    assert off.llm_budget(None) is None
+    off._pool.shutdown()
