@@ -49,9 +49,9 @@ class ServerConfig:
     explain_deadline_s: float = _f(30.0, "LLM time budget for a call without a deadline")
     batch_concurrency: int = _f(4, "ExplainBatch requests worked on at once per stream")
     ranker_threads: int = _f(4, "worker threads for ranking and catalog calls")
-    search_threads: int = _f(1, "OpenMP threads of the vector search, set in every ranking thread. Each "
-                                "call searches one query, so fanning out costs more than it saves (one "
-                                "FAISS search on 2 cores: ~8 ms with 2 threads, ~0.2 ms with 1)")
+    search_threads: int = _f(1, "OpenMP threads of each ranking thread (vector search, tower forward pass). "
+                                "A call ranks one query, so fanning out costs more than it saves under "
+                                "concurrent load (one FAISS search on 2 cores: ~8 ms with 2 threads, ~0.2 ms with 1)")
     grace_s: float = _f(20.0, "on SIGTERM, how long in-flight calls may take to finish")
     zero_shot: bool = _f(False, "serve the untuned MiniLM ranker (no training, no trained model needed)")
     train_if_missing: bool = _f(True, "on start, train the ranker when no trained model exists")
