@@ -36,6 +36,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+class _Skip(Exception):
+    pass
+
+
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, max(0, int(round(q / 100 * len(s) + 0.5)) - 1))]
@@ -202,7 +206,8 @@ def main() -> int:
     p.add_argument("--k", type=int, default=10, help="k for part 1")
     p.add_argument("--llm-users", type=int, default=20)
     p.add_argument("--llm-k", type=int, default=5)
-    p.add_argument("--skip-llm", action="store_true")
+    p.add_argument("--skip-llm", action="store_true", help="part 1 only")
+    p.add_argument("--skip-load", action="store_true", help="part 2 only")
     p.add_argument("--zero-shot", action="store_true", help="use the zero-shot ranker even if a trained one exists")
     args = p.parse_args()
 
@@ -218,18 +223,24 @@ def main() -> int:
     users = catalog.user_ids()
     out: dict = {"machine": f"{os.cpu_count()} cpus", "items": catalog.item_count(), "users": len(users)}
 
-    svc = ServiceProcess(workdir, ["--no-llm", *ranker_flag])
+    svc = ServiceProcess(workdir, ["--no-llm", *ranker_flag]) if not args.skip_load else None
     try:
+        if svc is None:
+            raise _Skip
         svc.wait_serving()
         out["recommend_no_explanations"] = asyncio.run(
             load_test(svc.target, users, args.concurrency, args.duration, args.k, svc.cpu_s))
         out["recommend_no_explanations_1_client"] = asyncio.run(
             load_test(svc.target, users, 1, min(args.duration, 8.0), args.k, svc.cpu_s))
+    except _Skip:
+        pass
     finally:
-        out["recommend_no_explanations_server_exit"] = svc.stop()
-    ranker, out["ranker"] = load_ranker(catalog, workdir, zero_shot)
-    out["ranker_alone_in_process"] = ranker_alone(ranker, users, args.k)
-    print(json.dumps(out, indent=2), flush=True)
+        if svc is not None:
+            out["recommend_no_explanations_server_exit"] = svc.stop()
+    if svc is not None:
+        ranker, out["ranker"] = load_ranker(catalog, workdir, zero_shot)
+        out["ranker_alone_in_process"] = ranker_alone(ranker, users, args.k)
+        print(json.dumps(out, indent=2), flush=True)
 
     if not args.skip_llm:
         from explainer.config import ExplainerConfig
