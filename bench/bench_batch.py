@@ -1,6 +1,6 @@
 """Bench: the explain-batch job vs vLLM alone on the same requests, in one run.
 
-    python bench/bench_batch.py [--users 24] [--items-per-user 4] [--concurrency 32] [--vllm-url URL]
+    python bench/bench_batch.py [--users 24] [--items-per-user 4] [--concurrency 32] [--ray] [--vllm-url URL]
 
 1. Pairs: the first --users users of the catalog, each with the ranker's top --items-per-user.
 2. The job (local engine: ranker evidence, Explainer, verifier, fsync'ed journal) runs over
@@ -11,6 +11,7 @@ Output tokens come from the server's own counter (/metrics, vllm:generation_toke
 for both runs. The prefix cache is reset before each timed run (the local server is started
 with VLLM_SERVER_DEV_MODE=1 for /reset_prefix_cache), so neither run is served from the
 other's cache. Prints explanations/s and output tokens/s for both and their ratio.
+4. With --ray: the same pairs once more on the Ray engine (local Ray, one actor).
 """
 from __future__ import annotations
 
@@ -96,6 +97,36 @@ def make_pairs(catalog, ranker, users: int, per_user: int, path: Path) -> int:
     return len(rows)
 
 
+def run_ray_job(args, spec, url: str, tmp: Path) -> dict:
+    """The same pairs on the Ray engine (1 actor); wall time includes the actor's start-up
+    (it builds its own ranker), Ray itself is started before the clock."""
+    import ray
+
+    from explainer.batch.inputs import plan
+    from explainer.batch.journal import Journal
+    from explainer.batch.ray_engine import run_ray
+    from explainer.batch.runner import Sink
+    from store.catalog import Catalog
+
+    ray.init(num_cpus=2, object_store_memory=100 * 1024 * 1024, include_dashboard=False,
+             log_to_driver=False, logging_level=logging.WARNING)
+    try:
+        cat = Catalog(spec.db_path)
+        reset_prefix_cache(url)
+        tok0 = server_counter(url, "vllm:generation_tokens_total")
+        t0 = time.perf_counter()
+        with Journal(tmp / "ray.jsonl") as j:
+            work = plan(tmp / "pairs.jsonl", cat, j.done, max_group=args.max_group)
+            sink = Sink(j, tmp / "ray.rejects.jsonl", "pairs")
+            run_ray(work.groups, spec, sink, concurrency=args.concurrency)
+        seconds = time.perf_counter() - t0
+        cat.close()
+        return dict(written=sink.written, seconds=seconds,
+                    tokens=server_counter(url, "vllm:generation_tokens_total") - tok0)
+    finally:
+        ray.shutdown()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", type=Path, default=None)
@@ -104,6 +135,7 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--max-group", type=int, default=16)
     ap.add_argument("--n-samples", type=int, default=None, help="explainer samples per item (default: its own)")
+    ap.add_argument("--ray", action="store_true", help="also run the job on the Ray engine (local Ray, 1 actor)")
     ap.add_argument("--vllm-url", default="", help="use a running server (no cache resets unless it allows them)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -175,6 +207,7 @@ def main() -> int:
         failures = asyncio.run(replay(url, rec.requests, args.concurrency))
         alone_s = time.perf_counter() - t0
         alone_tokens = server_counter(url, "vllm:generation_tokens_total") - tok0
+        ray_result = run_ray_job(args, spec, url, tmp) if args.ray else None
     finally:
         if server is not None:
             server.stop()
@@ -192,6 +225,11 @@ def main() -> int:
         "ratio_explanations_per_s": round(job_eps / alone_eps, 3),
         "ratio_output_tokens_per_s": round(job_tps / alone_tps, 3) if alone_tps else None,
     }
+    if ray_result:
+        r_eps, r_tps = ray_result["written"] / ray_result["seconds"], ray_result["tokens"] / ray_result["seconds"]
+        result["ray"] = {"seconds_incl_startup": round(ray_result["seconds"], 2),
+                         "explanations_per_s": round(r_eps, 2), "output_tokens_per_s": round(r_tps, 1),
+                         "ratio_output_tokens_per_s": round(r_tps / alone_tps, 3) if alone_tps else None}
     print(json.dumps(result, indent=2))
     print(f"job: {job_eps:.2f} expl/s, {job_tps:.1f} out tok/s | vLLM alone: {alone_eps:.2f} expl/s, "
           f"{alone_tps:.1f} out tok/s | ratio {result['ratio_output_tokens_per_s']} (tokens/s), "
