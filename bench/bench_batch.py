@@ -99,7 +99,9 @@ def make_pairs(catalog, ranker, users: int, per_user: int, path: Path) -> int:
 
 def run_ray_job(args, spec, url: str, tmp: Path) -> dict:
     """The same pairs on the Ray engine (1 actor); wall time includes the actor's start-up
-    (it builds its own ranker), Ray itself is started before the clock."""
+    (it builds its own ranker), Ray itself is started before the clock, on loopback only
+    (the same settings as ray_engine.run_ray's local Ray)."""
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")   # read when ray is imported
     import ray
 
     from explainer.batch.inputs import plan
@@ -109,7 +111,7 @@ def run_ray_job(args, spec, url: str, tmp: Path) -> dict:
     from store.catalog import Catalog
 
     ray.init(num_cpus=2, object_store_memory=100 * 1024 * 1024, include_dashboard=False,
-             log_to_driver=False, logging_level=logging.WARNING)
+             log_to_driver=False, logging_level=logging.WARNING, _node_ip_address="127.0.0.1")
     try:
         cat = Catalog(spec.db_path)
         reset_prefix_cache(url)
