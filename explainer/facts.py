@@ -182,8 +182,8 @@ def compute_facts(history: Sequence[Item], item: Item, candidate: Candidate | No
             anchor_name = f"{clean_text(anchor.brand)} {anchor_name}".strip()
             item_name = f"{brand} {item_name}".strip()
         if anchor_name.lower() == item_name.lower():   # variants of one product: their titles tell them apart
-            anchor_name = " ".join(clean_text(anchor.title).split()[:14])
-            item_name = " ".join(clean_text(item.title).split()[:14])
+            anchor_name = " ".join(clean_text(anchor.title).replace(",", " ").split()[:14])
+            item_name = " ".join(clean_text(item.title).replace(",", " ").split()[:14])
         lines.append(f'You bought the "{anchor_name}".')
         same_brand = bool(brand) and brand.lower() == clean_text(anchor.brand).lower()
         if item.category and item.category.strip() == anchor.category.strip():

@@ -110,7 +110,7 @@ class Verifier:
     def __init__(self, brands: Iterable[str]):
         self._brands: dict[str, re.Pattern] = {}
         for b in {clean_text(b) for b in brands if b}:
-            key = b.lower()
+            key = re.sub(r"^(?:the|a|an)\s+", "", b.lower())   # "The Hillman Group" vs "the Hillman Group Anchors"
             if len(key) < 2 or key in STOP_WORDS or key in FRAME_WORDS:
                 continue
             self._brands[key] = re.compile(r"(?<![A-Za-z0-9])" + re.escape(key) + r"(?![A-Za-z0-9])", re.I)
@@ -141,7 +141,9 @@ class Verifier:
             phrase = m.group(1).strip()
             is_history = any(mentions(phrase, n) or mentions(n, phrase)
                              for n in [facts.anchor_name, *history_titles] if n)
-            names_item = mentions(phrase, facts.item_name) and not mentions(phrase, facts.anchor_name)
+            is_history = is_history or (bool(facts.anchor_name) and facts.anchor_name.lower().startswith(phrase.lower()))
+            names_item = mentions(phrase, facts.item_name) and not mentions(phrase, facts.anchor_name) \
+                and not facts.anchor_name.lower().startswith(phrase.lower())
             if not is_history or names_item:
                 failed.append("false_purchase")
                 break

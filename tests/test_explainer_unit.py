@@ -18,7 +18,7 @@ H1 = Item("H1", "Hillman 1/4 by 20-Inch Stainless Steel Nylon Insert Locknut, 50
 H2 = Item("H2", "Gorilla Original Gorilla Glue, Waterproof Polyurethane Glue, 8 ounce Bottle", "Industrial & Scientific Tapes, Adhesives & Sealants Urethane Adhesives", "Gorilla")
 ITEM = Item("I1", "Hillman 829720 Stainless Steel Hex Nut, 100-Pack", "Industrial & Scientific Fasteners Nuts Locknuts", "Hillman")
 CATS = CategoryNames([H1.category, H2.category, ITEM.category, "Industrial & Scientific Fasteners Nuts"])
-BRANDS = ["Hillman", "Gorilla", "DEWALT", "3M", "uxcell"]
+BRANDS = ["Hillman", "The Hillman Group", "Gorilla", "DEWALT", "3M", "uxcell"]
 
 
 def facts_for(item=ITEM, history=(H1, H2), evidence=("H1",)):
