@@ -70,6 +70,8 @@ class Explainer:
 
     # -- catalog-derived helpers (built on first use; refresh after catalog changes) -------------
     def refresh_catalog(self) -> None:
+        """(Re)build the catalog-wide tables: category names, brands, co-purchases. Runs on first use
+        (about a second on the Scientific data); call it at start-up to keep that off the first request."""
         items = self.catalog.all_items(include_deleted=True)
         self._categories = CategoryNames(i.category for i in items)
         self._verifier = Verifier(i.brand for i in items)
