@@ -44,6 +44,8 @@ category categories brand brands made maker
 """.split())
 # Words that claim the item shares something with the history item.
 SHARING_WORDS = frozenset("also too likewise both same similar another".split())
+_ALSO_BRAND = re.compile(r"\b(?:also|too|likewise)\b(?:\s+\w+){0,3}?\s+(?:by|from|of)\b", re.I)
+_ALSO_CATEGORY = re.compile(r"\b(?:also|too|likewise)\s+(?:in|a|an)\b", re.I)
 # Negations: no fact is negative, so a negation in the model's words is an unsupported claim.
 NEGATIONS = frozenset("not no never none nothing neither nor n't cannot isn't aren't doesn't don't".split())
 
@@ -160,6 +162,11 @@ class Verifier:
         # "also by B", "both", "another": a shared attribute the facts do not state
         claims_sharing = not (facts.same_brand or facts.shared_category or facts.co_bought) \
             and any(w in SHARING_WORDS for w in words(own))
+        # "also by B" needs the same brand, "also in C" a shared category (co-purchase licenses only "also bought")
+        if not facts.same_brand and _ALSO_BRAND.search(own):
+            claims_sharing = True
+        if not facts.shared_category and _ALSO_CATEGORY.search(own):
+            claims_sharing = True
         supported = set(content_words(facts_text)) | {norm(w) for w in FRAME_WORDS}
         if cw or negs:
             share = (sum(1 for w in cw if w not in supported) + negs) / (len(cw) + negs)

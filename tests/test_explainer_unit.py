@@ -188,6 +188,9 @@ def test_also_claims_a_shared_attribute_the_facts_must_state():
     name = f.item_name
     assert "unsupported" in verify(f"Because you bought the {f.anchor_name}, you may like the {name}, which is also by Loctite.", f).failed
     assert verify(f"Because you bought the {f.anchor_name}, you may like the {name}, which is by Loctite.", f).ok
+    import dataclasses
+    co = dataclasses.replace(f, co_bought=True)   # bought together licenses "also bought", not "also by"
+    assert "unsupported" in verify(f"Because you bought the {f.anchor_name}, you may like the {name}, which is also made by Loctite.", co).failed
 
 
 def test_anchor_prefers_a_cited_item_that_shares_an_attribute():
