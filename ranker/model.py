@@ -28,11 +28,11 @@ class ModelConfig:
     """Width of the shared item/user space and of the FAISS index."""
     max_len: int = 50
     """Most recent history items the user tower reads."""
-    layers: int = 2
+    layers: int = 1
     """Transformer layers in the user tower."""
     heads: int = 2
     """Attention heads per layer."""
-    dropout: float = 0.2
+    dropout: float = 0.4
     """Dropout inside the user tower and on its inputs."""
     recency_decay: float = 0.5
     """Weight multiplier per step back for the recency-mean skip path."""
@@ -42,7 +42,7 @@ class ModelConfig:
     """Add the recency-weighted mean of the history to the transformer output (the zero-shot user as a skip path)."""
     residual: bool = True
     """Learn a per-item residual vector on top of the projected text vector."""
-    tied: bool = True
+    tied: bool = False
     """The user tower reads the item tower's vectors (True) or its own input item tower (False), so the user
     need not sit next to the items it has already seen."""
 

@@ -71,6 +71,13 @@ class TrainConfig:
     device: str = ""
     """"cuda", "cpu" or "" (CUDA when present)."""
 
+    def model_config(self, n_items: int, text_dim: int):
+        """The towers' config: every ModelConfig field this config also has is taken from it by name."""
+        from ranker.model import ModelConfig
+
+        shared = {f.name for f in dataclasses.fields(ModelConfig)} & {f.name for f in dataclasses.fields(self)}
+        return ModelConfig(n_items=n_items, text_dim=text_dim, **{k: getattr(self, k) for k in shared})
+
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "dim", "layers", "heads", "max_len", "patience", "ensemble"):
             if getattr(self, name) < 1:
@@ -144,7 +151,7 @@ def fit(data, cfg: TrainConfig, progress: bool = True):
     from ranker.encoder import default_device
     from ranker.evaluate import evaluate_ranks, scorer_ranks
     from ranker.loss import full_softmax_loss
-    from ranker.model import ModelConfig, TwoTower
+    from ranker.model import TwoTower
     from ranker.scorers import TrainedScorer
 
     device = cfg.device or default_device()
@@ -152,10 +159,7 @@ def fit(data, cfg: TrainConfig, progress: bool = True):
         torch.set_num_threads(cpu_threads(cfg.threads))
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    mcfg = ModelConfig(n_items=data.n_items, text_dim=data.text_emb.shape[1], dim=cfg.dim, max_len=cfg.max_len,
-                       layers=cfg.layers, heads=cfg.heads, dropout=cfg.dropout, score=cfg.score,
-                       recency_mix=cfg.recency_mix, residual=cfg.residual, tied=cfg.tied)
-    model = TwoTower(mcfg).to(device)
+    model = TwoTower(cfg.model_config(data.n_items, data.text_emb.shape[1])).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     text = torch.as_tensor(data.text_emb, device=device)
     all_rows = torch.arange(data.n_items, device=device)
