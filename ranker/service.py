@@ -22,7 +22,7 @@ import numpy as np
 from ranker.evidence import common_root, history_evidence
 from ranker.index import IndexConfig, VectorIndex
 from ranker.scorers import Scorer, ZeroShotScorer, load_scorer
-from ranker.types import Candidate, RankQuery
+from ranker.types import Candidate, Ranking, RankQuery
 from store.catalog import Catalog, Item
 from store.errors import InvalidInput, UnknownItem, UnknownUser
 
@@ -43,6 +43,14 @@ class RankerConfig:
     """Most ids in `exclude`."""
     max_category_chars: int = 200
     """Longest category filter accepted."""
+    max_brands: int = 100
+    """Most names in `brands` or `exclude_brands`."""
+    similar_weight: float = 0.6
+    """Share of the reference item in a "more like this" query that also has a user side (history or
+    text); the rest is the user vector. Both are unit length before blending."""
+    exact_filter_max: int = 50_000
+    """A filtered query scans its eligible items exactly when there are at most this many; above, it
+    over-fetches from the index and filters (a loose filter on a large catalog)."""
     index: IndexConfig = field(default_factory=IndexConfig)
     """Exact vs approximate search and its parameters."""
 
@@ -52,6 +60,8 @@ class RankerConfig:
                 raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
         if self.evidence_items < 0:
             raise ValueError(f"evidence_items must be >= 0 (got {self.evidence_items})")
+        if not 0.0 <= self.similar_weight <= 1.0:
+            raise ValueError(f"similar_weight must be in [0, 1] (got {self.similar_weight})")
 
 
 class Ranker:
@@ -71,6 +81,9 @@ class Ranker:
         self._hvecs = self._vecs                                     # what the user tower reads (untied models)
         self._tied = True
         self._active = np.zeros(0, dtype=bool)  # row is in the index
+        self._prices = np.zeros(0, dtype=np.float64)   # row -> price, NaN when unknown (price filters)
+        self._brand_codes = np.zeros(0, dtype=np.int32)  # row -> code of the lower-cased brand (brand filters)
+        self._brand_code: dict[str, int] = {}
         self._category_rows: dict[str, np.ndarray] = {}
         self.index: VectorIndex | None = None
         self.root_levels = 0
@@ -130,6 +143,11 @@ class Ranker:
             h = (vecs if hvecs is None else hvecs).astype(np.float32)
             self._hvecs = np.concatenate([self._hvecs, h]) if start else h
         self._active = np.concatenate([self._active, active])
+        prices = np.array([np.nan if i.price is None else float(i.price) for i in items], dtype=np.float64)
+        codes = np.array([self._brand_code.setdefault(i.brand.strip().lower(), len(self._brand_code))
+                          for i in items], dtype=np.int32)
+        self._prices = np.concatenate([self._prices, prices]) if start else prices
+        self._brand_codes = np.concatenate([self._brand_codes, codes]) if start else codes
         return rows
 
     def _build_from_catalog(self) -> None:
@@ -213,8 +231,8 @@ class Ranker:
         c = self.config
         if not isinstance(q.k, int) or isinstance(q.k, bool) or not 1 <= q.k <= c.max_k:
             raise InvalidInput("k", f"k must be in 1..{c.max_k} (got {q.k!r})")
-        if not q.user_id and not q.history and not (q.text or "").strip():
-            raise InvalidInput("user_id", "give a user_id, inline history item ids, or a text query")
+        if not q.user_id and not q.history and not (q.text or "").strip() and not q.similar_to:
+            raise InvalidInput("user_id", "give a user_id, inline history item ids, a text query or a similar item")
         if q.user_id is not None and (not isinstance(q.user_id, str) or len(q.user_id) > 256):
             raise InvalidInput("user_id", "must be a string of at most 256 characters")
         if len(q.text or "") > c.max_text_chars:
@@ -227,6 +245,19 @@ class Ranker:
             raise InvalidInput("exclude", f"at most {c.max_exclude} item ids (got {len(q.exclude)})")
         if len(q.category or "") > c.max_category_chars:
             raise InvalidInput("category", f"at most {c.max_category_chars} characters (got {len(q.category)})")
+        for name in ("min_price", "max_price"):
+            v = getattr(q, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0):
+                raise InvalidInput(name, f"must be a number >= 0 (got {v!r})")
+        if q.min_price is not None and q.max_price is not None and q.min_price > q.max_price:
+            raise InvalidInput("max_price", f"must be >= min_price ({q.min_price}) (got {q.max_price})")
+        for name in ("brands", "exclude_brands"):
+            names = getattr(q, name)
+            if len(names) > c.max_brands:
+                raise InvalidInput(name, f"at most {c.max_brands} brands (got {len(names)})")
+            for n, b in enumerate(names):
+                if not isinstance(b, str) or not b.strip() or len(b) > c.max_category_chars:
+                    raise InvalidInput(f"{name}[{n}]", f"must be a brand name of 1..{c.max_category_chars} characters")
 
     def resolve_history(self, query: RankQuery) -> list[str]:
         """Stored history (oldest first) followed by the inline history.
@@ -238,7 +269,7 @@ class Ranker:
         if query.user_id:
             if self.catalog.has_user(query.user_id):
                 stored = self.catalog.history(query.user_id)
-            elif not query.history and not (query.text or "").strip():
+            elif not query.history and not (query.text or "").strip() and not query.similar_to:
                 raise UnknownUser(query.user_id)
         with self._lock:
             for i in query.history:
@@ -265,8 +296,27 @@ class Ranker:
         if qstep is not None:
             steps = np.concatenate([steps, qstep[None].astype(np.float32)])
         if not len(steps):
+            if query.similar_to:   # "more like this" alone: the reference item is the whole query
+                return None, items, units, qvec
             raise InvalidInput("user_id", f"user {query.user_id!r} has no history yet: give history item ids or a text query")
         return self.scorer.user_vectors([steps])[0], items, units, qvec
+
+    def _query_vector(self, query: RankQuery) -> tuple[np.ndarray, list[Item], np.ndarray, np.ndarray | None]:
+        """The vector items are scored against: the user vector, the reference item's, or a blend."""
+        user, history, hvecs, qvec = self._user(query)
+        if not query.similar_to:
+            return user, history, hvecs, qvec
+        with self._lock:
+            row = self._row.get(query.similar_to)
+            if row is None or not self._active[row]:
+                raise UnknownItem(query.similar_to, field="similar_to_item_id")
+            ref = self._vecs[row].astype(np.float32)
+        ref = ref / max(float(np.linalg.norm(ref)), 1e-12)
+        if user is None:
+            return ref, history, hvecs, qvec
+        w = self.config.similar_weight
+        return (w * ref + (1 - w) * user / max(float(np.linalg.norm(user)), 1e-12)).astype(np.float32), \
+            history, hvecs, qvec
 
     def _rows_in_category(self, category: str) -> np.ndarray:
         key = category.strip().lower()
@@ -293,23 +343,78 @@ class Ranker:
 
     def recommend(self, query: RankQuery) -> list[Candidate]:
         """Top-k items, best first, each with the history items that pulled it up."""
+        return self.rank(query).candidates
+
+    def rank(self, query: RankQuery) -> Ranking:
+        """`recommend`, plus what the filters left out (items without a price under a price filter)."""
         self._validate(query)
-        user, history, hvecs, qvec = self._user(query)
+        user, history, hvecs, qvec = self._query_vector(query)
         with self._lock:
             excluded = {self._row[i] for i in query.exclude if i in self._row}
+            if query.similar_to:
+                excluded.add(self._row[query.similar_to])
             if query.exclude_history:
                 excluded |= {self._row[i.id] for i in history}
-            if query.category.strip():
-                rows = self._rows_in_category(query.category)
-                rows = rows[~np.isin(rows, list(excluded))] if excluded else rows
-                scores = self._vecs[rows] @ user
-                top = np.argsort(-scores, kind="stable")[:query.k]
-                found_rows, found_scores = rows[top], scores[top]
-            else:
+            eligible, no_price = self._eligible(query, excluded)
+            if eligible is None:
                 s, r = self.index.search(user[None], query.k, exclude=excluded)
                 keep = r[0] >= 0
                 found_rows, found_scores = r[0][keep], s[0][keep]
-            return self._candidates(found_rows, found_scores, history, hvecs, qvec)
+            elif len(eligible) <= self.config.exact_filter_max:
+                scores = self._vecs[eligible] @ user
+                top = np.argsort(-scores, kind="stable")[:query.k]
+                found_rows, found_scores = eligible[top], scores[top]
+            else:
+                found_rows, found_scores = self._search_filtered(user, query.k, eligible, excluded)
+            return Ranking(self._candidates(found_rows, found_scores, history, hvecs, qvec), no_price)
+
+    def _eligible(self, query: RankQuery, excluded: set[int]) -> tuple[np.ndarray | None, int]:
+        """(rows passing every filter, or None when only exclusions apply; items dropped for having no
+        price). Caller holds the lock. Vectorised over per-row price and brand-code arrays."""
+        filtered = bool(query.category.strip() or query.has_price_filter or query.brands or query.exclude_brands)
+        if not filtered:
+            return None, 0
+        mask = self._active.copy()
+        if excluded:
+            mask[list(excluded)] = False
+        if query.category.strip():
+            in_cat = np.zeros_like(mask)
+            in_cat[self._rows_in_category(query.category)] = True
+            mask &= in_cat
+        if query.brands:
+            codes = [self._brand_code[b.strip().lower()] for b in query.brands if b.strip().lower() in self._brand_code]
+            mask &= np.isin(self._brand_codes, codes)
+        if query.exclude_brands:
+            codes = [self._brand_code[b.strip().lower()] for b in query.exclude_brands
+                     if b.strip().lower() in self._brand_code]
+            mask &= ~np.isin(self._brand_codes, codes)
+        no_price = 0
+        if query.has_price_filter:
+            priced = ~np.isnan(self._prices)
+            no_price = int((mask & ~priced).sum())
+            mask &= priced
+            with np.errstate(invalid="ignore"):
+                if query.min_price is not None:
+                    mask &= self._prices >= query.min_price
+                if query.max_price is not None:
+                    mask &= self._prices <= query.max_price
+        return np.flatnonzero(mask).astype(np.int64), no_price
+
+    def _search_filtered(self, user: np.ndarray, k: int, eligible: np.ndarray, excluded: set[int]
+                         ) -> tuple[np.ndarray, np.ndarray]:
+        """Over-fetch from the index and keep eligible rows, widening until k are found or the index is
+        exhausted. For loose filters on large catalogs, where an exact scan of the eligible rows costs more."""
+        ok = np.zeros(len(self._ids), dtype=bool)
+        ok[eligible] = True
+        total = self.index.ntotal
+        fetch = min(total, k * int(np.ceil(int(self._active.sum()) / max(len(eligible), 1))) * 2)
+        while True:
+            s, r = self.index.search(user[None], fetch, exclude=excluded)
+            rows, scores = r[0], s[0]
+            keep = (rows >= 0) & ok[np.maximum(rows, 0)]
+            if keep.sum() >= k or fetch >= total:
+                return rows[keep][:k], scores[keep][:k]
+            fetch = min(total, fetch * 4)
 
     def score_items(self, query: RankQuery, item_ids: Sequence[str]) -> list[Candidate]:
         """Scores and evidence for the given items, in the order given ("why am I seeing this?")."""

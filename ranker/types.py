@@ -19,6 +19,15 @@ class RankQuery:
     category: str = ""                   # keep only items whose category contains this (case-insensitive)
     exclude: tuple[str, ...] = ()        # item ids never to return
     exclude_history: bool = True         # serving drops what the user already has
+    similar_to: str = ""                 # rank by closeness to this item (blended with the user side, if any)
+    min_price: float | None = None       # inclusive bounds; with either set, items without a price are dropped
+    max_price: float | None = None
+    brands: tuple[str, ...] = ()         # keep only these brands (case-insensitive, whole name)
+    exclude_brands: tuple[str, ...] = () # never these brands
+
+    @property
+    def has_price_filter(self) -> bool:
+        return self.min_price is not None or self.max_price is not None
 
 
 @dataclass(frozen=True)
@@ -39,3 +48,11 @@ class Candidate:
     score: float
     evidence: tuple[HistoryEvidence, ...] = field(default_factory=tuple)   # strongest first
     query_match: float | None = None     # cosine(query text, item) when a text query was given
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """A ranked list and what the filters left out."""
+
+    candidates: list[Candidate]
+    excluded_no_price: int = 0           # eligible items dropped only because they have no price

@@ -162,6 +162,21 @@ class RecService:
                 metrics.record_stream_chunk()
             yield event
 
+    # -- the support desk's reads -------------------------------------------------------------------
+    def _history(self, user_id: str, limit: int) -> tuple[list[tuple[Event, Item]], int]:
+        events, total = self.catalog.recent_events(user_id, limit)
+        ids = list(dict.fromkeys(e.item_id for e in events if self.catalog.has_item(e.item_id)))
+        items = {i.id: i for i in self.catalog.get_items(ids, field="history")}
+        return [(e, items[e.item_id]) for e in events if e.item_id in items], total
+
+    async def history(self, user_id: str, limit: int) -> tuple[list[tuple[Event, Item]], int]:
+        """The shopper's latest events with their items, newest first (items deleted since are skipped)."""
+        return await self._run(self._history, user_id, limit)
+
+    async def get_items(self, item_ids: Sequence[str]) -> list[Item]:
+        """Catalog records in the order asked; an unknown id is NOT_FOUND naming item_ids."""
+        return await self._run(self.catalog.get_items, item_ids, "item_ids")
+
     # -- writing ---------------------------------------------------------------------------------
     def _record_events(self, events: list[Event]) -> int:
         for i, e in enumerate(events):

@@ -97,15 +97,26 @@ class ExplainRecClient:
     @staticmethod
     def recommend_request(user_id: str = "", history: Sequence[str] = (), query: str = "", k: int = 10,
                           category: str = "", exclude: Sequence[str] = (), explain: bool = False,
-                          include_history: bool = False) -> pb.RecommendRequest:
-        return pb.RecommendRequest(user_id=user_id, history=list(history), query=query, k=k, category=category,
-                                   exclude_item_ids=list(exclude), explain=explain, include_history=include_history)
+                          include_history: bool = False, *, similar_to: str = "", min_price: float | None = None,
+                          max_price: float | None = None, brands: Sequence[str] = (),
+                          exclude_brands: Sequence[str] = ()) -> pb.RecommendRequest:
+        req = pb.RecommendRequest(user_id=user_id, history=list(history), query=query, k=k, category=category,
+                                  exclude_item_ids=list(exclude), explain=explain, include_history=include_history,
+                                  similar_to_item_id=similar_to, brands=list(brands),
+                                  exclude_brands=list(exclude_brands))
+        if min_price is not None:
+            req.min_price = min_price
+        if max_price is not None:
+            req.max_price = max_price
+        return req
 
     def recommend(self, user_id: str = "", history: Sequence[str] = (), query: str = "", k: int = 10,
                   category: str = "", exclude: Sequence[str] = (), explain: bool = False,
                   include_history: bool = False, timeout_s: float | None = None,
-                  request_id: str = "") -> pb.RecommendResponse:
-        req = self.recommend_request(user_id, history, query, k, category, exclude, explain, include_history)
+                  request_id: str = "", **filters) -> pb.RecommendResponse:
+        """filters: similar_to, min_price, max_price, brands, exclude_brands (see RecommendRequest)."""
+        req = self.recommend_request(user_id, history, query, k, category, exclude, explain, include_history,
+                                     **filters)
         return self._call(self.stub.Recommend, req, timeout_s, request_id)
 
     def explain(self, item_ids: Sequence[str], user_id: str = "", history: Sequence[str] = (), query: str = "",
@@ -114,11 +125,11 @@ class ExplainRecClient:
         return self._call(self.stub.Explain, req, timeout_s, request_id)
 
     def stream_recommend(self, user_id: str = "", history: Sequence[str] = (), query: str = "", k: int = 10,
-                         category: str = "", exclude: Sequence[str] = (), timeout_s: float | None = None
-                         ) -> Iterator[pb.StreamRecommendResponse]:
+                         category: str = "", exclude: Sequence[str] = (), timeout_s: float | None = None,
+                         **filters) -> Iterator[pb.StreamRecommendResponse]:
         """The ranked list, then token chunks, then one final justification per item. Not retried:
         a stream that broke after its first message cannot be replayed transparently."""
-        req = self.recommend_request(user_id, history, query, k, category, exclude)
+        req = self.recommend_request(user_id, history, query, k, category, exclude, **filters)
         yield from self.stub.StreamRecommend(req, timeout=timeout_s or self.config.timeout_s,
                                              metadata=self._metadata())
 
@@ -146,6 +157,13 @@ class ExplainRecClient:
         req = pb.SubmitFeedbackRequest(user_id=user_id, item_id=item_id, kind=FEEDBACK_KINDS[kind],
                                        helpful=helpful_pb, reason=reason, request_id=request_id)
         return self._call(self.stub.SubmitFeedback, req, timeout_s).feedback_id
+
+    def history(self, user_id: str, limit: int = 50, timeout_s: float | None = None) -> pb.GetHistoryResponse:
+        """The shopper's latest events with their items, newest first."""
+        return self._call(self.stub.GetHistory, pb.GetHistoryRequest(user_id=user_id, limit=limit), timeout_s)
+
+    def get_items(self, item_ids: Sequence[str], timeout_s: float | None = None) -> list[pb.Item]:
+        return list(self._call(self.stub.GetItems, pb.GetItemsRequest(item_ids=list(item_ids)), timeout_s).items)
 
     def upsert_items(self, items: Sequence[pb.Item], timeout_s: float | None = None) -> int:
         return self._call(self.stub.UpsertItems, pb.UpsertItemsRequest(items=list(items)), timeout_s).upserted

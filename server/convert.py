@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from server.config import ServerConfig
 
 MAX_ID_CHARS = 128
+MAX_BRANDS = 100
 
 FEEDBACK_KINDS = {
     pb.FEEDBACK_KIND_CLICK: "click",
@@ -53,9 +54,30 @@ def _check_text(value: str, field: str, limit: int) -> str:
 
 
 # -- requests -> domain ------------------------------------------------------------
+def _check_price(req: pb.RecommendRequest, field: str) -> float | None:
+    if not req.HasField(field):
+        return None
+    value = getattr(req, field)
+    if not math.isfinite(value) or value < 0:
+        raise InvalidInput(field, f"must be a number >= 0 (got {value})")
+    return value
+
+
+def _check_brands(values: Sequence[str], field: str) -> tuple[str, ...]:
+    if len(values) > MAX_BRANDS:
+        raise InvalidInput(field, f"at most {MAX_BRANDS} brands (got {len(values)})")
+    for i, v in enumerate(values):
+        if not v.strip() or len(v) > 200 or not v.isprintable():
+            raise InvalidInput(f"{field}[{i}]", "must be a printable brand name of 1..200 characters")
+    return tuple(v.strip() for v in values)
+
+
 def to_rank_query(req: pb.RecommendRequest, cfg: "ServerConfig") -> RankQuery:
-    if not (req.user_id or req.history or req.query.strip()):
-        raise InvalidInput("user_id", "give a user_id, a history or a query (all were empty)")
+    if not (req.user_id or req.history or req.query.strip() or req.similar_to_item_id):
+        raise InvalidInput("user_id", "give a user_id, a history, a query or similar_to_item_id (all were empty)")
+    min_price, max_price = _check_price(req, "min_price"), _check_price(req, "max_price")
+    if min_price is not None and max_price is not None and min_price > max_price:
+        raise InvalidInput("max_price", f"must be >= min_price {min_price} (got {max_price})")
     k = req.k or cfg.default_k
     if not 1 <= k <= cfg.max_k:
         raise InvalidInput("k", f"must be in 1..{cfg.max_k} (got {req.k})")
@@ -67,6 +89,10 @@ def to_rank_query(req: pb.RecommendRequest, cfg: "ServerConfig") -> RankQuery:
         category=_check_text(req.category, "category", 200),
         exclude=_check_ids(req.exclude_item_ids, "exclude_item_ids", cfg.max_items_per_call),
         exclude_history=not req.include_history,
+        similar_to=_check_id(req.similar_to_item_id, "similar_to_item_id") if req.similar_to_item_id else "",
+        min_price=min_price, max_price=max_price,
+        brands=_check_brands(req.brands, "brands"),
+        exclude_brands=_check_brands(req.exclude_brands, "exclude_brands"),
     )
 
 
@@ -185,3 +211,21 @@ def recommended_to_proto(rank: int, item: Item, cand: Candidate, just: "Justific
 def explanation_to_proto(item: Item, cand: Candidate, just: "Justification") -> pb.ItemExplanation:
     return pb.ItemExplanation(item=item_to_proto(item), score=cand.score, evidence=evidence_to_proto(cand),
                               justification=justification_to_proto(just))
+
+
+def history_query_from_proto(req: pb.GetHistoryRequest, cfg: "ServerConfig") -> tuple[str, int]:
+    limit = req.limit or 50
+    if not 1 <= limit <= cfg.max_items_per_call:
+        raise InvalidInput("limit", f"must be in 1..{cfg.max_items_per_call} (got {req.limit})")
+    return _check_id(req.user_id, "user_id"), limit
+
+
+def item_ids_from_proto(req: pb.GetItemsRequest, cfg: "ServerConfig") -> tuple[str, ...]:
+    if not req.item_ids:
+        raise InvalidInput("item_ids", "give at least one item id")
+    return _check_ids(req.item_ids, "item_ids", cfg.max_items_per_call)
+
+
+def history_to_proto(entries: Sequence[tuple[Event, Item]], total: int, request_id: str) -> pb.GetHistoryResponse:
+    return pb.GetHistoryResponse(request_id=request_id, total=total, entries=[
+        pb.HistoryEntry(item=item_to_proto(item), kind=e.kind, ts=e.ts) for e, item in entries])

@@ -111,6 +111,17 @@ class ExplainRecServicer(pb_grpc.ExplainRecServicer):
         return pb.SubmitFeedbackResponse(feedback_id=await self.service.submit_feedback(fb))
 
     @translate_errors
+    async def GetHistory(self, request, context):
+        user_id, limit = convert.history_query_from_proto(request, self.config)
+        entries, total = await self.service.history(user_id, limit)
+        return convert.history_to_proto(entries, total, current_request_id())
+
+    @translate_errors
+    async def GetItems(self, request, context):
+        ids = convert.item_ids_from_proto(request, self.config)
+        return pb.GetItemsResponse(items=[convert.item_to_proto(i) for i in await self.service.get_items(ids)])
+
+    @translate_errors
     async def UpsertItems(self, request, context):
         items = convert.items_from_proto(request, self.config)
         return pb.UpsertItemsResponse(upserted=await self.service.upsert_items(items))

@@ -255,6 +255,18 @@ class Catalog:
             (user_id, *splits))
         return [r["item_id"] for r in rows]
 
+    def recent_events(self, user_id: str, limit: int = 50, field: str = "user_id") -> tuple[list[Event], int]:
+        """The user's latest `limit` events, newest first, and how many events the user has in all.
+
+        Raises UnknownUser if the user has never been seen.
+        """
+        if not self.has_user(user_id):
+            raise UnknownUser(user_id, field=field)
+        rows = self._query("SELECT user_id, item_id, kind, ts, split FROM events WHERE user_id=?"
+                           " ORDER BY ts DESC, rowid_ DESC LIMIT ?", (user_id, limit))
+        total = self._query("SELECT COUNT(*) AS n FROM events WHERE user_id=?", (user_id,))[0]["n"]
+        return [Event(r["user_id"], r["item_id"], r["kind"], r["ts"], r["split"]) for r in rows], total
+
     def sequences(self, splits: Sequence[str] = ("train", "valid", "test")) -> dict[str, list[tuple[str, str]]]:
         """Every user's (item_id, split) sequence in time order, for training and evaluation."""
         marks = ",".join("?" * len(splits))

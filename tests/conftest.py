@@ -11,7 +11,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Any Ray started by the tests stays on loopback (see explainer/batch/ray_engine.py).
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-pytest_plugins = [p for p in ("tests.fixtures_ranker", "tests.fixtures_llm", "tests.fixtures_server")
+pytest_plugins = [p for p in ("tests.fixtures_ranker", "tests.fixtures_llm", "tests.fixtures_server",
+                              "tests.fixtures_desk")
                   if (Path(__file__).parent / f"{p.split('.')[-1]}.py").exists()]
 
 from store.catalog import Catalog  # noqa: E402

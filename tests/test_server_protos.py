@@ -15,7 +15,7 @@ def test_contract_has_every_rpc():
     from protos.explainrec.v1 import explainrec_pb2 as pb
     methods = {m.name: m for m in pb.DESCRIPTOR.services_by_name["ExplainRec"].methods}
     assert set(methods) == {"Recommend", "Explain", "StreamRecommend", "ExplainBatch", "RecordEvents",
-                            "SubmitFeedback", "UpsertItems", "DeleteItems"}
+                            "SubmitFeedback", "UpsertItems", "DeleteItems", "GetHistory", "GetItems"}
     assert methods["StreamRecommend"].server_streaming and not methods["StreamRecommend"].client_streaming
     assert methods["ExplainBatch"].server_streaming and methods["ExplainBatch"].client_streaming
     assert pb.DESCRIPTOR.package == "explainrec.v1"

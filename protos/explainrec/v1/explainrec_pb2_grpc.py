@@ -64,6 +64,16 @@ class ExplainRecStub:
                 request_serializer=protos_dot_explainrec_dot_v1_dot_explainrec__pb2.SubmitFeedbackRequest.SerializeToString,
                 response_deserializer=protos_dot_explainrec_dot_v1_dot_explainrec__pb2.SubmitFeedbackResponse.FromString,
                 _registered_method=True)
+        self.GetHistory = channel.unary_unary(
+                '/explainrec.v1.ExplainRec/GetHistory',
+                request_serializer=protos_dot_explainrec_dot_v1_dot_explainrec__pb2.GetHistoryRequest.SerializeToString,
+                response_deserializer=protos_dot_explainrec_dot_v1_dot_explainrec__pb2.GetHistoryResponse.FromString,
+                _registered_method=True)
+        self.GetItems = channel.unary_unary(
+                '/explainrec.v1.ExplainRec/GetItems',
+                request_serializer=protos_dot_explainrec_dot_v1_dot_explainrec__pb2.GetItemsRequest.SerializeToString,
+                response_deserializer=protos_dot_explainrec_dot_v1_dot_explainrec__pb2.GetItemsResponse.FromString,
+                _registered_method=True)
         self.UpsertItems = channel.unary_unary(
                 '/explainrec.v1.ExplainRec/UpsertItems',
                 request_serializer=protos_dot_explainrec_dot_v1_dot_explainrec__pb2.UpsertItemsRequest.SerializeToString,
@@ -122,6 +132,20 @@ class ExplainRecServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetHistory(self, request, context):
+        """A shopper's stored history, newest first, with each item's catalog record (support desk).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetItems(self, request, context):
+        """Catalog records by id, in the order asked (support desk, "like <item> but cheaper").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def UpsertItems(self, request, context):
         """Catalog changes: a new item is recommendable and explainable at once.
         """
@@ -167,6 +191,16 @@ def add_ExplainRecServicer_to_server(servicer, server):
                     servicer.SubmitFeedback,
                     request_deserializer=protos_dot_explainrec_dot_v1_dot_explainrec__pb2.SubmitFeedbackRequest.FromString,
                     response_serializer=protos_dot_explainrec_dot_v1_dot_explainrec__pb2.SubmitFeedbackResponse.SerializeToString,
+            ),
+            'GetHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHistory,
+                    request_deserializer=protos_dot_explainrec_dot_v1_dot_explainrec__pb2.GetHistoryRequest.FromString,
+                    response_serializer=protos_dot_explainrec_dot_v1_dot_explainrec__pb2.GetHistoryResponse.SerializeToString,
+            ),
+            'GetItems': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetItems,
+                    request_deserializer=protos_dot_explainrec_dot_v1_dot_explainrec__pb2.GetItemsRequest.FromString,
+                    response_serializer=protos_dot_explainrec_dot_v1_dot_explainrec__pb2.GetItemsResponse.SerializeToString,
             ),
             'UpsertItems': grpc.unary_unary_rpc_method_handler(
                     servicer.UpsertItems,
@@ -341,6 +375,60 @@ class ExplainRec:
             '/explainrec.v1.ExplainRec/SubmitFeedback',
             protos_dot_explainrec_dot_v1_dot_explainrec__pb2.SubmitFeedbackRequest.SerializeToString,
             protos_dot_explainrec_dot_v1_dot_explainrec__pb2.SubmitFeedbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/explainrec.v1.ExplainRec/GetHistory',
+            protos_dot_explainrec_dot_v1_dot_explainrec__pb2.GetHistoryRequest.SerializeToString,
+            protos_dot_explainrec_dot_v1_dot_explainrec__pb2.GetHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetItems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/explainrec.v1.ExplainRec/GetItems',
+            protos_dot_explainrec_dot_v1_dot_explainrec__pb2.GetItemsRequest.SerializeToString,
+            protos_dot_explainrec_dot_v1_dot_explainrec__pb2.GetItemsResponse.FromString,
             options,
             channel_credentials,
             insecure,
