@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from store.cli import add_workdir_argument, resolve_workdir
+from store.cli import add_store_argument, add_workdir_argument, resolve_workdir
 
 
 def prepare_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,6 +23,7 @@ def prepare_model(args: argparse.Namespace) -> int:
 
 def eval_explanations_arguments(p: argparse.ArgumentParser) -> None:
     add_workdir_argument(p)
+    add_store_argument(p)
     p.add_argument("--users", type=int, default=40, help="number of test users (default 40)")
     p.add_argument("--k", type=int, default=5, help="recommendations per user (default 5)")
     p.add_argument("--json", type=Path, default=None, help="write the metrics to this JSON file")

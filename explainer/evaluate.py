@@ -167,9 +167,9 @@ def run_from_args(args, workdir: Path) -> dict:
     from explainer.vllm_server import LocalVLLMServer
     from ranker.service import Ranker
     from store.catalog import Catalog
-    from store.paths import db_path, model_dir
+    from store.paths import model_dir, store_location
 
-    catalog = Catalog(db_path(workdir))
+    catalog = Catalog(store_location(workdir, getattr(args, "store", None)))
     try:
         try:
             ranker = Ranker.load(model_dir(workdir), catalog)

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from store.cli import add_workdir_argument, resolve_workdir
+from store.cli import add_store_argument, add_workdir_argument, resolve_store, resolve_workdir
 
 
 def _add_dataclass_flags(p: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
@@ -36,6 +36,7 @@ def train_arguments(p: argparse.ArgumentParser) -> None:
     from ranker.train import TrainConfig
 
     add_workdir_argument(p)
+    add_store_argument(p)
     p.add_argument("--force", action="store_true", help="retrain even if a model directory exists")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_dataclass_flags(p, TrainConfig)
@@ -45,22 +46,23 @@ def train(args: argparse.Namespace) -> int:
     from ranker.train import TrainConfig
     from ranker.train import train as run_train
     from store.catalog import Catalog
-    from store.paths import db_path, model_dir
+    from store.paths import model_dir, store_missing
 
     workdir = resolve_workdir(args)
+    store = resolve_store(args)
     out = model_dir(workdir)
     if (out / "config.json").exists() and not args.force:
         print(f"train: {out} already holds a model (use --force to retrain)")
         return 0
-    if not db_path(workdir).exists():
-        print(f"train: no catalog at {db_path(workdir)} (run `explainrec ingest` first)", file=sys.stderr)
+    if store_missing(store):
+        print(f"train: no catalog at {store} (run `explainrec ingest` first)", file=sys.stderr)
         return 1
     try:
         cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
     except ValueError as exc:
         print(f"train: {exc}", file=sys.stderr)
         return 2
-    catalog = Catalog(db_path(workdir))
+    catalog = Catalog(store)
     try:
         path = run_train(catalog, out, cfg, progress=not args.quiet)
     finally:
@@ -73,6 +75,7 @@ def train(args: argparse.Namespace) -> int:
 
 def eval_ranker_arguments(p: argparse.ArgumentParser) -> None:
     add_workdir_argument(p)
+    add_store_argument(p)
     p.add_argument("--json", type=Path, default=None, metavar="PATH",
                    help='write {"model": {...}, "popularity": {...}, "zero_shot": {...}} (test split) to PATH')
     p.add_argument("--model-dir", type=Path, default=None, help="trained ranker (default: <workdir>/ranker)")
@@ -82,14 +85,14 @@ def eval_ranker_arguments(p: argparse.ArgumentParser) -> None:
 def eval_ranker(args: argparse.Namespace) -> int:
     from ranker.report import run_eval
     from store.catalog import Catalog
-    from store.paths import db_path, model_dir
+    from store.paths import model_dir
 
     workdir = resolve_workdir(args)
     mdir = args.model_dir or model_dir(workdir)
     if not (Path(mdir) / "config.json").exists():
         print(f"eval-ranker: no trained model in {mdir} (run `explainrec train`)", file=sys.stderr)
         return 1
-    catalog = Catalog(db_path(workdir))
+    catalog = Catalog(resolve_store(args))
     try:
         report = run_eval(catalog, Path(mdir), device=args.device or None)
     finally:

@@ -199,6 +199,10 @@ class Ranker:
             if not isinstance(item, Item) or not item.id or not item.title.strip():
                 raise InvalidInput(f"items[{n}]", "each item needs an id and a title")
         self.catalog.upsert_items(items)
+        self._index_items(items)
+
+    def _index_items(self, items: Sequence[Item]) -> None:
+        """Encodes the items and puts them in the index, replacing any row they had."""
         vecs, hvecs = self._encode_items(items)   # outside the lock: the slow part
         with self._lock:
             old = [self._row[i.id] for i in items if i.id in self._row and self._active[self._row[i.id]]]
@@ -207,6 +211,26 @@ class Ranker:
             rows = self._append_rows(items, vecs, hvecs, np.ones(len(items), dtype=bool))
             self.index.add(vecs, rows)
             self._category_rows.clear()
+
+    def sync_items(self, item_ids: Sequence[str] | None = None) -> tuple[int, int]:
+        """Brings the index in step with the catalog after another process changed it: these
+        items (every item when None) are re-indexed if new or changed, and taken out if deleted.
+        Writes nothing to the catalog. Returns (indexed, removed)."""
+        states = self.catalog.item_states(item_ids)
+        with self._lock:
+            def indexed(iid: str) -> bool:
+                return iid in self._row and bool(self._active[self._row[iid]])
+            changed = [item for iid, (item, deleted) in states.items()
+                       if not deleted and (not indexed(iid) or self._items[iid] != item)]
+            gone = [iid for iid, (_item, deleted) in states.items() if deleted and indexed(iid)]
+            if gone:
+                rows = [self._row[i] for i in gone]
+                self.index.remove(rows)
+                self._active[rows] = False
+                self._category_rows.clear()
+        if changed:
+            self._index_items(changed)
+        return len(changed), len(gone)
 
     def remove_items(self, item_ids: Sequence[str]) -> None:
         """Takes the items out of the index and soft-deletes them in the catalog.

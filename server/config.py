@@ -29,6 +29,8 @@ class ServerConfig:
     port: int = _f(50051, "gRPC port; 0 picks a free one")
     workdir: str = _f("", "working directory for the database, models and indexes "
                           "(empty: $EXPLAINREC_HOME or .explainrec/ in the checkout)")
+    store: str = _f("", "the catalog: a SQLite file path, or postgresql://user@host:port/db shared by several "
+                        "replicas (empty: $EXPLAINREC_STORE, else <workdir>/catalog.sqlite)")
     metrics_port: int = _f(9464, "Prometheus /metrics HTTP port; -1 disables it, 0 picks a free one")
     llm: str = _f("local", "justification engine: 'local' starts the shipped model under vLLM, "
                            "'url' uses --vllm-url, 'off' returns template justifications only")

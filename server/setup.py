@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from store.catalog import Catalog
-from store.paths import db_path, default_data_dir, model_dir
+from store.paths import default_data_dir, model_dir, store_location
 
 if TYPE_CHECKING:
     from server.app import RecService
@@ -23,11 +23,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("explainrec.server")
 
 
-def open_catalog(workdir: Path) -> Catalog:
-    catalog = Catalog(db_path(workdir))
+def open_catalog(workdir: Path, store: str = "") -> Catalog:
+    """The SQLite file in the workdir, or `store` / $EXPLAINREC_STORE (a path or a postgresql:// URL)."""
+    catalog = Catalog(store_location(workdir, store))
     if catalog.item_count() == 0:
         from store.ingest import ingest_unisrec
-        log.info("empty catalog: ingesting the embedded Scientific data into %s", catalog.path)
+        log.info("empty catalog: ingesting the embedded Scientific data into %s", catalog.location)
         report = ingest_unisrec(catalog, default_data_dir())
         log.info("ingested: %s", report.as_dict())
     return catalog
@@ -94,13 +95,15 @@ def build_service(config: "ServerConfig", lifecycle: "Lifecycle") -> "RecService
     from server.app import RecService
     workdir = config.resolved_workdir()
     t0 = time.perf_counter()
-    catalog = open_catalog(workdir)
+    catalog = open_catalog(workdir, config.store)
     try:
         ranker = load_ranker(config, workdir, catalog)
         explainer = build_explainer(config, workdir, catalog, lifecycle)
     except BaseException:
         catalog.close()
         raise
+    from server.replicas import follow_catalog_changes
+    lifecycle.on_close("catalog follower", follow_catalog_changes(catalog, ranker, explainer))
     lifecycle.on_close("catalog", catalog.close)
     log.info("service loaded in %.0f s (llm=%s)", time.perf_counter() - t0, config.llm)
     return RecService(catalog, ranker, explainer, config,

@@ -1,64 +1,26 @@
-"""The SQLite catalog: items, users, interaction events and feedback, in one WAL-mode file.
+"""The catalog: items, users, interaction events and feedback.
 
-One connection guarded by a lock: SQLite serialises writers anyway, and the service's
-writes (events, feedback, catalog changes) are small. Every write is one transaction,
-so a failure leaves the database as it was.
+One class for both backends (`store.db`): a SQLite file (the default) or a PostgreSQL
+database shared by several service replicas, chosen by the location given (`postgresql://…`
+or a path). Every write is one transaction, so a failure leaves the database as it was; the
+schema is brought up to date by `store.migrations` when the catalog opens.
+
+Catalog changes (upserts, deletes) are announced on the `items` channel when they commit, so
+that other replicas can re-index them (`watch_item_changes`); on SQLite that is a no-op.
 """
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
+from store.db import Transaction, is_postgres_url, open_database
 from store.errors import UnknownItem, UnknownUser
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS items (
-    id          TEXT PRIMARY KEY,
-    title       TEXT NOT NULL,
-    category    TEXT NOT NULL DEFAULT '',
-    brand       TEXT NOT NULL DEFAULT '',
-    price       REAL,
-    description TEXT NOT NULL DEFAULT '',
-    attributes  TEXT NOT NULL DEFAULT '{}',
-    deleted     INTEGER NOT NULL DEFAULT 0,
-    updated_at  REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS users (
-    id         TEXT PRIMARY KEY,
-    created_at REAL NOT NULL
-);
--- split: 'train' / 'valid' / 'test' (leave-one-out, fixed at ingest) or 'live' (recorded by the service)
-CREATE TABLE IF NOT EXISTS events (
-    rowid_     INTEGER PRIMARY KEY AUTOINCREMENT,
-    user_id    TEXT NOT NULL REFERENCES users(id),
-    item_id    TEXT NOT NULL REFERENCES items(id),
-    kind       TEXT NOT NULL,
-    ts         REAL NOT NULL,
-    split      TEXT NOT NULL DEFAULT 'live',
-    UNIQUE (user_id, item_id, kind, ts)
-);
-CREATE INDEX IF NOT EXISTS events_user ON events(user_id, ts);
-CREATE TABLE IF NOT EXISTS feedback (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    user_id     TEXT NOT NULL,
-    item_id     TEXT NOT NULL,
-    kind        TEXT NOT NULL,           -- click / purchase / dismiss / rating
-    helpful     INTEGER,                 -- 1 helpful, 0 not helpful, NULL no rating
-    reason      TEXT NOT NULL DEFAULT '',
-    request_id  TEXT NOT NULL DEFAULT '',
-    created_at  REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"""
+from store.migrations import migrate
 
 SPLITS = ("train", "valid", "test", "live")
 
@@ -98,7 +60,11 @@ class Feedback:
     request_id: str = ""
 
 
-def _row_to_item(row: sqlite3.Row) -> Item:
+ITEMS_CHANNEL = "explainrec_items"
+MAX_NOTIFIED_IDS = 200   # more changed ids than this in one write: listeners resynchronise in full
+
+
+def _row_to_item(row) -> Item:
     return Item(
         id=row["id"], title=row["title"], category=row["category"], brand=row["brand"],
         price=row["price"], description=row["description"], attributes=json.loads(row["attributes"]),
@@ -106,47 +72,57 @@ def _row_to_item(row: sqlite3.Row) -> Item:
 
 
 class Catalog:
-    """Thread-safe access to the catalog database file."""
+    """Thread-safe access to the catalog: `Catalog(path)` for SQLite, `Catalog("postgresql://…")`."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        # FULL: feedback must survive a power cut, not only a process crash.
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.executescript(SCHEMA)
+    def __init__(self, location: str | Path):
+        self._db = open_database(location)
+        # A SQLite file's path (None on PostgreSQL); `location` names either, without a password.
+        self.path: Path | None = None if is_postgres_url(location) else Path(location)
+        self.location = self._db.location
+        self.backend = self._db.dialect
+        self.origin = uuid.uuid4().hex     # tells this process's own change notices from others'
+        try:
+            migrate(self._db)
+        except BaseException:
+            self._db.close()
+            raise
 
     # -- plumbing -------------------------------------------------------------
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Transaction]:
         """All-or-nothing: commits on success, rolls back on any exception."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with self._db.transaction() as tx:
+            yield tx
 
-    def _query(self, sql: str, args: Sequence = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._conn.execute(sql, args).fetchall()
+    def _query(self, sql: str, args: Sequence = ()) -> list:
+        return self._db.query(sql, args)
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self._db.close()
+
+    def _announce(self, tx: Transaction, item_ids: Sequence[str]) -> None:
+        ids = list(dict.fromkeys(item_ids))
+        self._db.notify(tx, ITEMS_CHANNEL, {"origin": self.origin,
+                                            "ids": ids if len(ids) <= MAX_NOTIFIED_IDS else None})
+
+    def watch_item_changes(self, on_change: Callable[[list[str] | None], None]) -> Callable[[], None]:
+        """Calls `on_change(ids)` after another process commits upserts or deletes of those
+        items, and `on_change(None)` when the changed set is unknown (at start, after a lost
+        connection, after a large ingest): then compare everything. Returns a function that
+        stops watching. On SQLite nothing is ever reported (one process owns the file)."""
+        def handle(payload: dict | None) -> None:
+            if payload is None:
+                on_change(None)
+            elif payload.get("origin") != self.origin:
+                on_change(payload.get("ids"))
+        return self._db.listen(ITEMS_CHANNEL, handle)
 
     # -- meta -----------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
         rows = self._query("SELECT value FROM meta WHERE key=?", (key,))
         return rows[0]["value"] if rows else None
 
-    def set_meta(self, key: str, value: str, conn: sqlite3.Connection | None = None) -> None:
+    def set_meta(self, key: str, value: str, conn: Transaction | None = None) -> None:
         sql = "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
         if conn is not None:
             conn.execute(sql, (key, value))
@@ -155,7 +131,7 @@ class Catalog:
                 c.execute(sql, (key, value))
 
     # -- items ----------------------------------------------------------------
-    def upsert_items(self, items: Iterable[Item], conn: sqlite3.Connection | None = None) -> int:
+    def upsert_items(self, items: Iterable[Item], conn: Transaction | None = None) -> int:
         rows = [
             (i.id, i.title, i.category, i.brand, i.price, i.description,
              json.dumps(i.attributes, sort_keys=True, ensure_ascii=False), time.time())
@@ -166,11 +142,15 @@ class Catalog:
                  ON CONFLICT(id) DO UPDATE SET title=excluded.title, category=excluded.category,
                    brand=excluded.brand, price=excluded.price, description=excluded.description,
                    attributes=excluded.attributes, deleted=0, updated_at=excluded.updated_at"""
+
+        def run(c: Transaction) -> None:
+            c.executemany(sql, rows)
+            self._announce(c, [r[0] for r in rows])
         if conn is not None:
-            conn.executemany(sql, rows)
+            run(conn)
         else:
             with self.transaction() as c:
-                c.executemany(sql, rows)
+                run(c)
         return len(rows)
 
     def delete_items(self, item_ids: Sequence[str]) -> int:
@@ -182,6 +162,7 @@ class Catalog:
                 raise UnknownItem(missing[0], field="item_ids")
             c.executemany("UPDATE items SET deleted=1, updated_at=? WHERE id=?",
                           [(time.time(), i) for i in item_ids])
+            self._announce(c, item_ids)
         return len(item_ids)
 
     def get_item(self, item_id: str, field: str = "item_id") -> Item:
@@ -213,6 +194,19 @@ class Catalog:
         where = "" if include_deleted else "WHERE deleted=0"
         return [_row_to_item(r) for r in self._query(f"SELECT * FROM items {where} ORDER BY rowid")]
 
+    def item_states(self, item_ids: Sequence[str] | None = None) -> dict[str, tuple[Item, bool]]:
+        """id -> (item, deleted) for these ids (every item when None), deleted ones included:
+        what a replica compares its index against after another one changed the catalog."""
+        if item_ids is None:
+            rows = self._query("SELECT * FROM items ORDER BY rowid")
+        else:
+            ids = list(dict.fromkeys(item_ids))
+            rows = []
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                rows += self._query(f"SELECT * FROM items WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+        return {r["id"]: (_row_to_item(r), bool(r["deleted"])) for r in rows}
+
     def deleted_item_ids(self) -> set[str]:
         return {r["id"] for r in self._query("SELECT id FROM items WHERE deleted=1")}
 
@@ -226,17 +220,16 @@ class Catalog:
     def user_ids(self) -> list[str]:
         return [r["id"] for r in self._query("SELECT id FROM users ORDER BY rowid")]
 
-    def add_events(self, events: Sequence[Event], conn: sqlite3.Connection | None = None) -> int:
+    def add_events(self, events: Sequence[Event], conn: Transaction | None = None) -> int:
         """Adds events (creating users as needed); exact duplicates are ignored. Returns rows added."""
-        def run(c: sqlite3.Connection) -> int:
+        def run(c: Transaction) -> int:
             now = time.time()
-            c.executemany("INSERT OR IGNORE INTO users(id, created_at) VALUES (?, ?)",
+            c.executemany("INSERT INTO users(id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
                           [(u, now) for u in dict.fromkeys(e.user_id for e in events)])
-            before = c.total_changes
-            c.executemany(
-                "INSERT OR IGNORE INTO events(user_id, item_id, kind, ts, split) VALUES (?, ?, ?, ?, ?)",
+            return c.executemany(
+                "INSERT INTO events(user_id, item_id, kind, ts, split) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
                 [(e.user_id, e.item_id, e.kind, e.ts, e.split) for e in events])
-            return c.total_changes - before
         if conn is not None:
             return run(conn)
         with self.transaction() as c:
@@ -282,14 +275,14 @@ class Catalog:
 
     # -- feedback -------------------------------------------------------------
     def add_feedback(self, fb: Feedback) -> int:
-        """Stored durably (synchronous=FULL, committed) before this returns. Returns its id."""
+        """Stored durably (committed; SQLite synchronous=FULL) before this returns. Returns its id."""
         helpful = None if fb.helpful is None else int(fb.helpful)
         with self.transaction() as c:
             cur = c.execute(
                 "INSERT INTO feedback(user_id, item_id, kind, helpful, reason, request_id, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (fb.user_id, fb.item_id, fb.kind, helpful, fb.reason, fb.request_id, time.time()))
-            return int(cur.lastrowid)
+            return int(cur.fetchone()["id"])
 
     def feedback(self, user_id: str | None = None) -> list[dict]:
         if user_id is None:

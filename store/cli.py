@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from store.paths import db_path, default_data_dir, default_workdir
+from store.paths import default_data_dir, default_workdir, store_location
 
 
 def add_workdir_argument(p: argparse.ArgumentParser) -> None:
@@ -20,8 +20,20 @@ def resolve_workdir(args: argparse.Namespace) -> Path:
     return Path(args.workdir).resolve() if getattr(args, "workdir", None) else default_workdir()
 
 
+def add_store_argument(p: argparse.ArgumentParser) -> None:
+    """The shared --store flag (env EXPLAINREC_STORE) of the commands that open the catalog."""
+    p.add_argument("--store", default=None, metavar="URL",
+                   help="the catalog: a SQLite file path or postgresql://user@host:port/db "
+                        "(default: $EXPLAINREC_STORE, else <workdir>/catalog.sqlite)")
+
+
+def resolve_store(args: argparse.Namespace) -> str:
+    return store_location(resolve_workdir(args), getattr(args, "store", None))
+
+
 def ingest_arguments(p: argparse.ArgumentParser) -> None:
     add_workdir_argument(p)
+    add_store_argument(p)
     p.add_argument("--data", type=Path, default=None,
                    help="UniSRec data folder (default: $EXPLAINREC_DATA or ../shared/data/amazon-scientific)")
     p.add_argument("--items", type=Path, help="your own catalog, items.jsonl")
@@ -35,7 +47,7 @@ def ingest(args: argparse.Namespace) -> int:
     from store.errors import IngestError
     from store.ingest import ingest_files, ingest_unisrec
 
-    catalog = Catalog(db_path(resolve_workdir(args)))
+    catalog = Catalog(resolve_store(args))
     try:
         if args.items or args.events:
             report = ingest_files(catalog, args.items, args.events)
@@ -47,5 +59,5 @@ def ingest(args: argparse.Namespace) -> int:
         return 1
     finally:
         catalog.close()
-    print(json.dumps({"database": str(catalog.path), **report.as_dict()}))
+    print(json.dumps({"database": catalog.location, **report.as_dict()}))
     return 0

@@ -29,6 +29,20 @@ def db_path(workdir: Path) -> Path:
     return Path(workdir) / "catalog.sqlite"
 
 
+def store_location(workdir: Path, store: str | None = None) -> str:
+    """Where the catalog lives: `store` if given, else `$EXPLAINREC_STORE`, else the SQLite file
+    in the workdir. A `postgresql://user@host:port/db` URL selects the PostgreSQL backend, which
+    several service replicas can share; anything else is a SQLite file path."""
+    chosen = store or os.environ.get("EXPLAINREC_STORE", "")
+    return chosen if chosen else str(db_path(workdir))
+
+
+def store_missing(location: str) -> bool:
+    """True when a SQLite store file does not exist yet (a PostgreSQL URL is never "missing":
+    whether it answers is found out by connecting)."""
+    return not location.startswith(("postgresql://", "postgres://")) and not Path(location).exists()
+
+
 def model_dir(workdir: Path) -> Path:
     """The trained ranker (towers + index) lives here."""
     return Path(workdir) / "ranker"

@@ -12,7 +12,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 pytest_plugins = [p for p in ("tests.fixtures_ranker", "tests.fixtures_llm", "tests.fixtures_server",
-                              "tests.fixtures_desk")
+                              "tests.fixtures_desk", "tests.fixtures_store")
                   if (Path(__file__).parent / f"{p.split('.')[-1]}.py").exists()]
 
 from store.catalog import Catalog  # noqa: E402

@@ -1,8 +1,8 @@
-"""Ingestion into the real SQLite store: the Scientific files and a user's own JSONL/CSV."""
+"""Ingestion into the real store, on both backends (a SQLite file and a throwaway PostgreSQL
+cluster): the Scientific files and a user's own JSONL/CSV."""
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 
@@ -27,7 +27,8 @@ def test_clean_text_normalises_whitespace_entities_and_controls():
     assert clean_text("  a&amp;b\t\x00c\n\n d ") == "a&b c d"
 
 
-def test_scientific_ingest_keeps_split_and_is_idempotent(catalog, scientific_dir):
+def test_scientific_ingest_keeps_split_and_is_idempotent(any_catalog, scientific_dir):
+    catalog = any_catalog
     seqs = catalog.sequences()
     assert len(seqs) == 400
     for seq in seqs.values():  # leave-one-out: ... train, valid, test
@@ -49,8 +50,8 @@ def _write(path, text):
     return path
 
 
-def test_own_catalog_jsonl_and_events_csv(tmp_path):
-    cat = Catalog(tmp_path / "c.sqlite")
+def test_own_catalog_jsonl_and_events_csv(tmp_path, empty_store):
+    cat = Catalog(empty_store)
     items = _write(tmp_path / "items.jsonl", "\n".join(json.dumps(r) for r in [
         {"id": "A", "title": "  Blue   mug ", "category": ["Kitchen", "Mugs"], "brand": "Acme", "price": 9.5,
          "attributes": {"color": "blue"}},
@@ -79,7 +80,7 @@ def test_own_catalog_jsonl_and_events_csv(tmp_path):
     ('not json', "line"),
 ])
 def test_bad_item_row_names_file_line_field_and_writes_nothing(tmp_path, line, field):
-    cat = Catalog(tmp_path / "c.sqlite")
+    cat = Catalog(tmp_path / "c.sqlite")   # validation happens before any write: one backend is enough
     path = _write(tmp_path / "items.jsonl", '{"id": "ok", "title": "fine"}\n' + line + "\n")
     with pytest.raises(IngestError) as err:
         ingest_files(cat, path)
@@ -87,8 +88,8 @@ def test_bad_item_row_names_file_line_field_and_writes_nothing(tmp_path, line, f
     assert cat.item_count() == 0  # all or nothing
 
 
-def test_event_for_unknown_item_rolls_back_the_whole_ingest(tmp_path):
-    cat = Catalog(tmp_path / "c.sqlite")
+def test_event_for_unknown_item_rolls_back_the_whole_ingest(tmp_path, empty_store):
+    cat = Catalog(empty_store)
     items = _write(tmp_path / "items.jsonl", '{"id": "A", "title": "a"}\n')
     events = _write(tmp_path / "events.csv", "user_id,item_id,kind,timestamp\nu,A,view,1\nu,Z,view,2\n")
     with pytest.raises(IngestError) as err:
@@ -104,16 +105,19 @@ def test_cli_ingest_reports_bad_rows(tmp_path, capsys):
     assert "field 'price'" in capsys.readouterr().err
 
 
-def test_feedback_is_durable_across_connections(tmp_path):
-    path = tmp_path / "c.sqlite"
-    cat = Catalog(path)
+def test_feedback_is_durable_across_connections(empty_store):
+    cat = Catalog(empty_store)
     fid = cat.add_feedback(Feedback(user_id="u", item_id="i", kind="rating", helpful=False, reason="vague"))
+    second = cat.add_feedback(Feedback(user_id="u", item_id="j", kind="click"))
     cat.close()
-    rows = sqlite3.connect(path).execute("SELECT id, helpful, reason FROM feedback").fetchall()
-    assert rows == [(fid, 0, "vague")]
+    reopened = Catalog(empty_store)
+    rows = [(r["id"], r["item_id"], r["helpful"], r["reason"]) for r in reopened.feedback("u")]
+    reopened.close()
+    assert rows == [(fid, "i", 0, "vague"), (second, "j", None, "")] and second > fid
 
 
-def test_unknown_ids_raise_named_errors(catalog):
+def test_unknown_ids_raise_named_errors(any_catalog):
+    catalog = any_catalog
     with pytest.raises(UnknownItem, match="item_ids"):
         catalog.get_items(["nope"])
     with pytest.raises(UnknownUser, match="user_id"):
@@ -122,9 +126,26 @@ def test_unknown_ids_raise_named_errors(catalog):
         catalog.delete_items(["nope"])
 
 
-def test_live_events_and_soft_delete(catalog):
+def test_live_events_and_soft_delete(any_catalog):
+    catalog = any_catalog
     item = catalog.all_items()[0]
     catalog.add_events([Event(user_id="new-user", item_id=item.id, kind="click", ts=1.0)])
     assert catalog.history("new-user") == [item.id]
     catalog.delete_items([item.id])
     assert not catalog.has_item(item.id) and item.id in catalog.deleted_item_ids()
+
+
+def test_cli_ingest_into_a_store_url_is_idempotent(tmp_path, empty_store, capsys):
+    from server.cli import main
+    items = _write(tmp_path / "items.jsonl", '{"id": "A", "title": "a"}\n{"id": "B", "title": "b"}\n')
+    events = _write(tmp_path / "events.csv", "user_id,item_id,kind,timestamp\nu,A,view,1\nu,B,view,2\n")
+    args = ["ingest", "--workdir", str(tmp_path), "--store", empty_store, "--items", str(items),
+            "--events", str(events)]
+    assert main(args) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main(args) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert (first["items"], first["events_added"]) == (2, 2) and second["events_added"] == 0
+    cat = Catalog(empty_store)
+    assert cat.history("u") == ["A", "B"] and cat.item_count() == 2
+    cat.close()

@@ -16,13 +16,14 @@ import logging
 import sys
 from pathlib import Path
 
-from store.cli import add_workdir_argument, resolve_workdir
+from store.cli import add_store_argument, add_workdir_argument, resolve_store, resolve_workdir
 
 log = logging.getLogger(__name__)
 
 
 def explain_batch_arguments(p: argparse.ArgumentParser) -> None:
     add_workdir_argument(p)
+    add_store_argument(p)
     p.add_argument("--input", type=Path, required=True,
                    help="pairs: .jsonl/.csv/.parquet with user_id, item_id[, key]; "
                         "with --users-topk: user_id rows (or a .txt, one user per line)")
@@ -68,7 +69,7 @@ def explain_batch(args: argparse.Namespace) -> int:
     from explainer.batch.inputs import plan, write_rejects
     from explainer.batch.journal import Journal, OutputLocked, write_parquet
     from store.catalog import Catalog
-    from store.paths import db_path, model_dir
+    from store.paths import model_dir, store_missing
 
     logging.getLogger("httpx").setLevel(logging.WARNING)   # one line per request drowns the progress bar
     if not 1 <= args.max_group <= 256:
@@ -84,8 +85,8 @@ def explain_batch(args: argparse.Namespace) -> int:
         print(f"input: {args.input} does not exist", file=sys.stderr)
         return 2
     workdir = resolve_workdir(args)
-    db = db_path(workdir)
-    if not db.exists():
+    db = resolve_store(args)
+    if store_missing(db):
         print(f"no catalog at {db}: run `explainrec ingest` first", file=sys.stderr)
         return 2
     jsonl, parquet = output_paths(args.output, args.parquet)
