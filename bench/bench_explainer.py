@@ -24,6 +24,7 @@ from explainer.service import Explainer
 from explainer.vllm_server import LocalVLLMServer
 from ranker.types import Candidate, HistoryEvidence
 from store.catalog import Catalog
+from store.history import history_items
 from store.paths import db_path, default_workdir
 
 
@@ -34,7 +35,7 @@ def build_requests(catalog: Catalog, users: int, k: int, seed: int, min_history:
     items = catalog.all_items()
     out = []
     for u in ids:
-        hist = catalog.get_items(catalog.history(u))
+        hist = history_items(catalog, catalog.history(u), u)
         if len(hist) < min_history:
             continue
         picks = rng.sample(items, k)

@@ -17,6 +17,7 @@ from explainer.config import ExplainerConfig
 from explainer.service import Explainer
 from ranker.types import Candidate, HistoryEvidence
 from store.catalog import Catalog
+from store.history import history_items
 from store.paths import db_path, default_workdir
 
 
@@ -35,7 +36,7 @@ def main() -> None:
     t0 = time.perf_counter()
     failures, n = [], 0
     for u in users:
-        hist = catalog.get_items([i for i, s in seqs[u] if s != "test"])
+        hist = history_items(catalog, [i for i, s in seqs[u] if s != "test"], u, ("train", "valid"))
         if not hist:
             continue
         picks = [catalog.get_item(i) for i, s in seqs[u] if s == "test"] + rng.sample(items, 1)

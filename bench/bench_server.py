@@ -150,6 +150,7 @@ def ranker_alone(ranker, users: list[str], k: int, n: int = 200) -> dict:
 async def llm_compare(target: str, catalog, ranker, explainer, users: list[str], k: int) -> dict:
     from ranker.types import RankQuery
     from server.client import ExplainRecClient
+    from store.history import history_items
 
     client = explainer.client
     cfg = explainer.config
@@ -160,7 +161,7 @@ async def llm_compare(target: str, catalog, ranker, explainer, users: list[str],
             query = RankQuery(user_id=user, k=k)
             cands = ranker.recommend(query)
             items = catalog.get_items([c.item_id for c in cands])
-            history = catalog.get_items(ranker.resolve_history(query)[-50:])
+            history = history_items(catalog, ranker.resolve_history(query)[-50:], user)
             names = explainer.history_names(history)
             prompts = [explainer.prompt.render(names, f) for f in explainer.facts(history, list(zip(items, cands)))]
 

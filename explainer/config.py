@@ -42,6 +42,11 @@ class ExplainerConfig:
     concurrency: int = 32
     """Most LLM calls in flight at once from this process (vLLM batches them)."""
 
+    preferred_attributes: tuple[str, ...] = field(default_factory=tuple)
+    """Item attribute names this catalog's reasons should use first (e.g. "genres,year"; comma-separated
+    in EXPLAINREC_LLM_PREFERRED_ATTRIBUTES). Others are ranked from the catalog: ids and near-constant
+    attributes last."""
+
     # --- local mode: how LocalVLLMServer starts the engine -----------------------
     model_dir: Path | None = None
     """HF model directory to serve (prepare_model's output). None: prepared under workdir."""
@@ -94,6 +99,11 @@ class ExplainerConfig:
             raise ValueError(f"kv_cache_gib must be >= 1 (got {self.kv_cache_gib})")
         if self.startup_timeout_s <= 0:
             raise ValueError(f"startup_timeout_s must be > 0 (got {self.startup_timeout_s})")
+        if isinstance(self.preferred_attributes, str):
+            self.preferred_attributes = tuple(a.strip() for a in self.preferred_attributes.split(",") if a.strip())
+        self.preferred_attributes = tuple(self.preferred_attributes)
+        if any(not isinstance(a, str) or not a.strip() for a in self.preferred_attributes):
+            raise ValueError(f"preferred_attributes must be attribute names (got {self.preferred_attributes!r})")
         if self.vllm_url and not self.vllm_url.startswith(("http://", "https://")):
             raise ValueError(f"vllm_url must start with http:// or https:// (got {self.vllm_url!r})")
         self.vllm_url = self.vllm_url.rstrip("/")

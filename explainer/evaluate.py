@@ -26,7 +26,7 @@ from explainer.types import SOURCE_LLM, Justification
 
 log = logging.getLogger(__name__)
 
-HALLUCINATION_RULES = ("other_brand", "number", "false_purchase", "unsupported")
+HALLUCINATION_RULES = ("other_brand", "number", "false_action", "unsupported")
 
 
 def usr(texts: Sequence[str]) -> float:
@@ -89,12 +89,13 @@ def pick_users(catalog, n: int, seed: int) -> list[str]:
 def build_requests(ranker, catalog, users: Sequence[str], k: int) -> list[tuple]:
     """(user, history items, [(item, candidate)]) per user; the history stops before the test item."""
     from ranker.types import RankQuery
+    from store.history import history_items
 
     seqs = catalog.sequences(("train", "valid", "test"))
     requests = []
     for u in users:
         hist_ids = [i for i, split in seqs[u] if split != "test"]
-        hist = catalog.get_items(hist_ids)
+        hist = history_items(catalog, hist_ids, u, ("train", "valid"))
         cands = ranker.recommend(RankQuery(history=tuple(hist_ids), k=k))
         items = catalog.get_items([c.item_id for c in cands])
         requests.append((u, hist, list(zip(items, cands))))

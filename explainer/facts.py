@@ -10,13 +10,17 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from explainer import attributes as attrs_mod
+from explainer.actions import action_for, kinds_of
+from ranker.evidence import category_levels, common_root
 from ranker.types import Candidate
-from store.catalog import Item
+from store.catalog import Item, split_categories
 
 _SEGMENT_CUT = re.compile(r"\s*(?:,|\(|\)|\[|\]|;|:| - | – | — |\|| with | for | w/ )\s*", re.I)
 _MODEL_CODE = re.compile(r"^(?=[^ ]*\d)(?=[^ ]*[A-Za-z])[A-Za-z0-9]+(?:[-_.][A-Za-z0-9]+)*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _SPECIAL_TOKENS = re.compile(r"<\|[^|>]*\|>|</?s>|<\|endoftext\|>", re.I)
+_LEVELS = re.compile(r"\s>\s|/")    # explicit category level separators
 _SIZE_WORD = re.compile(r"\d")   # sizes/codes: kept only when the name would be empty without them
 MAX_NAME_WORDS = 5
 
@@ -79,14 +83,25 @@ class CategoryNames:
 
     def __init__(self, categories: Iterable[str], root: str = "Industrial & Scientific"):
         self.root = root
-        self._paths = sorted({c.strip() for c in categories if c and c.strip()}, key=len)
+        # an item may have several paths ("Drama; Romance"): each is a category of its own
+        self._paths = sorted({p for c in categories for p in split_categories(c)}, key=len)
         self._cache: dict[str, str] = {}
+        # catalogs with explicit level separators ("Movies > Drama"): the levels (almost) all share
+        self.root_levels = common_root([p for p in self._paths if _LEVELS.search(p)])
+
+    def names(self, paths: Iterable[str]) -> str:
+        """Readable names of several paths: "Drama and Romance"."""
+        names = list(dict.fromkeys(n for n in (self.name(p) for p in paths) if n))
+        return attrs_mod.join_values(names) if names else ""
 
     def name(self, path: str) -> str:
         path = (path or "").strip()
         if not path:
             return ""
         if path in self._cache:
+            return self._cache[path]
+        if _LEVELS.search(path):   # "Electronics > Audio > Headphones" -> "Headphones"
+            self._cache[path] = clean_text(category_levels(path)[-1])
             return self._cache[path]
         parent = ""
         for p in self._paths:
@@ -118,6 +133,12 @@ class ItemFacts:
     co_bought: bool                  # other shoppers bought the anchor and the item
     evidence_ids: tuple[str, ...]    # history items the facts rely on (anchor first)
     lines: tuple[str, ...]           # the facts as sentences, for the prompt and the audit
+    # what the shopper did with the anchor, from its recorded events ("you rated the Titanic"; "" no anchor)
+    action: str = ""
+    anchor_kinds: tuple[str, ...] = ()
+    attribute_link: str = ""         # the best shared attribute as a clause ("both are from the 1990s"), "" none
+    shared_values: tuple[str, ...] = ()      # attribute values the item shares with the anchor, as stated
+    attribute_values: tuple[str, ...] = ()   # every attribute value the facts state (shared and own)
 
     def text(self) -> str:
         return " ".join(self.lines)
@@ -151,8 +172,12 @@ class CoPurchases:
 
 
 def compute_facts(history: Sequence[Item], item: Item, candidate: Candidate | None,
-                  categories: CategoryNames, co: CoPurchases | None = None) -> ItemFacts:
-    """Facts from the item's attributes and the ranker's evidence (the strongest cited history item)."""
+                  categories: CategoryNames, co: CoPurchases | None = None,
+                  attribute_stats: "attrs_mod.AttributeStats | None" = None) -> ItemFacts:
+    """Facts from the item's attributes and the ranker's evidence (the strongest cited history item).
+
+    History entries may be store.history.HistoryItem: their recorded event kinds choose how the
+    anchor is cited ("you rated the X"); a plain Item has none and is cited neutrally."""
     by_id = {h.id: h for h in history}
     anchor: Item | None = None
     if candidate is not None:
@@ -165,13 +190,15 @@ def compute_facts(history: Sequence[Item], item: Item, candidate: Candidate | No
     if anchor is None:   # no usable evidence: the most recent purchase sharing something, else the latest
         others = [h for h in history if h.id != item.id]
         sharing = [h for h in others if (h.brand and h.brand.lower() == item.brand.lower())
-                   or (h.category and h.category == item.category)]
+                   or (h.category and h.category == item.category) or attrs_mod.shares_attribute(item, h)]
         anchor = (sharing or others or [None])[-1]
 
     item_name = short_name(item.title, item.brand)
     brand = clean_text(item.brand)
-    category = categories.name(item.category)
+    category = categories.names(item.categories())
     lines: list[str] = []
+    action = ""
+    links: list = []
     anchor_name = ""
     same_brand = False
     co_bought = False
@@ -184,14 +211,12 @@ def compute_facts(history: Sequence[Item], item: Item, candidate: Candidate | No
         if anchor_name.lower() == item_name.lower():   # variants of one product: their titles tell them apart
             anchor_name = " ".join(clean_text(anchor.title).replace(",", " ").split()[:14])
             item_name = " ".join(clean_text(item.title).replace(",", " ").split()[:14])
-        lines.append(f'You bought the "{anchor_name}".')
+        did = action_for(kinds_of(anchor))
+        action = did.say(anchor_name)
+        cited = did.say(f'"{anchor_name}"')
+        lines.append(f"{cited[0].upper()}{cited[1:]}.")
         same_brand = bool(brand) and brand.lower() == clean_text(anchor.brand).lower()
-        if item.category and item.category.strip() == anchor.category.strip():
-            shared_cat = category
-        else:
-            common = _common_prefix(item.category, anchor.category)
-            if common and common != categories.root and len(common) > len(categories.root) + 3:
-                shared_cat = categories.name(common)
+        shared_cat = shared_category_name(item, anchor, categories)
         if shared_cat:
             lines.append(f'The "{item_name}" is in the same category as the "{anchor_name}": {shared_cat}.')
         if same_brand:
@@ -199,25 +224,61 @@ def compute_facts(history: Sequence[Item], item: Item, candidate: Candidate | No
         co_bought = co is not None and co.bought_together(anchor.id, item.id)
         if co_bought:
             lines.append(f'Other shoppers who bought the "{anchor_name}" also bought the "{item_name}".')
+        links = attrs_mod.link_facts(item, anchor, item_name, anchor_name, attribute_stats)
+        lines.extend(f.line for f in links)
     if brand and not same_brand:
         lines.append(f'The "{item_name}" is by {brand}.')
     if category and not shared_cat:
         lines.append(f'The "{item_name}" is in the category {category}.')
+    own = attrs_mod.descriptive_facts(item, item_name, attribute_stats, skip=[f.key for f in links])
+    lines.extend(f.line for f in own)
     if item.price is not None:
         lines.append(f'The "{item_name}" costs {format_price(item.price)}.')
     return ItemFacts(
         item_id=item.id, item_name=item_name, item_title=clean_text(item.title),
         anchor_id=anchor.id if anchor else "", anchor_name=anchor_name, brand=brand, same_brand=same_brand,
         category=category, shared_category=shared_cat, price=item.price, co_bought=co_bought,
-        evidence_ids=(anchor.id,) if anchor else (), lines=tuple(lines))
+        evidence_ids=(anchor.id,) if anchor else (), lines=tuple(lines),
+        action=action, anchor_kinds=kinds_of(anchor) if anchor else (),
+        attribute_link=links[0].clause if links else "",
+        shared_values=tuple(v for f in links for v in f.values),
+        attribute_values=tuple(v for f in (*links, *own) for v in f.values))
+
+
+def shared_category_name(item: Item, anchor: Item, categories: CategoryNames) -> str:
+    """Readable name of what the item's category paths share with the anchor's ("" nothing beyond the
+    catalog root). Equal paths first (all of them: "Drama and Romance"), else the deepest common parent."""
+    mine, theirs = item.categories(), anchor.categories()
+    exact = [p for p in mine if p.lower() in {t.lower() for t in theirs}]
+    if exact:
+        return categories.names(exact)
+    best = ""
+    for a in mine:
+        for b in theirs:
+            if _LEVELS.search(a) or _LEVELS.search(b):
+                la, lb = category_levels(a), category_levels(b)
+                n = 0
+                while n < min(len(la), len(lb)) and la[n].lower() == lb[n].lower():
+                    n += 1
+                common = " > ".join(la[:n]) if n > categories.root_levels else ""
+            else:   # unseparated words (the Scientific data): agree beyond the catalog root
+                common = _common_prefix(a, b)
+                if not (common and common != categories.root and len(common) > len(categories.root) + 3):
+                    common = ""
+            if len(common) > len(best):
+                best = common
+    return categories.name(best) if best else ""
 
 
 def _shares(item: Item, other: Item) -> bool:
-    """Same brand, or categories that agree beyond the catalog root."""
+    """Same brand, categories that agree beyond the catalog root, or a shared attribute value."""
     if item.brand.strip() and item.brand.strip().lower() == other.brand.strip().lower():
         return True
+    theirs = {p.lower() for p in other.categories()}
+    if any(p.lower() in theirs for p in item.categories()):
+        return True
     common = _common_prefix(item.category, other.category)
-    return bool(common) and len(common.split()) > 3
+    return (bool(common) and len(common.split()) > 3) or attrs_mod.shares_attribute(item, other)
 
 
 def _common_prefix(a: str, b: str) -> str:

@@ -43,12 +43,15 @@ class PromptTemplate:
         self.version = str(self._module.version)
         self.id = f"{name}@{self.version}"
 
-    def prefix_messages(self, history_names: Sequence[str]) -> tuple[dict, dict]:
+    def prefix_messages(self, history_names: Sequence[str | tuple[str, str]]) -> tuple[dict, dict]:
+        """history_names: short names, or (what the shopper did, short name) pairs ("rated", "Titanic")."""
         system = str(self._module.system()).strip()
+        entries = [h if isinstance(h, tuple) else ("", h) for h in history_names]
+        history = [{"did": did, "name": clean_text(name)} for did, name in entries]
         return ({"role": "system", "content": system},
-                {"role": "user", "content": str(self._module.history_block([clean_text(n) for n in history_names]))})
+                {"role": "user", "content": str(self._module.history_block(history))})
 
-    def render(self, history_names: Sequence[str], facts: ItemFacts, use_prefill: bool = True,
+    def render(self, history_names: Sequence[str | tuple[str, str]], facts: ItemFacts, use_prefill: bool = True,
                item_first: bool = False) -> Prompt:
         """item_first=True puts the item before the history (the bench's no-shared-prefix layout)."""
         system, hist = self.prefix_messages(history_names)

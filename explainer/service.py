@@ -14,6 +14,8 @@ from typing import AsyncIterator, Sequence
 
 from explainer.client import LLMUnavailable, VLLMClient
 from explainer.config import ExplainerConfig
+from explainer.actions import action_for, kinds_of
+from explainer.attributes import AttributeStats
 from explainer.facts import CategoryNames, CoPurchases, ItemFacts, compute_facts, short_name
 from explainer.prompts import FallbackTemplate, Prompt, PromptTemplate
 from explainer.types import (FALLBACK_DEADLINE, FALLBACK_DISABLED, FALLBACK_LLM_UNAVAILABLE, FALLBACK_VERIFIER,
@@ -67,6 +69,7 @@ class Explainer:
         self._categories: CategoryNames | None = None
         self._verifier: Verifier | None = None
         self._co: CoPurchases | None = None
+        self._attributes: AttributeStats | None = None
 
     # -- catalog-derived helpers (built on first use; refresh after catalog changes) -------------
     def refresh_catalog(self) -> None:
@@ -75,7 +78,9 @@ class Explainer:
         items = self.catalog.all_items(include_deleted=True)
         self._categories = CategoryNames(i.category for i in items)
         self._verifier = Verifier(i.brand for i in items)
-        self._co = CoPurchases(self.catalog.sequences(("train", "valid", "live")))
+        self._attributes = AttributeStats(items, self.config.preferred_attributes)
+        # "other shoppers bought both" counts purchases only: a view or a rating is not a purchase
+        self._co = CoPurchases(self.catalog.sequences(("train", "valid", "live"), kinds=("purchase",)))
 
     @property
     def categories(self) -> CategoryNames:
@@ -99,10 +104,12 @@ class Explainer:
     # -- facts and templates --------------------------------------------------------------------
     def facts(self, history: Sequence[Item], items: Sequence[tuple[Item, Candidate]]) -> list[ItemFacts]:
         cats = self.categories   # builds the co-purchase table too
-        return [compute_facts(history, item, cand, cats, self._co) for item, cand in items]
+        return [compute_facts(history, item, cand, cats, self._co, self._attributes) for item, cand in items]
 
-    def history_names(self, history: Sequence[Item]) -> list[str]:
-        return [short_name(h.title, h.brand) for h in history[-MAX_HISTORY_IN_PROMPT:]]
+    def history_names(self, history: Sequence[Item]) -> list[tuple[str, str]]:
+        """(what the shopper did, short name) of the most recent history items, for the prompt."""
+        return [(action_for(kinds_of(h)).verb, short_name(h.title, h.brand))
+                for h in history[-MAX_HISTORY_IN_PROMPT:]]
 
     def _template(self, facts: ItemFacts, reason: str, failed: Sequence[str] = ()) -> Justification:
         return Justification(item_id=facts.item_id, text=self.fallback.render(facts), source=SOURCE_TEMPLATE,
@@ -117,7 +124,7 @@ class Explainer:
         if prompt is None:
             prompt = self.prompt.render([], facts)
         return self.verifier.verify(text, facts, [h.title for h in history], finish_reason, prompt.instructions,
-                                    prompt.prefill)
+                                    prompt.prefill, history_kinds=[kinds_of(h) for h in history])
 
     # -- the LLM path ---------------------------------------------------------------------------
     def _choose(self, facts: ItemFacts, samples: Sequence[Sample], model: str) -> Justification:

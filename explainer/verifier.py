@@ -3,7 +3,11 @@
 Rules (a text fails on any; the names are what Justification.failed_rules carries):
   other_brand      names a catalog brand other than the item's or a cited history item's
   number           contains a number that is not in the facts
-  false_purchase   "you bought X" where X is not in the shopper's history, or X is the item itself
+  false_action     the stated action does not match the recorded event: "you bought/rated/looked at X"
+                   where X is not in the shopper's history, is the item itself, or what the shopper did
+                   with X was something else (a rating is not a purchase); or a text says someone
+                   bought/rated/... when no fact uses that action ("other shoppers bought both"
+                   on a ratings catalog)
   no_mention       names neither a cited history item nor the item
   unsupported      more than a third of its content words (beyond stop words) are absent from the facts
   truncated        cut by the token limit, or does not end a sentence
@@ -18,9 +22,10 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from explainer.actions import ACTION_WORDS, claimed_classes, supports, you_did_claims
 from explainer.facts import ItemFacts, clean_text
 
-RULES = ("other_brand", "number", "false_purchase", "no_mention", "unsupported", "truncated",
+RULES = ("other_brand", "number", "false_action", "no_mention", "unsupported", "truncated",
          "repetitive", "prompt_echo", "misidentity")
 _IS_A = r"\b(?:which|that|it)\s+(?:is|was)\s+(?:also\s+)?(?:a|an|the)?\s*"
 _IS_A_MAKER = re.compile(_IS_A + r"(?:\w+\s+){0,2}?(?:brand|company|manufacturer|maker|supplier|vendor)\b(?!\s+of\s+the)",
@@ -41,7 +46,7 @@ get gets got make makes made use used using
 FRAME_WORDS = frozenset("""
 bought buy buying purchased purchase ordered recommend recommended product products shopper shoppers
 category categories brand brands made maker
-""".split())
+""".split()) | ACTION_WORDS
 # Words that claim the item shares something with the history item.
 SHARING_WORDS = frozenset("also too likewise both same similar another".split())
 _ALSO_BRAND = re.compile(r"\b(?:also|too|likewise)\b(?:\s+\w+){0,3}?\s+(?:by|from|of)\b", re.I)
@@ -51,9 +56,6 @@ NEGATIONS = frozenset("not no never none nothing neither nor n't cannot isn't ar
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
 _NUMBER = re.compile(r"(?<![A-Za-z])\d+(?:[.,/]\d+)*")
-_PURCHASE = re.compile(
-    r"\byou(?:'ve| have)?\s+(?:already\s+|recently\s+|previously\s+)?"
-    r"(?:bought|purchased|ordered|got|own|owned|used)\s+(?:the|a|an|your|some)?\s*([^,.;:!?]{2,80})", re.I)
 _ECHO_MARKERS = ("<|im_", "<|endoftext", "facts:", "fact:", "instruction", "shopper's purchases",
                  "recommended item:", "write one sentence", "one sentence", "text in quotes", "assistant",
                  "system:", "user:")
@@ -118,9 +120,11 @@ class Verifier:
             self._brands[key] = re.compile(r"(?<![A-Za-z0-9])" + re.escape(key) + r"(?![A-Za-z0-9])", re.I)
 
     def verify(self, text: str, facts: ItemFacts, history_titles: Sequence[str],
-               finish_reason: str = "stop", prompt_text: str = "", prefill: str = "") -> Verdict:
+               finish_reason: str = "stop", prompt_text: str = "", prefill: str = "",
+               history_kinds: Sequence[Sequence[str]] | None = None) -> Verdict:
         """prompt_text: the static instructions (echo check). prefill: the frame the system wrote;
-        the unsupported-words share is taken over the words after it (the model's own)."""
+        the unsupported-words share is taken over the words after it (the model's own).
+        history_kinds: the recorded event kinds of each history title (same order); None: unknown."""
         failed: list[str] = []
         facts_text = " ".join(facts.lines) + f' "{facts.item_name}" "{facts.anchor_name}"'
         facts_lower = facts_text.lower()
@@ -138,34 +142,26 @@ class Verifier:
         if numbers(text) - numbers(facts_text):
             failed.append("number")
 
-        # false_purchase: everything after "you bought" must be a history item, never the item itself
-        for m in _PURCHASE.finditer(text):
-            phrase = m.group(1).strip()
-            is_history = any(mentions(phrase, n) or mentions(n, phrase)
-                             for n in [facts.anchor_name, *history_titles] if n)
-            is_history = is_history or (bool(facts.anchor_name) and facts.anchor_name.lower().startswith(phrase.lower()))
-            names_item = mentions(phrase, facts.item_name) and not mentions(phrase, facts.anchor_name) \
-                and not facts.anchor_name.lower().startswith(phrase.lower())
-            if not is_history or names_item:
-                failed.append("false_purchase")
-                break
+        if false_action(text, facts, facts_text, history_titles, history_kinds):
+            failed.append("false_action")
 
         m_item = mentions(text, facts.item_name)
         m_hist = bool(facts.anchor_name) and mentions(text, facts.anchor_name)
         if not (m_item or m_hist):
             failed.append("no_mention")
-        m_attr = any(a and a.lower() in low for a in (facts.brand, facts.category, facts.shared_category))
+        m_attr = any(a and a.lower() in low for a in (facts.brand, facts.category, facts.shared_category,
+                                                      *facts.attribute_values))
 
         own = text[len(prefill):] if prefill and text.startswith(prefill) else text
         cw = content_words(own)
         negs = sum(1 for w in words(own) if w in NEGATIONS)
         # "also by B", "both", "another": a shared attribute the facts do not state
-        claims_sharing = not (facts.same_brand or facts.shared_category or facts.co_bought) \
+        claims_sharing = not (facts.same_brand or facts.shared_category or facts.co_bought or facts.shared_values) \
             and any(w in SHARING_WORDS for w in words(own))
         # "also by B" needs the same brand, "also in C" a shared category (co-purchase licenses only "also bought")
         if not facts.same_brand and _ALSO_BRAND.search(own):
             claims_sharing = True
-        if not facts.shared_category and _ALSO_CATEGORY.search(own):
+        if not (facts.shared_category or facts.shared_values) and _ALSO_CATEGORY.search(own):
             claims_sharing = True
         supported = set(content_words(facts_text)) | {norm(w) for w in FRAME_WORDS}
         if cw or negs:
@@ -196,6 +192,33 @@ class Verifier:
                 or _echoes(unnamed, prompt_text):
             failed.append("prompt_echo")
         return Verdict(tuple(failed), m_item, m_hist, m_attr, share)
+
+
+def false_action(text: str, facts: ItemFacts, facts_text: str, history_titles: Sequence[str],
+                 history_kinds: Sequence[Sequence[str]] | None) -> bool:
+    """The stated action must match the recorded event (see the module docstring)."""
+    anchor = facts.anchor_name
+    kinds_by_title = list(zip(history_titles, history_kinds if history_kinds is not None
+                              else [()] * len(history_titles)))
+    for claim in you_did_claims(text):
+        phrase = claim.obj
+        if claim.cls == "unrecorded":
+            return True
+        prefix_of_anchor = bool(anchor) and anchor.lower().startswith(phrase.lower())
+        if mentions(phrase, facts.item_name) and not mentions(phrase, anchor) and not prefix_of_anchor:
+            return True   # "you bought <the recommended item>"
+        names_anchor = bool(anchor) and (mentions(phrase, anchor) or mentions(anchor, phrase) or prefix_of_anchor)
+        if names_anchor:
+            kinds: set[str] = set(facts.anchor_kinds)
+        else:
+            named = [k for t, k in kinds_by_title if t and (mentions(phrase, t) or mentions(t, phrase))]
+            if not named:
+                return True   # not in the history at all
+            kinds = {k for ks in named for k in ks}
+        if not supports(claim.cls, kinds):
+            return True
+    # "other shoppers bought both", "highly rated": an action no fact states
+    return bool(claimed_classes(text) - claimed_classes(facts_text))
 
 
 def _repetitive(text: str) -> bool:

@@ -65,8 +65,11 @@ class RecService:
             return self.catalog.get_items([i for i in ids if self.catalog.has_item(i)], field=field)
 
     def _history_items(self, query: RankQuery) -> list[Item]:
+        """The history with what the user did with each item (its event kinds: "you rated the X")."""
+        from store.history import history_items
+
         ids = self.ranker.resolve_history(query)[-MAX_HISTORY_FOR_EXPLAINER:]
-        return self._items_present(ids, "history")
+        return history_items(self.catalog, ids, query.user_id)
 
     def _rank(self, query: RankQuery, with_history: bool) -> tuple[list[Recommendation], list[Item]]:
         candidates = self.ranker.recommend(query)

@@ -23,6 +23,13 @@ from store.errors import UnknownItem, UnknownUser
 from store.migrations import migrate
 
 SPLITS = ("train", "valid", "test", "live")
+# Several category paths of one item are stored in the one `category` column joined by this
+# (a film in "Drama" and "Romance" -> "Drama; Romance"); no Scientific path contains it.
+CATEGORY_SEPARATOR = "; "
+
+
+def split_categories(category: str) -> list[str]:
+    return [c.strip() for c in (category or "").split(CATEGORY_SEPARATOR.strip()) if c.strip()]
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,10 @@ class Item:
     price: float | None = None
     description: str = ""
     attributes: dict = field(default_factory=dict)
+
+    def categories(self) -> list[str]:
+        """The item's category paths: one, or several joined by CATEGORY_SEPARATOR at ingest."""
+        return split_categories(self.category)
 
     def text(self) -> str:
         """The text the item tower reads: "title. category. brand." like the UniSRec data."""
@@ -260,13 +271,28 @@ class Catalog:
         total = self._query("SELECT COUNT(*) AS n FROM events WHERE user_id=?", (user_id,))[0]["n"]
         return [Event(r["user_id"], r["item_id"], r["kind"], r["ts"], r["split"]) for r in rows], total
 
-    def sequences(self, splits: Sequence[str] = ("train", "valid", "test")) -> dict[str, list[tuple[str, str]]]:
-        """Every user's (item_id, split) sequence in time order, for training and evaluation."""
+    def event_kinds(self, user_id: str, splits: Sequence[str] = SPLITS) -> dict[str, tuple[str, ...]]:
+        """What the user did with each item: item id -> the recorded event kinds, oldest first, distinct."""
         marks = ",".join("?" * len(splits))
+        out: dict[str, tuple[str, ...]] = {}
+        for r in self._query(
+                f"SELECT item_id, kind FROM events WHERE user_id=? AND split IN ({marks}) ORDER BY ts, rowid_",
+                (user_id, *splits)):
+            if r["kind"] not in out.get(r["item_id"], ()):
+                out[r["item_id"]] = out.get(r["item_id"], ()) + (r["kind"],)
+        return out
+
+    def sequences(self, splits: Sequence[str] = ("train", "valid", "test"),
+                  kinds: Sequence[str] | None = None) -> dict[str, list[tuple[str, str]]]:
+        """Every user's (item_id, split) sequence in time order, for training and evaluation.
+        `kinds`: only events of these kinds (e.g. purchases for "other shoppers bought both")."""
+        marks = ",".join("?" * len(splits))
+        kind_sql = f" AND kind IN ({','.join('?' * len(kinds))})" if kinds else ""
         out: dict[str, list[tuple[str, str]]] = {}
         for r in self._query(
-                f"SELECT user_id, item_id, split FROM events WHERE split IN ({marks}) ORDER BY user_id, ts, rowid_",
-                tuple(splits)):
+                f"SELECT user_id, item_id, split FROM events WHERE split IN ({marks}){kind_sql}"
+                " ORDER BY user_id, ts, rowid_",
+                (*splits, *(kinds or ()))):
             out.setdefault(r["user_id"], []).append((r["item_id"], r["split"]))
         return out
 

@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterable
 
-from store.catalog import Catalog, Event, Item
+from store.catalog import CATEGORY_SEPARATOR, Catalog, Event, Item
 from store.errors import IngestError
 
 MAX_TEXT = 4000  # characters kept of any one text field: long enough for any real title/description
@@ -186,23 +186,90 @@ def item_from_row(row: dict, path: str = "<request>", lineno: int = 0) -> Item:
     title = clean_text(row.get("title") or "")
     if not title:
         raise IngestError(path, lineno, "title", "required, a non-empty string")
-    for key in ("category", "brand", "description"):
-        if row.get(key) is not None and not isinstance(row[key], (str, list)):
+    for key in ("brand", "description"):
+        if row.get(key) is not None and not isinstance(row[key], str):
             raise IngestError(path, lineno, key, "must be a string")
-    category = row.get("category") or ""
-    if isinstance(category, list):  # a path given as a list of levels
-        category = " > ".join(clean_text(c) for c in category)
+    category = parse_category(row.get("category"), path, lineno)
     price = row.get("price")
     if price is not None:
         if isinstance(price, bool) or not isinstance(price, (int, float)) or not math.isfinite(price) or price < 0:
             raise IngestError(path, lineno, "price", f"must be a non-negative number (got {price!r})")
         price = float(price)
-    attributes = row.get("attributes") or {}
-    if not isinstance(attributes, dict):
-        raise IngestError(path, lineno, "attributes", "must be a JSON object")
-    attributes = {clean_text(k): clean_text(v) for k, v in attributes.items() if clean_text(k)}
-    return Item(id=item_id, title=title, category=clean_text(category), brand=clean_text(row.get("brand") or ""),
+    attributes = parse_attributes(row.get("attributes"), path, lineno)
+    return Item(id=item_id, title=title, category=category, brand=clean_text(row.get("brand") or ""),
                 price=price, description=clean_text(row.get("description") or ""), attributes=attributes)
+
+
+def parse_category(value: object, path: str = "<request>", lineno: int = 0) -> str:
+    """One category path, or several. A string is one path ("Kitchen > Mugs"; paths separated by ";"
+    are several); a list holds several paths, each a string or a list of levels:
+    ["Drama", "Romance"] -> two categories; [["Kitchen", "Mugs"]] -> the path "Kitchen > Mugs".
+    Stored as one string, the paths joined by CATEGORY_SEPARATOR."""
+    if value is None or value == "":
+        return ""
+    sep = CATEGORY_SEPARATOR.strip()
+    if isinstance(value, str):
+        paths = [clean_text(p) for p in value.split(sep)]
+    elif isinstance(value, list):
+        paths = []
+        for n, p in enumerate(value):
+            if isinstance(p, list) and all(isinstance(level, str) for level in p):
+                p = " > ".join(clean_text(level) for level in p if clean_text(level))
+            elif not isinstance(p, str):
+                raise IngestError(path, lineno, f"category[{n}]", "must be a string or a list of strings (got "
+                                  f"{type(p).__name__})")
+            paths += [clean_text(q) for q in p.split(sep)]
+    else:
+        raise IngestError(path, lineno, "category", "must be a string or a list of paths")
+    return CATEGORY_SEPARATOR.join(dict.fromkeys(p for p in paths if p))
+
+
+MAX_ATTRIBUTE_VALUES = 100   # values in one list-valued attribute
+
+
+def _attribute_scalar(value: object, field: str, path: str, lineno: int) -> str | int | float | bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise IngestError(path, lineno, field, f"must be a finite number (got {value!r})")
+        return value
+    if isinstance(value, str):
+        return clean_text(value) or None
+    raise IngestError(path, lineno, field, f"must be a string, a number, a boolean or a list of them "
+                      f"(got {type(value).__name__})")
+
+
+def parse_attributes(value: object, path: str = "<request>", lineno: int = 0) -> dict:
+    """Free-form attributes: name -> a string, a number, a boolean, or a list of strings/numbers
+    (`{"genres": ["Drama", "Romance"], "year": 1997}`). Empty values are dropped."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise IngestError(path, lineno, "attributes", "must be a JSON object")
+    out: dict = {}
+    for raw_key, raw in value.items():
+        key = clean_text(raw_key)
+        if not key:
+            continue
+        field = f"attributes.{key}"
+        if isinstance(raw, list):
+            if len(raw) > MAX_ATTRIBUTE_VALUES:
+                raise IngestError(path, lineno, field, f"at most {MAX_ATTRIBUTE_VALUES} values (got {len(raw)})")
+            values = []
+            for n, v in enumerate(raw):
+                if isinstance(v, (list, dict)):
+                    raise IngestError(path, lineno, f"{field}[{n}]", "must be a string or a number")
+                v = _attribute_scalar(v, f"{field}[{n}]", path, lineno)
+                if v is not None and v not in values:
+                    values.append(v)
+            if values:
+                out[key] = values
+        elif raw is not None:
+            v = _attribute_scalar(raw, field, path, lineno)
+            if v is not None:
+                out[key] = v
+    return out
 
 
 def _parse_ts(value: str, path: Path, lineno: int) -> float:

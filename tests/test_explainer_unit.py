@@ -13,9 +13,11 @@ from explainer.service import Explainer, first_sentence
 from explainer.verifier import Verifier
 from ranker.types import Candidate, HistoryEvidence
 from store.catalog import Item
+from store.history import HistoryItem, history_items
 
-H1 = Item("H1", "Hillman 1/4 by 20-Inch Stainless Steel Nylon Insert Locknut, 50-Pack", "Industrial & Scientific Fasteners Nuts Locknuts", "Hillman")
-H2 = Item("H2", "Gorilla Original Gorilla Glue, Waterproof Polyurethane Glue, 8 ounce Bottle", "Industrial & Scientific Tapes, Adhesives & Sealants Urethane Adhesives", "Gorilla")
+BOUGHT = ("purchase",)
+H1 = HistoryItem("H1", "Hillman 1/4 by 20-Inch Stainless Steel Nylon Insert Locknut, 50-Pack", "Industrial & Scientific Fasteners Nuts Locknuts", "Hillman", kinds=BOUGHT)
+H2 = HistoryItem("H2", "Gorilla Original Gorilla Glue, Waterproof Polyurethane Glue, 8 ounce Bottle", "Industrial & Scientific Tapes, Adhesives & Sealants Urethane Adhesives", "Gorilla", kinds=BOUGHT)
 ITEM = Item("I1", "Hillman 829720 Stainless Steel Hex Nut, 100-Pack", "Industrial & Scientific Fasteners Nuts Locknuts", "Hillman")
 CATS = CategoryNames([H1.category, H2.category, ITEM.category, "Industrial & Scientific Fasteners Nuts"])
 BRANDS = ["Hillman", "The Hillman Group", "Gorilla", "DEWALT", "3M", "uxcell"]
@@ -29,7 +31,8 @@ def facts_for(item=ITEM, history=(H1, H2), evidence=("H1",)):
 def verify(text, facts=None, finish="stop"):
     facts = facts or facts_for()
     return Verifier(BRANDS).verify(text, facts, [H1.title, H2.title], finish,
-                                   prompt_text="Use only the facts listed. Do not add other reasons, numbers, brands or claims.")
+                                   prompt_text="Use only the facts listed. Do not add other reasons, numbers, brands or claims.",
+                                   history_kinds=[H1.kinds, H2.kinds])
 
 
 def test_facts_cite_the_evidence_and_shared_attributes():
@@ -86,8 +89,8 @@ def test_catalog_text_is_escaped_data():
 @pytest.mark.parametrize("text,rule", [
     ("Because you bought the Stainless Steel Nylon Insert Locknut, you may like the Stainless Steel Hex Nut, which is by DEWALT.", "other_brand"),
     ("Because you bought the Stainless Steel Nylon Insert Locknut, you may like the Stainless Steel Hex Nut, which is 37 percent off.", "number"),
-    ("You bought the Stainless Steel Hex Nut, so you may like the Stainless Steel Hex Nut by Hillman.", "false_purchase"),
-    ("You bought the Cordless Drill Battery Pack, which is by Hillman.", "false_purchase"),
+    ("You bought the Stainless Steel Hex Nut, so you may like the Stainless Steel Hex Nut by Hillman.", "false_action"),
+    ("You bought the Cordless Drill Battery Pack, which is by Hillman.", "false_action"),
     ("This is a great choice for anyone who works with wood.", "no_mention"),
     ("Because you bought the Stainless Steel Nylon Insert Locknut, you may like the Stainless Steel Hex Nut, which is rated highly by engineers worldwide for marine corrosion resistance.", "unsupported"),
     ("Because you bought the Stainless Steel Nylon Insert Locknut, you may like the Stainless Steel Hex Nut, which is", "truncated"),
@@ -128,7 +131,7 @@ def test_template_fallback_always_passes_on_real_catalog(catalog):
     all_items = catalog.all_items()
     checked = 0
     for u in users:
-        hist = catalog.get_items(catalog.history(u))
+        hist = history_items(catalog, catalog.history(u), u)
         items = rng.sample(all_items, 3)
         pairs = [(it, Candidate(it.id, 0.5, (HistoryEvidence(hist[-1].id, 0.5),))) for it in items]
         for j in ex.explain_template(hist, pairs):
@@ -210,11 +213,11 @@ def test_co_purchase_fact_from_other_shoppers(catalog):
     assert n >= 2
     co = CoPurchases(seqs)
     assert co.shoppers(a, b) == n and co.bought_together(a, b)
-    ha, ib = catalog.get_item(a), catalog.get_item(b)
+    ha, ib = HistoryItem(**catalog.get_item(a).__dict__, kinds=BOUGHT), catalog.get_item(b)
     f = compute_facts([ha], ib, Candidate(b, 0.5, (HistoryEvidence(a, 0.5),)), CATS, co)
     assert f.co_bought and any("Other shoppers" in line for line in f.lines)
     ex = Explainer(ExplainerConfig(enabled=False), catalog)
     text = FallbackTemplate().render(f)
-    assert ex.verifier.verify(text, f, [ha.title]).ok
+    assert ex.verifier.verify(text, f, [ha.title], history_kinds=[BOUGHT]).ok
     assert ex.verifier.verify(f"Because you bought the {f.anchor_name}, you may like the {f.item_name}, "
-                              "which other shoppers also bought.", f, [ha.title]).ok
+                              "which other shoppers also bought.", f, [ha.title], history_kinds=[BOUGHT]).ok

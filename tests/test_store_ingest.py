@@ -53,7 +53,7 @@ def _write(path, text):
 def test_own_catalog_jsonl_and_events_csv(tmp_path, empty_store):
     cat = Catalog(empty_store)
     items = _write(tmp_path / "items.jsonl", "\n".join(json.dumps(r) for r in [
-        {"id": "A", "title": "  Blue   mug ", "category": ["Kitchen", "Mugs"], "brand": "Acme", "price": 9.5,
+        {"id": "A", "title": "  Blue   mug ", "category": [["Kitchen", "Mugs"]], "brand": "Acme", "price": 9.5,
          "attributes": {"color": "blue"}},
         {"id": "B", "title": "Tea pot", "description": "Holds 1 litre"},
         {"id": "C", "title": "Kettle"},

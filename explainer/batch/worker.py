@@ -64,12 +64,10 @@ class GroupWorker:
         self.deadline_s = deadline_s
 
     def _history(self, query) -> list:
-        ids = self.ranker.resolve_history(query)
-        from store.errors import UnknownItem
-        try:
-            return self.catalog.get_items(ids)
-        except UnknownItem:   # an item of the history was deleted since: skip it
-            return [self.catalog.get_item(i) for i in ids if self.catalog.has_item(i)]
+        from store.history import history_items
+
+        # items deleted since are skipped; each carries the user's event kinds ("you rated the X")
+        return history_items(self.catalog, self.ranker.resolve_history(query), query.user_id)
 
     def prepare(self, group: Group):
         """Sync part (SQLite + ranker): history items and (row, item, candidate) triples.
