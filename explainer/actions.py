@@ -102,10 +102,13 @@ class Claim:
     obj: str        # what the text says it was done to
 
 
-def you_did_claims(text: str) -> list[Claim]:
-    """Every "you <did> <something>" in the text."""
+def you_did_claims(text: str, names: Iterable[str] = ()) -> list[Claim]:
+    """Every "you <did> <something>" in the text, except inside a product name ("You've Got Mail")."""
+    spans = _name_spans(text, names)
     out = []
     for m in YOU_DID.finditer(text):
+        if any(a <= m.start() < b for a, b in spans):
+            continue
         cls = next(c for c, _ in _CLAIM_VERBS if m.group(c))
         obj = _CART_TAIL.sub("", m.group("object").strip())
         if cls != CART or _CART_TAIL.search(m.group("object")):
@@ -114,9 +117,33 @@ def you_did_claims(text: str) -> list[Claim]:
     return out
 
 
-def claimed_classes(text: str) -> set[str]:
-    """Action classes named anywhere in the text, whoever the subject."""
+def claimed_classes(text: str, names: Iterable[str] = ()) -> set[str]:
+    """Action classes named anywhere in the text, whoever the subject (product names masked)."""
+    for a, b in sorted(_name_spans(text, names), reverse=True):
+        text = text[:a] + " " + text[b:]
     return {cls for cls, pat in ANY_CLAIM.items() if pat.search(text)}
+
+
+def _name_spans(text: str, names: Iterable[str]) -> list[tuple[int, int]]:
+    low = text.lower()
+    spans = []
+    for name in {n.lower() for n in names if n and len(n) > 2}:
+        start = low.find(name)
+        while start >= 0:
+            spans.append((start, start + len(name)))
+            start = low.find(name, start + 1)
+    return spans
+
+
+def wording_mismatch(text: str, facts) -> bool:
+    """An evaluation check, simpler than the verifier's: a text citing the anchor must say what the
+    shopper recorded ("you rated the X" for a rating) and no action the facts do not state."""
+    names = [facts.item_name, facts.anchor_name]
+    if facts.anchor_name and facts.anchor_name.lower() in text.lower():
+        expected = action_for(facts.anchor_kinds)
+        if expected.phrase.split("{name}")[0].strip().lower() not in text.lower():
+            return True
+    return bool(claimed_classes(text, names) - claimed_classes(" ".join(facts.lines), names))
 
 
 # Words of the wording table: frame words for the verifier's unsupported-words share.

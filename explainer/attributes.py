@@ -113,6 +113,7 @@ class AttributeStats:
                 n_items[key] += 1
                 counts.setdefault(key, Counter()).update(set(keys))
                 lengths.setdefault(key, []).extend(len(v) for v in vals)
+        self.value_counts = counts
         self.profiles = {
             k: AttributeProfile(k, n_items[k], len(c), c.most_common(1)[0][1] / n_items[k],
                                 sorted(lengths[k])[len(lengths[k]) // 2] > MAX_VALUE_CHARS)
@@ -120,13 +121,27 @@ class AttributeStats:
         self.preferred = [p.lower() for p in preferred]
 
     def rank(self, key: str) -> tuple:
-        """Sort key: preferred names first (in the configured order), then informative attributes by
-        how many items have them."""
+        """Sort key: preferred names first (in the configured order), then informative attributes,
+        the more specific first (more distinct values per item: sharing a director says more than
+        sharing a decade), ids and near-constant attributes last."""
         low = key.lower()
         pref = self.preferred.index(low) if low in self.preferred else len(self.preferred)
         prof = self.profiles.get(key)
         informative = prof.informative if prof else True
-        return (pref, not informative, -(prof.items if prof else 0), low)
+        specificity = prof.distinct / prof.items if prof else 0.0
+        return (pref, not informative, -specificity, low)
+
+    def value_share(self, key: str, values: Sequence[str]) -> float:
+        """Share of the items with `key` that hold the rarest of `values`: sharing a rare value (a
+        director) says more than sharing a common one (the colour black)."""
+        prof, counts = self.profiles.get(key), self.value_counts.get(key)
+        if not prof or not counts or not values:
+            return 1.0
+        return min(counts.get(v.lower(), 0) for v in values) / prof.items
+
+    def link_rank(self, key: str, values: Sequence[str]) -> tuple:
+        pref, uninformative, *_ = self.rank(key)
+        return (pref, uninformative, round(self.value_share(key, values), 2), key.lower())
 
     def informative(self, key: str) -> bool:
         prof = self.profiles.get(key)
@@ -147,11 +162,16 @@ def _q(name: str) -> str:
 
 
 def link_facts(item: Item, anchor: Item, item_name: str, anchor_name: str,
-               stats: AttributeStats | None) -> list[AttributeFact]:
-    """Attributes the item shares with the anchor, best first."""
+               stats: AttributeStats | None, already_said: str = "") -> list[AttributeFact]:
+    """Attributes the item shares with the anchor, best first. Ids and near-constant attributes
+    ("both are in English" in an all-English catalog) are no reason unless configured as preferred;
+    values `already_said` (the shared category's name) are not repeated."""
     out: list[tuple[tuple, AttributeFact]] = []
     other = {k.lower(): v for k, v in (anchor.attributes or {}).items()}
+    said = {w.strip().lower() for w in re.split(r",| and ", already_said) if w.strip()}
     for key, value in (item.attributes or {}).items():
+        if stats is not None and not stats.informative(key):
+            continue
         mine, theirs = values_of(value), values_of(other.get(key.lower()))
         if not mine or not theirs or len(max(mine, key=len)) > MAX_VALUE_CHARS:
             continue
@@ -162,25 +182,26 @@ def link_facts(item: Item, anchor: Item, item_name: str, anchor_name: str,
                 continue
             decade = f"{y1 // 10 * 10}s"
             fact = AttributeFact(key, (decade,), True,
-                                 f'{_q(item_name).capitalize()} and {_q(anchor_name)} are both from the {decade}.',
+                                 f'The "{item_name}" and {_q(anchor_name)} are both from the {decade}.',
                                  f"both are from the {decade}")
         elif isinstance(value, list) or isinstance((anchor.attributes or {}).get(key), list):
             low = {t.lower() for t in theirs}
-            shared = [v for v in mine if v.lower() in low][:MAX_VALUES]
-            if not shared:
+            shared = [v for v in mine if v.lower() in low]
+            if not [v for v in shared if v.lower() not in said]:
                 continue
+            shared = shared[:MAX_VALUES]
             lab = name if len(shared) > 1 else _singular(name)
             vals = join_values(shared)
             fact = AttributeFact(key, tuple(shared), True,
-                                 f'{_q(item_name).capitalize()} and {_q(anchor_name)} share the {lab} {vals}.',
+                                 f'The "{item_name}" and {_q(anchor_name)} share the {lab} {vals}.',
                                  f"both have the {lab} {vals}")
         else:
-            if mine[0].lower() != theirs[0].lower():
+            if mine[0].lower() != theirs[0].lower() or mine[0].lower() in said:
                 continue
             fact = AttributeFact(key, (mine[0],), True,
-                                 f'{_q(item_name).capitalize()} has the same {name} as {_q(anchor_name)}: {mine[0]}.',
+                                 f'The "{item_name}" has the same {name} as {_q(anchor_name)}: {mine[0]}.',
                                  f"both have the same {name}, {mine[0]}")
-        out.append(((stats.rank(key) if stats else (0, False, 0, key.lower())), fact))
+        out.append(((stats.link_rank(key, fact.values) if stats else (0, False, 0, key.lower())), fact))
     out.sort(key=lambda t: t[0])
     return [f for _, f in out[:MAX_LINKS]]
 
@@ -199,22 +220,22 @@ def descriptive_facts(item: Item, item_name: str, stats: AttributeStats | None,
         name = label(key)
         y = _year(key, vals)
         if y is not None:
-            fact = AttributeFact(key, (vals[0],), False, f'{_q(item_name).capitalize()} is from {vals[0]}.',
+            fact = AttributeFact(key, (vals[0],), False, f'The "{item_name}" is from {vals[0]}.',
                                  f"from {vals[0]}")
         else:
             shown = vals[:MAX_VALUES]
             lab = name if len(shown) > 1 else _singular(name) if isinstance(value, list) else name
             fact = AttributeFact(key, tuple(shown), False,
-                                 f'{_q(item_name).capitalize()} has the {lab} {join_values(shown)}.',
+                                 f'The "{item_name}" has the {lab} {join_values(shown)}.',
                                  f"it has the {lab} {join_values(shown)}")
         out.append(((stats.rank(key) if stats else (0, False, 0, key.lower())), fact))
     out.sort(key=lambda t: t[0])
     return [f for _, f in out[:MAX_DESCRIPTIVE]]
 
 
-def shares_attribute(item: Item, other: Item) -> bool:
-    """Any attribute value in common (a year: the same decade): a nameable link for anchor choice."""
-    return bool(link_facts(item, other, "a", "b", None))
+def shares_attribute(item: Item, other: Item, stats: AttributeStats | None = None) -> bool:
+    """An informative attribute value in common (a year: the same decade): a nameable link for anchor choice."""
+    return bool(link_facts(item, other, "a", "b", stats))
 
 
 def states_link(text: str, facts) -> bool:

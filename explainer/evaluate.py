@@ -20,6 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
+from explainer.actions import wording_mismatch
+from explainer.attributes import states_link
 from explainer.config import ExplainerConfig
 from explainer.service import Explainer, Sample, Trace
 from explainer.types import SOURCE_LLM, Justification
@@ -74,6 +76,12 @@ def text_metrics(rows: list[tuple[str, object, object]]) -> dict:
         "usr": usr(texts),
         "div": div([features(t, f) for t, _, f in rows]),
         "mean_length_words": float(np.mean([len(t.split()) for t in texts])),
+        # the stated action differs from the recorded event (explainer.actions.wording_mismatch)
+        "wording_mismatches": sum(wording_mismatch(t, f) for t, _, f in rows),
+        # texts that state an attribute value the item shares with the cited history item, and the
+        # share of items that had such a link to state
+        "attribute_link_rate": sum(states_link(t, f) for t, _, f in rows) / len(rows),
+        "attribute_link_available": sum(bool(f.shared_values) for _, _, f in rows) / len(rows),
         "failed_rule_counts": {r: sum(r in v.failed for v in verdicts)
                                for r in sorted({r for v in verdicts for r in v.failed})},
     }

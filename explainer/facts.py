@@ -184,13 +184,13 @@ def compute_facts(history: Sequence[Item], item: Item, candidate: Candidate | No
         cited = [by_id[ev.item_id] for ev in candidate.evidence if ev.item_id in by_id and ev.item_id != item.id]
         # among the cited items, one that shares something nameable makes a reason a person can check;
         # next best, one that other shoppers bought together with the item
-        sharing = [h for h in cited if _shares(item, h)]
+        sharing = [h for h in cited if _shares(item, h, attribute_stats)]
         together = [h for h in cited if co is not None and co.bought_together(h.id, item.id)]
         anchor = (sharing or together or cited or [None])[0]
     if anchor is None:   # no usable evidence: the most recent purchase sharing something, else the latest
         others = [h for h in history if h.id != item.id]
         sharing = [h for h in others if (h.brand and h.brand.lower() == item.brand.lower())
-                   or (h.category and h.category == item.category) or attrs_mod.shares_attribute(item, h)]
+                   or (h.category and h.category == item.category) or attrs_mod.shares_attribute(item, h, attribute_stats)]
         anchor = (sharing or others or [None])[-1]
 
     item_name = short_name(item.title, item.brand)
@@ -224,7 +224,7 @@ def compute_facts(history: Sequence[Item], item: Item, candidate: Candidate | No
         co_bought = co is not None and co.bought_together(anchor.id, item.id)
         if co_bought:
             lines.append(f'Other shoppers who bought the "{anchor_name}" also bought the "{item_name}".')
-        links = attrs_mod.link_facts(item, anchor, item_name, anchor_name, attribute_stats)
+        links = attrs_mod.link_facts(item, anchor, item_name, anchor_name, attribute_stats, shared_cat)
         lines.extend(f.line for f in links)
     if brand and not same_brand:
         lines.append(f'The "{item_name}" is by {brand}.')
@@ -270,7 +270,7 @@ def shared_category_name(item: Item, anchor: Item, categories: CategoryNames) ->
     return categories.name(best) if best else ""
 
 
-def _shares(item: Item, other: Item) -> bool:
+def _shares(item: Item, other: Item, attribute_stats: "attrs_mod.AttributeStats | None" = None) -> bool:
     """Same brand, categories that agree beyond the catalog root, or a shared attribute value."""
     if item.brand.strip() and item.brand.strip().lower() == other.brand.strip().lower():
         return True
@@ -278,7 +278,7 @@ def _shares(item: Item, other: Item) -> bool:
     if any(p.lower() in theirs for p in item.categories()):
         return True
     common = _common_prefix(item.category, other.category)
-    return (bool(common) and len(common.split()) > 3) or attrs_mod.shares_attribute(item, other)
+    return (bool(common) and len(common.split()) > 3) or attrs_mod.shares_attribute(item, other, attribute_stats)
 
 
 def _common_prefix(a: str, b: str) -> str:

@@ -159,7 +159,10 @@ class Verifier:
         claims_sharing = not (facts.same_brand or facts.shared_category or facts.co_bought or facts.shared_values) \
             and any(w in SHARING_WORDS for w in words(own))
         # "also by B" needs the same brand, "also in C" a shared category (co-purchase licenses only "also bought")
-        if not facts.same_brand and _ALSO_BRAND.search(own):
+        # ("also from the 1990s" states a shared attribute, not a brand)
+        if not facts.same_brand and any(not any(v.lower() in own[m.end():m.end() + 60].lower()
+                                                for v in facts.shared_values)
+                                        for m in _ALSO_BRAND.finditer(own)):
             claims_sharing = True
         if not (facts.shared_category or facts.shared_values) and _ALSO_CATEGORY.search(own):
             claims_sharing = True
@@ -200,7 +203,8 @@ def false_action(text: str, facts: ItemFacts, facts_text: str, history_titles: S
     anchor = facts.anchor_name
     kinds_by_title = list(zip(history_titles, history_kinds if history_kinds is not None
                               else [()] * len(history_titles)))
-    for claim in you_did_claims(text):
+    names = [facts.item_name, anchor, facts.item_title, *history_titles]
+    for claim in you_did_claims(text, names):
         phrase = claim.obj
         if claim.cls == "unrecorded":
             return True
@@ -218,7 +222,7 @@ def false_action(text: str, facts: ItemFacts, facts_text: str, history_titles: S
         if not supports(claim.cls, kinds):
             return True
     # "other shoppers bought both", "highly rated": an action no fact states
-    return bool(claimed_classes(text) - claimed_classes(facts_text))
+    return bool(claimed_classes(text, names) - claimed_classes(facts_text, names))
 
 
 def _repetitive(text: str) -> bool:
