@@ -4,6 +4,11 @@
         reply = c.recommend(user_id="A1B2", k=5, explain=True, timeout_s=10)
         for it in reply.items: print(it.rank, it.item.title, it.justification.text)
 
+Several replicas: `ExplainRecClient("10.0.0.1:50051,10.0.0.2:50051")` or
+`ExplainRecClient("dns:///explainrec-headless:50051")` balances calls round-robin over the
+replicas that report SERVING (see `server.targets`); a call that meets a replica as it dies is
+retried on another.
+
 Every call has a deadline (`timeout_s`, default from the client) and is retried with
 exponential back-off on UNAVAILABLE (server starting, draining or unreachable) while the
 deadline allows. Retrying writes is safe: events carry their time stamp from the client, so a
@@ -22,6 +27,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos.explainrec.v1 import explainrec_pb2 as pb
 from protos.explainrec.v1 import explainrec_pb2_grpc as pb_grpc
+from server.targets import channel_target
 
 FEEDBACK_KINDS = {"click": pb.FEEDBACK_KIND_CLICK, "purchase": pb.FEEDBACK_KIND_PURCHASE,
                   "dismiss": pb.FEEDBACK_KIND_DISMISS, "rating": pb.FEEDBACK_KIND_RATING}
@@ -30,7 +36,7 @@ FEEDBACK_KINDS = {"click": pb.FEEDBACK_KIND_CLICK, "purchase": pb.FEEDBACK_KIND_
 @dataclass
 class ClientConfig:
     target: str = "127.0.0.1:50051"
-    """host:port of the service."""
+    """host:port of the service; several, comma-separated, or dns:///name:port: round-robin."""
     token: str = ""
     """Bearer token, when the server requires one."""
     tls_ca_file: str = ""
@@ -55,12 +61,13 @@ class ExplainRecClient:
     def __init__(self, target: str | ClientConfig = "127.0.0.1:50051", **kwargs):
         self.config = target if isinstance(target, ClientConfig) else ClientConfig(target=target, **kwargs)
         c = self.config
-        options = [("grpc.max_receive_message_length", c.max_message_bytes)]
+        target, balancing = channel_target(c.target)
+        options = [("grpc.max_receive_message_length", c.max_message_bytes), *balancing]
         if c.tls_ca_file:
             creds = grpc.ssl_channel_credentials(Path(c.tls_ca_file).read_bytes())
-            self.channel = grpc.secure_channel(c.target, creds, options=options)
+            self.channel = grpc.secure_channel(target, creds, options=options)
         else:
-            self.channel = grpc.insecure_channel(c.target, options=options)
+            self.channel = grpc.insecure_channel(target, options=options)
         self.stub = pb_grpc.ExplainRecStub(self.channel)
         self.health_stub = health_pb2_grpc.HealthStub(self.channel)
         self.last_request_id = ""

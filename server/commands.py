@@ -35,7 +35,9 @@ def serve(args: argparse.Namespace) -> int:
 
 # -- query --------------------------------------------------------------------------------
 def query_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target", default="127.0.0.1:50051", help="host:port of the service")
+    p.add_argument("--target", default="127.0.0.1:50051",
+                   help="host:port of the service; several comma-separated (h1:p1,h2:p2) or "
+                        "dns:///name:port to balance round-robin over replicas")
     p.add_argument("--token", default="", help="bearer token (env EXPLAINREC_TOKEN)")
     p.add_argument("--tls-ca", default="", help="PEM root certificate to talk TLS")
     p.add_argument("--timeout", type=float, default=30.0, help="deadline of the call, seconds")
@@ -82,8 +84,12 @@ def query(args: argparse.Namespace) -> int:
     def show(msg) -> None:
         print(json.dumps(MessageToDict(msg, preserving_proto_field_name=True), ensure_ascii=False))
 
-    client = ExplainRecClient(args.target, token=args.token or os.environ.get("EXPLAINREC_TOKEN", ""),
-                              tls_ca_file=args.tls_ca, timeout_s=args.timeout)
+    try:
+        client = ExplainRecClient(args.target, token=args.token or os.environ.get("EXPLAINREC_TOKEN", ""),
+                                  tls_ca_file=args.tls_ca, timeout_s=args.timeout)
+    except ValueError as exc:
+        print(f"query: --{exc}", file=sys.stderr)
+        return 2
     try:
         c = args.query_command
         if c == "recommend" and args.stream:

@@ -107,3 +107,20 @@ def test_postgres_replicas_hear_each_others_item_changes_not_their_own(postgres)
     finally:
         stop_a(), stop_b()
         a.close(), b.close()
+
+
+def test_client_targets_one_several_or_dns():
+    from server.targets import channel_target
+    assert channel_target("127.0.0.1:50051") == ("127.0.0.1:50051", [])
+    target, options = channel_target("127.0.0.1:1, localhost:2")
+    assert target.startswith(("ipv4:127.0.0.1:1,", "ipv6:")) and "round_robin" in dict(options)["grpc.service_config"]
+    assert channel_target("dns:///explainrec-headless:50051")[0] == "dns:///explainrec-headless:50051"
+    for bad in ("", "nohost", "127.0.0.1:1,dns:///x:1", "127.0.0.1:99999"):
+        with pytest.raises(ValueError, match="target"):
+            channel_target(bad)
+
+
+def test_query_cli_names_a_bad_target(capsys):
+    from server.cli import main
+    assert main(["query", "--target", "127.0.0.1:1,nohost", "health"]) == 2
+    assert "target" in capsys.readouterr().err
