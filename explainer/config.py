@@ -9,7 +9,8 @@ from pathlib import Path
 @dataclass
 class ExplainerConfig:
     vllm_url: str = ""
-    """Base URL of a running OpenAI-compatible vLLM server (e.g. http://gpu-box:8000).
+    """Base URL of a running OpenAI-compatible vLLM server (e.g. http://gpu-box:8000), or several
+    separated by commas: requests are spread over those that are up (`explainer/vllm_pool.py`).
     Empty: local mode, the caller starts a LocalVLLMServer and sets this to its URL."""
 
     model: str = ""
@@ -104,9 +105,11 @@ class ExplainerConfig:
         self.preferred_attributes = tuple(self.preferred_attributes)
         if any(not isinstance(a, str) or not a.strip() for a in self.preferred_attributes):
             raise ValueError(f"preferred_attributes must be attribute names (got {self.preferred_attributes!r})")
-        if self.vllm_url and not self.vllm_url.startswith(("http://", "https://")):
-            raise ValueError(f"vllm_url must start with http:// or https:// (got {self.vllm_url!r})")
-        self.vllm_url = self.vllm_url.rstrip("/")
+        urls = [u.strip().rstrip("/") for u in self.vllm_url.split(",") if u.strip()]
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"vllm_url must start with http:// or https:// (got {url!r})")
+        self.vllm_url = ",".join(urls)   # several, comma-separated: requests are spread over them
         if self.model_dir is not None:
             self.model_dir = Path(self.model_dir)
         if self.workdir is not None:

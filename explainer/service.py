@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import AsyncIterator, Sequence
 
 from explainer.client import LLMUnavailable, VLLMClient
+from explainer.vllm_pool import make_llm_client
 from explainer.config import ExplainerConfig
 from explainer.actions import action_for, kinds_of
 from explainer.attributes import AttributeStats
@@ -97,7 +98,7 @@ class Explainer:
     @property
     def client(self) -> VLLMClient | None:
         if self._client is None and self.config.enabled and self.config.vllm_url:
-            self._client = VLLMClient(self.config.vllm_url, self.config.model, self.config.concurrency,
+            self._client = make_llm_client(self.config.vllm_url, self.config.model, self.config.concurrency,
                                       self.config.request_timeout_s)
         return self._client
 

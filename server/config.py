@@ -34,7 +34,8 @@ class ServerConfig:
     metrics_port: int = _f(9464, "Prometheus /metrics HTTP port; -1 disables it, 0 picks a free one")
     llm: str = _f("local", "justification engine: 'local' starts the shipped model under vLLM, "
                            "'url' uses --vllm-url, 'off' returns template justifications only")
-    vllm_url: str = _f("", "OpenAI-compatible vLLM endpoint (with llm='url'), e.g. http://127.0.0.1:8000")
+    vllm_url: str = _f("", "OpenAI-compatible vLLM endpoint (with llm='url'), e.g. http://127.0.0.1:8000; "
+                           "several comma-separated: requests are spread over those that answer")
     auth_token: str = _f("", "when set, every call except health needs 'authorization: Bearer <token>'")
     tls_cert: str = _f("", "PEM certificate chain; with tls_key the server speaks TLS only")
     tls_key: str = _f("", "PEM private key for tls_cert")
