@@ -12,6 +12,11 @@
     python bench/bench_server.py                   # both parts, default workdir
     python bench/bench_server.py --skip-llm        # part 1 only
     python bench/bench_server.py --concurrency 32 --duration 20 --llm-users 20
+    python bench/bench_server.py --skip-load --llm-users 0 --stream-users 10 --json out.json   # part 3 only
+
+3. StreamRecommend with the local vLLM, one call at a time (k=3): time to the ranked list, to
+   the first text chunk, to each item's final and to the last final, and how many finals
+   differed from the text streamed before them.
 
 The ranker is the trained model when the workdir has one, else the zero-shot MiniLM
 (`--zero-shot` forces it); the service and the reference use the same one.
@@ -148,22 +153,21 @@ def ranker_alone(ranker, users: list[str], k: int, n: int = 200) -> dict:
 
 # -- part 2 -----------------------------------------------------------------------------------
 async def llm_compare(target: str, catalog, ranker, explainer, users: list[str], k: int) -> dict:
+    from explainer.pipeline import RecommendPipeline
     from ranker.types import RankQuery
     from server.client import ExplainRecClient
-    from store.history import history_items
 
+    pipeline = RecommendPipeline(catalog, ranker, explainer)     # the service's own steps 1-4
     client = explainer.client
     cfg = explainer.config
     e2e, alone, sources, mismatches = [], [], {}, 0
     with ExplainRecClient(target, timeout_s=120) as svc:
         for n, user in enumerate(users):
             # the prompts the service will build: same ranking, same facts, same template
-            query = RankQuery(user_id=user, k=k)
-            cands = ranker.recommend(query)
-            items = catalog.get_items([c.item_id for c in cands])
-            history = history_items(catalog, ranker.resolve_history(query)[-50:], user)
-            names = explainer.history_names(history)
-            prompts = [explainer.prompt.render(names, f) for f in explainer.facts(history, list(zip(items, cands)))]
+            prepared = pipeline.prepare(RankQuery(user_id=user, k=k))
+            items = [r.item for r in prepared.recommendations]
+            names = explainer.history_names(prepared.history)
+            prompts = [explainer.prompt.render(names, f) for f in prepared.facts]
 
             async def vllm_alone() -> float:
                 t0 = time.perf_counter()
@@ -199,6 +203,47 @@ async def llm_compare(target: str, catalog, ranker, explainer, users: list[str],
             "justification_sources": sources, "ranking_mismatches": mismatches}
 
 
+# -- part 3 -----------------------------------------------------------------------------------
+def stream_timings(target: str, users: list[str], k: int) -> dict:
+    """StreamRecommend, one call at a time: seconds from the call to the ranked list, to the first
+    text chunk, and to each item's final; and how often a final's text differed from its item's
+    chunks joined (text shown to the shopper and then taken back)."""
+    from server.client import ExplainRecClient
+
+    ranked_s, first_chunk_s, final_s, last_final_s, replaced, items = [], [], [], [], 0, 0
+    sources: dict[str, int] = {}
+    with ExplainRecClient(target, timeout_s=300) as svc:
+        for user in users:
+            chunks: dict[str, str] = {}
+            t0 = time.perf_counter()
+            got_chunk = False
+            for m in svc.stream_recommend(user_id=user, k=k, timeout_s=300):
+                now = time.perf_counter() - t0
+                kind = m.WhichOneof("event")
+                if kind == "ranked":
+                    ranked_s.append(now)
+                elif kind == "chunk":
+                    if not got_chunk:
+                        first_chunk_s.append(now)
+                        got_chunk = True
+                    chunks[m.chunk.item_id] = chunks.get(m.chunk.item_id, "") + m.chunk.delta
+                else:
+                    final_s.append(now)
+                    items += 1
+                    j = m.final.justification
+                    replaced += chunks.get(m.final.item_id, "") != j.text
+                    key = j.source + (f"/{j.fallback_reason}" if j.fallback_reason else "")
+                    sources[key] = sources.get(key, 0) + 1
+            last_final_s.append(time.perf_counter() - t0)
+    r = lambda xs, q: round(pct(xs, q), 3) if xs else None  # noqa: E731
+    return {"users": len(users), "k": k, "items": items,
+            "ranked_p50_s": r(ranked_s, 50),
+            "first_chunk_p50_s": r(first_chunk_s, 50), "first_chunk_p95_s": r(first_chunk_s, 95),
+            "item_final_p50_s": r(final_s, 50), "item_final_p95_s": r(final_s, 95),
+            "last_final_p50_s": r(last_final_s, 50), "last_final_p95_s": r(last_final_s, 95),
+            "finals_differing_from_streamed_text": replaced, "justification_sources": sources}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workdir", type=Path, default=None)
@@ -210,6 +255,9 @@ def main() -> int:
     p.add_argument("--skip-llm", action="store_true", help="part 1 only")
     p.add_argument("--skip-load", action="store_true", help="part 2 only")
     p.add_argument("--zero-shot", action="store_true", help="use the zero-shot ranker even if a trained one exists")
+    p.add_argument("--stream-users", type=int, default=10, help="part 3: StreamRecommend calls (0 = skip)")
+    p.add_argument("--stream-k", type=int, default=3)
+    p.add_argument("--json", type=Path, default=None, help="also write all the numbers to this file")
     args = p.parse_args()
 
     import logging
@@ -262,11 +310,21 @@ def main() -> int:
                         return await llm_compare(svc.target, catalog, ranker, explainer, picked, args.llm_k)
                     finally:
                         await explainer.aclose()
-                out["recommend_with_explanations"] = asyncio.run(run())
+                if args.llm_users:
+                    out["recommend_with_explanations"] = asyncio.run(run())
+                    print(json.dumps({"recommend_with_explanations": out["recommend_with_explanations"]},
+                                     indent=2), flush=True)
+                if args.stream_users:
+                    picked = random.Random(3).sample([u for u in users if len(catalog.history(u)) >= 3],
+                                                     args.stream_users)
+                    out["stream_recommend"] = stream_timings(svc.target, picked, args.stream_k)
+                    print(json.dumps({"stream_recommend": out["stream_recommend"]}, indent=2), flush=True)
             finally:
                 svc.stop()
-        print(json.dumps({"recommend_with_explanations": out["recommend_with_explanations"]}, indent=2))
     catalog.close()
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=2))
     return 0
 
 

@@ -23,8 +23,10 @@ import numpy as np
 from explainer.actions import wording_mismatch
 from explainer.attributes import states_link
 from explainer.config import ExplainerConfig
+from explainer.pipeline import Prepared, RecommendPipeline
 from explainer.service import Explainer, Sample, Trace
 from explainer.types import SOURCE_LLM, Justification
+from ranker.types import RankQuery
 
 log = logging.getLogger(__name__)
 
@@ -94,33 +96,35 @@ def pick_users(catalog, n: int, seed: int) -> list[str]:
     return users[:n]
 
 
-def build_requests(ranker, catalog, users: Sequence[str], k: int) -> list[tuple]:
-    """(user, history items, [(item, candidate)]) per user; the history stops before the test item."""
-    from ranker.types import RankQuery
+def build_requests(pipeline: RecommendPipeline, catalog, users: Sequence[str], k: int) -> list[tuple[str, Prepared]]:
+    """(user, pipeline steps 1-4) per user: the user's train+valid history given inline (it stops
+    before the test item, and carries the user's event kinds there), the top k of the ranker, their facts."""
     from store.history import history_items
 
     seqs = catalog.sequences(("train", "valid", "test"))
     requests = []
     for u in users:
         hist_ids = [i for i, split in seqs[u] if split != "test"]
-        hist = history_items(catalog, hist_ids, u, ("train", "valid"))
-        cands = ranker.recommend(RankQuery(history=tuple(hist_ids), k=k))
-        items = catalog.get_items([c.item_id for c in cands])
-        requests.append((u, hist, list(zip(items, cands))))
+        query = RankQuery(history=tuple(hist_ids), k=k)
+        recs = pipeline.load_items(pipeline.rank(query))
+        history = history_items(catalog, hist_ids, u, ("train", "valid"))
+        requests.append((u, pipeline.ground(query, recs, history)))
     return requests
 
 
-async def evaluate(explainer: Explainer, requests: Sequence[tuple], k: int, parallel: int = 4,
+async def evaluate(pipeline: RecommendPipeline, requests: Sequence[tuple[str, Prepared]], k: int, parallel: int = 4,
                    deadline_s: float | None = None) -> tuple[dict, list[dict]]:
+    explainer = pipeline.explainer
     sem = asyncio.Semaphore(parallel)
     results: list = [None] * len(requests)
 
     async def run(i):
-        u, hist, pairs = requests[i]
+        u, prepared = requests[i]
         async with sem:
             t0 = time.perf_counter()
-            outs, traces = await explainer.explain_traced(hist, pairs, deadline_s)
-            results[i] = (u, hist, outs, traces, time.perf_counter() - t0)
+            recs, traces = await pipeline.justify(prepared, use_llm=True, deadline_s=deadline_s)
+            outs = [r.justification for r in recs]
+            results[i] = (u, list(prepared.history), outs, traces, time.perf_counter() - t0)
 
     t0 = time.perf_counter()
     await asyncio.gather(*(run(i) for i in range(len(requests))))
@@ -205,7 +209,8 @@ def run_from_args(args, workdir: Path) -> dict:
 
             async def go():
                 try:
-                    return await evaluate(explainer, build_requests(ranker, catalog, users, args.k), args.k)
+                    pipeline = RecommendPipeline(catalog, ranker, explainer)
+                    return await evaluate(pipeline, build_requests(pipeline, catalog, users, args.k), args.k)
                 finally:
                     await explainer.aclose()
             report, cases = asyncio.run(go())

@@ -161,9 +161,16 @@ class Explainer:
             trace.samples.append(Sample(text, finish, self.verify(text, facts, history, finish, prompt)))
         return self._choose(facts, trace.samples, client.model)
 
-    async def explain_traced(self, history: Sequence[Item], items: Sequence[tuple[Item, Candidate]],
+    def templates(self, facts: Sequence[ItemFacts], reason: str = FALLBACK_DISABLED) -> list[Justification]:
+        """The deterministic justification of each item, marked with why the LLM did not answer."""
+        return [self._template(f, reason) for f in facts]
+
+    async def justify_traced(self, history: Sequence[Item], facts: Sequence[ItemFacts],
                              deadline_s: float | None = None) -> tuple[list[Justification], list[Trace]]:
-        facts = self.facts(history, items)
+        """One justification per item's facts, same order, and what happened (samples, verdicts, tokens).
+
+        The items are sent concurrently (they share the prompt prefix); past `deadline_s` the
+        unfinished ones get the template (fallback_reason "deadline")."""
         traces = [Trace(f) for f in facts]
         if not facts:
             return [], []
@@ -190,6 +197,11 @@ class Explainer:
             await asyncio.gather(*pending, return_exceptions=True)
         return out, traces
 
+    async def explain_traced(self, history: Sequence[Item], items: Sequence[tuple[Item, Candidate]],
+                             deadline_s: float | None = None) -> tuple[list[Justification], list[Trace]]:
+        """`facts` then `justify_traced`."""
+        return await self.justify_traced(history, self.facts(history, items), deadline_s)
+
     async def explain(self, history: Sequence[Item], items: Sequence[tuple[Item, Candidate]],
                       deadline_s: float | None = None) -> list[Justification]:
         """One justification per item, same order; the items are sent concurrently (shared prompt prefix)."""
@@ -197,66 +209,105 @@ class Explainer:
 
     async def explain_stream(self, history: Sequence[Item], items: Sequence[tuple[Item, Candidate]],
                              deadline_s: float | None = None) -> AsyncIterator[StreamEvent]:
-        """Token chunks as generated (one sample per item), then one final verified event per item.
+        """`facts` then `justify_stream`."""
+        async for event in self.justify_stream(history, self.facts(history, items), deadline_s):
+            yield event
 
-        A streamed text that fails the verifier is replaced: its final event is the template.
+    def template_stream(self, facts: Sequence[ItemFacts], reason: str = FALLBACK_DISABLED) -> list[StreamEvent]:
+        """The deterministic justifications as stream events: word chunks, then the final, per item."""
+        return [ev for f in facts for ev in _text_events(self._template(f, reason), "")]
+
+    def frame(self, facts: ItemFacts, prompt: Prompt | None = None) -> str:
+        """The opening words every justification of this item starts with, whoever writes the rest:
+        the part the LLM's prefill and the template share ("You may like the X"), cut at a word end."""
+        prefill = (prompt or self.prompt.render([], facts)).prefill
+        template = self.fallback.render(facts)
+        n = 0
+        for a, b in zip(prefill, template):
+            if a != b:
+                break
+            n += 1
+        frame = template[:n]
+        if n < len(template) and n and template[n - 1].isalnum() and template[n].isalnum():
+            frame = frame[:len(frame) - len(frame.split()[-1])] if frame.split() else ""
+        return frame
+
+    def _with_frame(self, j: Justification, facts: ItemFacts, frame: str) -> Justification:
+        """A chosen text that does not start with the frame already streamed is replaced by the template
+        (which always does): what was streamed is never taken back."""
+        if j.text.startswith(frame):
+            return j
+        log.warning("LLM text for %s does not start with its streamed frame; template instead", facts.item_id)
+        return self._template(facts, FALLBACK_VERIFIER, j.failed_rules)
+
+    async def justify_stream(self, history: Sequence[Item], facts: Sequence[ItemFacts],
+                             deadline_s: float | None = None) -> AsyncIterator[StreamEvent]:
+        """Streams only text the verifier has passed.
+
+        1. every item's frame at once (the words from the facts: "You may like the X");
+        2. the n samples per item generated and verified exactly as `justify_traced` does;
+        3. as each item is chosen, the rest of its chosen text in word chunks, then its final event.
+        Concatenated, an item's chunks equal its final text; the final only confirms it (source,
+        evidence, template). Past the deadline the unfinished items get the template, which starts
+        with the same frame.
         """
-        facts = self.facts(history, items)
+        if not facts:
+            return
+        frames = [self.frame(f) for f in facts]
+        for f, frame in zip(facts, frames):
+            if frame:
+                yield StreamEvent(f.item_id, delta=frame)
         if not self.config.enabled or self.client is None:
             reason = FALLBACK_DISABLED if not self.config.enabled else FALLBACK_LLM_UNAVAILABLE
-            for f in facts:
-                yield StreamEvent(f.item_id, final=self._template(f, reason))
+            for f, frame in zip(facts, frames):
+                for ev in _text_events(self._template(f, reason), frame):
+                    yield ev
             return
         names = self.history_names(history)
-        queue: asyncio.Queue[StreamEvent] = asyncio.Queue()
-        finished: set[str] = set()
+        index = {id(f): n for n, f in enumerate(facts)}
 
-        async def one(f: ItemFacts) -> None:
-            prompt = self.prompt.render(names, f)
-            parts = [prompt.prefill]
-            await queue.put(StreamEvent(f.item_id, delta=prompt.prefill))
-            finish = "stop"
-            try:
-                async for delta, reason in self.client.chat_stream(
-                        prompt.messages, self.config.max_tokens, self.config.temperature, self.config.top_p):
-                    if delta:
-                        parts.append(delta)
-                        await queue.put(StreamEvent(f.item_id, delta=delta))
-                    if reason:
-                        finish = reason
-            except LLMUnavailable as exc:
-                log.warning("LLM unavailable while streaming %s: %s", f.item_id, exc)
-                final = self._template(f, FALLBACK_LLM_UNAVAILABLE)
-            else:
-                text, finish = first_sentence("".join(parts), finish, len(prompt.prefill))
-                verdict = self.verify(text, f, history, finish, prompt)
-                final = self._choose(f, [Sample(text, finish, verdict)], self.client.model)
-            await queue.put(StreamEvent(f.item_id, final=final))
+        async def one(f: ItemFacts) -> tuple[ItemFacts, Justification]:
+            return f, await self._explain_one(history, names, f, Trace(f))
 
         tasks = [asyncio.ensure_future(one(f)) for f in facts]
         deadline = deadline_s if deadline_s is not None else self.config.deadline_s
-        end = None if deadline is None else time.monotonic() + deadline
+        finished: set[int] = set()
         try:
-            while len(finished) < len(facts):
-                timeout = None if end is None else end - time.monotonic()
-                if timeout is not None and timeout <= 0:
-                    break
+            for next_done in asyncio.as_completed(tasks, timeout=deadline):
                 try:
-                    ev = await asyncio.wait_for(queue.get(), timeout)
+                    f, j = await next_done
                 except asyncio.TimeoutError:
                     break
-                if ev.final is not None:
-                    finished.add(ev.item_id)
-                yield ev
+                except Exception as exc:  # noqa: BLE001 - one item's failure gives that item the template
+                    log.error("explainer failed while streaming: %r", exc)
+                    continue
+                n = index[id(f)]
+                finished.add(n)
+                for ev in _text_events(self._with_frame(j, f, frames[n]), frames[n]):
+                    yield ev
         finally:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        for f in facts:
-            if f.item_id not in finished:
-                yield StreamEvent(f.item_id, final=self._template(f, FALLBACK_DEADLINE))
+        for n, (f, task) in enumerate(zip(facts, tasks)):
+            if n not in finished:
+                failed = task.done() and not task.cancelled() and task.exception() is not None
+                reason = FALLBACK_LLM_UNAVAILABLE if failed else FALLBACK_DEADLINE
+                for ev in _text_events(self._template(f, reason), frames[n]):
+                    yield ev
 
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+_WORD = re.compile(r"\s*\S+")
+
+
+def _text_events(j: Justification, sent: str) -> list[StreamEvent]:
+    """The rest of j.text after what was already streamed (`sent`, a prefix of it), one word per
+    chunk, then the final event."""
+    assert j.text.startswith(sent), (j.text, sent)
+    return [StreamEvent(j.item_id, delta=w) for w in _WORD.findall(j.text[len(sent):])] + \
+        [StreamEvent(j.item_id, final=j)]

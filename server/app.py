@@ -8,34 +8,28 @@ deterministic templates answer instead of an error.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, AsyncIterator, Callable, Sequence
 
-from ranker.types import Candidate, RankQuery
+from explainer.pipeline import Prepared, Recommendation, RecommendPipeline
+from explainer.types import FALLBACK_DEADLINE, FALLBACK_DISABLED, StreamEvent
+from ranker.types import RankQuery
 from server import metrics
 from store.catalog import Event, Feedback, Item
 from store.errors import UnknownItem
 
 if TYPE_CHECKING:
     from explainer.service import Explainer
-    from explainer.types import Justification
     from ranker.service import Ranker
     from server.config import ServerConfig
     from store.catalog import Catalog
 
 log = logging.getLogger("explainrec.server")
-MAX_HISTORY_FOR_EXPLAINER = 50   # the explainer grounds on recent items and the ranker's evidence
 
-
-@dataclass(frozen=True)
-class Recommendation:
-    item: Item
-    candidate: Candidate
-    justification: "Justification | None" = None
+__all__ = ["RankedList", "RecService", "Recommendation"]
 
 
 @dataclass(frozen=True)
@@ -48,39 +42,14 @@ class RecService:
     def __init__(self, catalog: "Catalog", ranker: "Ranker", explainer: "Explainer", config: "ServerConfig",
                  thread_init: Callable[[], None] | None = None):
         self.catalog, self.ranker, self.explainer, self.config = catalog, ranker, explainer, config
+        self.pipeline = RecommendPipeline(catalog, ranker, explainer)
         self.llm_enabled = config.llm != "off"
         # thread_init runs in each worker: per-thread runtime settings (OpenMP's thread count is per thread)
         self._pool = ThreadPoolExecutor(config.ranker_threads, thread_name_prefix="explainrec-rank",
                                         initializer=thread_init)
 
-    async def _run(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-
-    # -- reading -----------------------------------------------------------------------
-    def _items_present(self, ids: Sequence[str], field: str) -> list[Item]:
-        """Items in order, skipping ids deleted meanwhile (a ranking can race a DeleteItems)."""
-        try:
-            return self.catalog.get_items(ids, field=field)
-        except UnknownItem:
-            return self.catalog.get_items([i for i in ids if self.catalog.has_item(i)], field=field)
-
-    def _history_items(self, query: RankQuery) -> list[Item]:
-        """The history with what the user did with each item (its event kinds: "you rated the X")."""
-        from store.history import history_items
-
-        ids = self.ranker.resolve_history(query)[-MAX_HISTORY_FOR_EXPLAINER:]
-        return history_items(self.catalog, ids, query.user_id)
-
-    def _rank(self, query: RankQuery, with_history: bool) -> tuple[list[Recommendation], list[Item]]:
-        candidates = self.ranker.recommend(query)
-        by_id = {i.id: i for i in self._items_present([c.item_id for c in candidates], "item_ids")}
-        recs = [Recommendation(by_id[c.item_id], c) for c in candidates if c.item_id in by_id]
-        return recs, (self._history_items(query) if with_history else [])
-
-    def _score(self, query: RankQuery, item_ids: Sequence[str]) -> tuple[list[Recommendation], list[Item]]:
-        items = self.catalog.get_items(item_ids, field="item_ids")   # unknown ids -> NOT_FOUND
-        candidates = self.ranker.score_items(query, item_ids)
-        return [Recommendation(i, c) for i, c in zip(items, candidates)], self._history_items(query)
+    async def _run(self, fn, *args, **kwargs):
+        return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
     # -- justifications ------------------------------------------------------------------
     def llm_budget(self, time_remaining: float | None) -> float | None:
@@ -102,63 +71,40 @@ class RecService:
         return self.llm_budget(None if deadline_at is None else deadline_at - time.monotonic())
 
     def _fallback_reason(self) -> str:
-        return "disabled" if not self.llm_enabled else "deadline"
+        return FALLBACK_DISABLED if not self.llm_enabled else FALLBACK_DEADLINE
 
-    async def _templates(self, history: list[Item], recs: list[Recommendation]) -> list["Justification"]:
-        pairs = [(r.item, r.candidate) for r in recs]
-        justs = await self._run(self.explainer.explain_template, history, pairs)
-        reason = self._fallback_reason()
-        return [dataclasses.replace(j, fallback_reason=reason) for j in justs]
-
-    async def _explain_llm(self, history: list[Item], pairs: list, budget: float) -> list["Justification"]:
-        traced = getattr(self.explainer, "explain_traced", None)
-        if traced is None:
-            return await self.explainer.explain(history, pairs, deadline_s=budget)
-        justs, traces = await traced(history, pairs, deadline_s=budget)
-        metrics.record_llm_usage(sum(t.prompt_tokens for t in traces), sum(t.completion_tokens for t in traces))
-        return justs
-
-    async def _justify(self, history: list[Item], recs: list[Recommendation],
-                       deadline_at: float | None) -> list[Recommendation]:
-        if not recs:
-            return recs
+    async def _justify(self, prepared: Prepared, deadline_at: float | None) -> list[Recommendation]:
         budget = self._budget_at(deadline_at)
-        if budget is None:
-            justs = await self._templates(history, recs)
-        else:
-            justs = await self._explain_llm(history, [(r.item, r.candidate) for r in recs], budget)
-        metrics.record_justifications(justs)
-        return [dataclasses.replace(r, justification=j) for r, j in zip(recs, justs)]
+        recs, traces = await self.pipeline.justify(prepared, budget is not None, budget, self._fallback_reason())
+        if traces:
+            metrics.record_llm_usage(sum(t.prompt_tokens for t in traces), sum(t.completion_tokens for t in traces))
+        metrics.record_justifications([r.justification for r in recs])
+        return recs
 
     # -- the use cases ---------------------------------------------------------------------
     async def recommend(self, query: RankQuery, explain: bool, time_remaining: float | None = None
                         ) -> list[Recommendation]:
         deadline_at = self._deadline_at(time_remaining)
-        recs, history = await self._run(self._rank, query, explain)
-        return await self._justify(history, recs, deadline_at) if explain else recs
+        prepared = await self._run(self.pipeline.prepare, query, justify=explain)
+        return await self._justify(prepared, deadline_at) if explain else list(prepared.recommendations)
 
     async def explain(self, query: RankQuery, item_ids: Sequence[str], time_remaining: float | None = None
                       ) -> list[Recommendation]:
         deadline_at = self._deadline_at(time_remaining)
-        recs, history = await self._run(self._score, query, item_ids)
-        return await self._justify(history, recs, deadline_at)
+        prepared = await self._run(self.pipeline.prepare, query, item_ids=item_ids)
+        return await self._justify(prepared, deadline_at)
 
-    async def recommend_stream(self, query: RankQuery, time_remaining: float | None = None) -> AsyncIterator:
-        """Yields a RankedList, then the explainer's StreamEvents (chunks, then one final per item)."""
+    async def recommend_stream(self, query: RankQuery, time_remaining: float | None = None
+                               ) -> AsyncIterator[RankedList | StreamEvent]:
+        """Yields a RankedList, then the pipeline's StreamEvents (chunks, then one final per item)."""
         deadline_at = self._deadline_at(time_remaining)
-        recs, history = await self._run(self._rank, query, True)
-        yield RankedList(recs)
-        if not recs:
+        prepared = await self._run(self.pipeline.prepare, query)
+        yield RankedList(list(prepared.recommendations))
+        if not prepared.recommendations:
             return
         budget = self._budget_at(deadline_at)
-        if budget is None:
-            from explainer.types import StreamEvent
-            for j in await self._templates(history, recs):
-                metrics.record_justifications([j])
-                yield StreamEvent(item_id=j.item_id, delta="", final=j)
-            return
-        async for event in self.explainer.explain_stream(history, [(r.item, r.candidate) for r in recs],
-                                                         deadline_s=budget):
+        async for event in self.pipeline.justify_stream(prepared, budget is not None, budget,
+                                                        self._fallback_reason()):
             if event.final is not None:
                 metrics.record_justifications([event.final])
             elif event.delta:

@@ -1,6 +1,8 @@
 """The service with the real SmolLM2 under vLLM (the session's `vllm_server`)."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
@@ -26,22 +28,43 @@ def test_recommend_with_llm_justifications(client, some_user, server_catalog):
             assert j.model
 
 
-def test_stream_recommend_order_ranked_then_chunks_then_finals(client, some_user):
-    messages = list(client.stream_recommend(user_id=some_user, k=3, timeout_s=120))
+def _check_stream(messages) -> dict[str, tuple[str, object]]:
+    """Order (ranked, then chunks, then one final per item) and the rule that every chunk is part of
+    the final: per item, the chunks joined equal the final text. Returns item id -> (chunks, final)."""
+    assert messages, "an empty stream proves nothing"
     kinds = [m.WhichOneof("event") for m in messages]
     assert kinds[0] == "ranked" and kinds.count("ranked") == 1
     ranked = [it.item.id for it in messages[0].ranked.items]
-    assert len(ranked) == 3
-    assert "chunk" in kinds, "the LLM's tokens are streamed before the finals"
+    assert ranked
+    chunks: dict[str, list[str]] = {i: [] for i in ranked}
     finals: dict[str, object] = {}
     for m in messages[1:]:
         if m.WhichOneof("event") == "chunk":
             assert m.chunk.item_id in ranked and m.chunk.item_id not in finals, "no chunk after its item's final"
+            chunks[m.chunk.item_id].append(m.chunk.delta)
         else:
             assert m.final.item_id not in finals
             finals[m.final.item_id] = m.final.justification
     assert set(finals) == set(ranked)
-    assert all(j.text for j in finals.values())
+    for i in ranked:
+        assert finals[i].text, i
+        assert "".join(chunks[i]) == finals[i].text, (chunks[i], finals[i].text)
+    return {i: ("".join(chunks[i]), finals[i]) for i in ranked}
+
+
+def test_stream_recommend_streams_only_verified_text(client, server_catalog):
+    """20 streams on real users: for every item the chunks joined equal the final text, whoever wrote it."""
+    users = [u for u in server_catalog.user_ids() if len(server_catalog.history(u)) >= 3][:20]
+    assert len(users) == 20
+    with ThreadPoolExecutor(4) as pool:     # vLLM batches concurrent requests
+        streams = list(pool.map(lambda u: list(client.stream_recommend(user_id=u, k=2, timeout_s=300)), users))
+    sources = []
+    for messages in streams:
+        for _, final in _check_stream(messages).values():
+            sources.append((final.source, final.fallback_reason))
+            assert (final.source, final.fallback_reason) in {("llm", ""), ("template", "verifier")}
+    assert len(sources) == 40
+    assert ("llm", "") in sources, "some LLM text must have passed and been streamed"
 
 
 def test_short_deadline_gives_template_justifications_not_an_error(client, some_user, llm_server):
@@ -52,5 +75,5 @@ def test_short_deadline_gives_template_justifications_not_an_error(client, some_
         assert it.justification.source == "template" and it.justification.fallback_reason == "deadline"
         assert it.justification.text
     stream = list(client.stream_recommend(user_id=some_user, k=2, timeout_s=budget * 0.9))
-    finals = [m.final.justification for m in stream if m.WhichOneof("event") == "final"]
+    finals = [j for _, j in _check_stream(stream).values()]
     assert len(finals) == 2 and all(j.fallback_reason == "deadline" for j in finals)

@@ -38,6 +38,7 @@ def test_recommend_returns_ranked_items_with_attributes_and_evidence(client, som
 
 def test_recommend_with_templates_when_llm_is_off(client, some_user):
     reply = client.recommend(user_id=some_user, k=3, explain=True)
+    assert len(reply.items) == 3, "a loop over an empty reply proves nothing"
     for it in reply.items:
         j = it.justification
         assert j.text and j.source == "template" and j.fallback_reason == "disabled" and j.template
@@ -59,11 +60,31 @@ def test_recommend_by_text_and_inline_history_and_filters(client, server_catalog
 def test_explain_given_items(client, some_user, server_catalog):
     recs = client.recommend(user_id=some_user, k=2)
     ids = [it.item.id for it in recs.items]
+    assert len(ids) == 2
     reply = client.explain(ids, user_id=some_user)
     assert [e.item.id for e in reply.explanations] == ids
     for e in reply.explanations:
         assert e.justification.text and e.justification.source == "template"
         assert set(e.justification.evidence_ids) <= set(server_catalog.history(some_user))
+
+
+def test_stream_with_templates_streams_the_final_text(client, some_user):
+    """LLM off: each item's text still arrives as chunks that, joined, equal its final text."""
+    messages = list(client.stream_recommend(user_id=some_user, k=3))
+    assert messages and messages[0].WhichOneof("event") == "ranked"
+    ranked = [it.item.id for it in messages[0].ranked.items]
+    assert len(ranked) == 3
+    chunks = {i: "" for i in ranked}
+    finals = {}
+    for m in messages[1:]:
+        if m.WhichOneof("event") == "chunk":
+            assert m.chunk.item_id not in finals
+            chunks[m.chunk.item_id] += m.chunk.delta
+        else:
+            finals[m.final.item_id] = m.final.justification
+    assert set(finals) == set(ranked)
+    for i in ranked:
+        assert finals[i].source == "template" and finals[i].text and chunks[i] == finals[i].text
 
 
 def test_explain_batch_tags_results_with_keys_and_reports_errors_per_key(client, some_user, server_catalog):

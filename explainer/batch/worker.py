@@ -10,7 +10,17 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from explainer.batch.inputs import Group, Row
+from explainer.pipeline import Prepared, RecommendPipeline
+from ranker.types import RankQuery
+from store.errors import StoreError
+
+if TYPE_CHECKING:
+    from explainer.service import Explainer
+    from ranker.service import Ranker
+    from store.catalog import Catalog
 
 log = logging.getLogger(__name__)
 
@@ -54,47 +64,37 @@ def record(row: Row, item_id: str, j) -> dict:
 
 
 class GroupWorker:
-    """Justifies the rows of one user in one Explainer call (they share the prompt prefix)."""
+    """Justifies the rows of one user in one pipeline call (they share the prompt prefix)."""
 
-    def __init__(self, catalog, ranker, explainer, use_llm: bool = True, deadline_s: float | None = None):
+    def __init__(self, catalog: "Catalog", ranker: "Ranker", explainer: "Explainer", use_llm: bool = True,
+                 deadline_s: float | None = None):
         self.catalog = catalog
         self.ranker = ranker
         self.explainer = explainer
+        self.pipeline = RecommendPipeline(catalog, ranker, explainer)
         self.use_llm = use_llm
         self.deadline_s = deadline_s
 
-    def _history(self, query) -> list:
-        from store.history import history_items
+    def prepare(self, group: Group) -> tuple[Prepared, list[Row], list[tuple[Row, str]]]:
+        """Sync part (SQLite + ranker): pipeline steps 1-4 for the group's rows.
 
-        # items deleted since are skipped; each carries the user's event kinds ("you rated the X")
-        return history_items(self.catalog, self.ranker.resolve_history(query), query.user_id)
-
-    def prepare(self, group: Group):
-        """Sync part (SQLite + ranker): history items and (row, item, candidate) triples.
-
-        Returns (history, triples, rejects) where rejects are (row, reason).
+        Returns (prepared, rows, rejects): rows[i] is the input row of prepared.recommendations[i];
+        rejects are (row, reason).
         """
-        from ranker.types import RankQuery
-
         rejects: list[tuple[Row, str]] = []
         if group.topk:
             query = RankQuery(user_id=group.user_id, k=group.topk)
-            cands = self.ranker.recommend(query)
-            picked = []
+            ranked = self.pipeline.load_items(self.pipeline.rank(query))
+            rows, recs = [], []
             for row in group.rows:
-                if row.rank <= len(cands):
-                    picked.append((row, cands[row.rank - 1]))
+                if row.rank <= len(ranked):
+                    rows.append(row)
+                    recs.append(ranked[row.rank - 1])
                 else:
-                    rejects.append((row, f"ranker returned only {len(cands)} items for user {group.user_id!r}"))
-        else:
-            ids = [r.item_id for r in group.rows]
-            query = RankQuery(user_id=group.user_id, k=len(ids), exclude_history=False)
-            cands = {c.item_id: c for c in self.ranker.score_items(query, ids)}
-            picked = [(r, cands[r.item_id]) for r in group.rows if r.item_id in cands]
-            rejects += [(r, "ranker returned no score") for r in group.rows if r.item_id not in cands]
-        items = self.catalog.get_items([c.item_id for _, c in picked]) if picked else []
-        triples = [(row, item, cand) for (row, cand), item in zip(picked, items)]
-        return self._history(query), triples, rejects
+                    rejects.append((row, f"ranker returned only {len(ranked)} items for user {group.user_id!r}"))
+            return self.pipeline.ground(query, recs), rows, rejects
+        query = RankQuery(user_id=group.user_id, k=len(group.rows), exclude_history=False)
+        return self.pipeline.prepare(query, item_ids=[r.item_id for r in group.rows]), list(group.rows), rejects
 
     async def run(self, group: Group) -> tuple[list[dict], list[tuple[Row, str]]]:
         """Records for the group's rows, and (row, reason) for rows that cannot be justified.
@@ -102,20 +102,14 @@ class GroupWorker:
         Domain errors (unknown user/item, invalid query) reject the group's rows; anything
         else propagates and stops the job (a rerun resumes).
         """
-        from store.errors import StoreError
-
         try:
-            history, triples, rejects = await asyncio.to_thread(self.prepare, group)
+            prepared, rows, rejects = await asyncio.to_thread(self.prepare, group)
         except StoreError as exc:
             return [], [(r, str(exc)) for r in group.rows]
-        if not triples:
+        if not rows:
             return [], rejects
-        pairs = [(item, cand) for _, item, cand in triples]
-        if self.use_llm:
-            justs = await self.explainer.explain(history, pairs, deadline_s=self.deadline_s)
-        else:
-            justs = self.explainer.explain_template(history, pairs)
-        return [record(row, item.id, j) for (row, item, _), j in zip(triples, justs)], rejects
+        recs, _ = await self.pipeline.justify(prepared, self.use_llm, self.deadline_s)
+        return [record(row, r.item.id, r.justification) for row, r in zip(rows, recs)], rejects
 
 
 def build_worker(spec: WorkerSpec, index: int = 0):

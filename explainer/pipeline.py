@@ -1,0 +1,144 @@
+"""The one recommend-and-justify pipeline: rank -> load items -> load history -> facts -> justify.
+
+The server (`server/app.py`), the batch job (`explainer/batch/worker.py`), the evaluation
+(`explainer/evaluate.py`) and the service bench (`bench/bench_server.py`) all call it, so the
+same (user, item) pair gets the same history, the same facts and therefore the same
+justification online and in batch. The whole history is used (the ranker's evidence is drawn
+from all of it; a shorter window here would let online and batch disagree).
+
+API (steps 1-4 block on SQLite and the ranker: run them in a worker thread; step 5 is async)::
+
+    pipe = RecommendPipeline(catalog, ranker, explainer)
+    prepared = pipe.prepare(query)                       # steps 1-4 for the top-k of a query
+    prepared = pipe.prepare(query, item_ids=ids)         # steps 1-4 for given items ("why this?")
+    prepared = pipe.prepare(query, justify=False)        # steps 1-2 only (no history, no facts)
+    prepared = pipe.ground(query, recs)                  # steps 3-4 for recommendations you picked
+    recs, traces = await pipe.justify(prepared, use_llm=True, deadline_s=20.0)    # step 5
+    async for event in pipe.justify_stream(prepared, use_llm=True, deadline_s=20.0): ...   # step 5, streamed
+
+    # the steps one by one
+    candidates = pipe.rank(query) / pipe.score(query, ids)   # 1. ranker
+    recs = pipe.load_items(candidates)                       # 2. catalog rows for the candidates
+    history = pipe.load_history(query)                       # 3. the whole history, oldest first
+    facts = pipe.facts(history, recs)                        # 4. what the text may say
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, AsyncIterator, Sequence
+
+from explainer.types import FALLBACK_DISABLED, Justification, StreamEvent
+from ranker.types import Candidate, RankQuery
+from store.catalog import Item
+from store.errors import UnknownItem
+from store.history import HistoryItem, history_items
+
+if TYPE_CHECKING:
+    from explainer.facts import ItemFacts
+    from explainer.service import Explainer, Trace
+    from ranker.service import Ranker
+    from store.catalog import Catalog
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One ranked or scored item, with its justification once step 5 has run."""
+
+    item: Item
+    candidate: Candidate
+    justification: Justification | None = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The output of steps 1-4 for one query: what step 5 needs."""
+
+    query: RankQuery
+    recommendations: tuple[Recommendation, ...]
+    history: tuple[Item, ...] = ()             # the whole history, oldest first (empty when not justifying)
+    facts: tuple["ItemFacts", ...] = ()        # one per recommendation, same order (empty when not justifying)
+
+
+class RecommendPipeline:
+    def __init__(self, catalog: "Catalog", ranker: "Ranker", explainer: "Explainer"):
+        self.catalog, self.ranker, self.explainer = catalog, ranker, explainer
+
+    # -- 1. rank -------------------------------------------------------------------------
+    def rank(self, query: RankQuery) -> list[Candidate]:
+        """The top-k candidates of the query, best first, with their evidence."""
+        return self.ranker.recommend(query)
+
+    def score(self, query: RankQuery, item_ids: Sequence[str]) -> list[Candidate]:
+        """Scores and evidence for given items, in the order given. Unknown ids: UnknownItem("item_ids")."""
+        return self.ranker.score_items(query, item_ids)
+
+    # -- 2. load items -------------------------------------------------------------------
+    def load_items(self, candidates: Sequence[Candidate], strict: bool = False) -> list[Recommendation]:
+        """Catalog rows for the candidates, in order. strict=False skips ids deleted since ranking
+        (a ranking can race a DeleteItems); strict=True raises UnknownItem("item_ids")."""
+        items = self._items([c.item_id for c in candidates], "item_ids", strict)
+        by_id = {i.id: i for i in items}
+        return [Recommendation(by_id[c.item_id], c) for c in candidates if c.item_id in by_id]
+
+    # -- 3. load history -----------------------------------------------------------------
+    def load_history(self, query: RankQuery) -> list[HistoryItem]:
+        """The whole history the ranker used (stored, then inline), oldest first, deleted items skipped,
+        each with what the shopper did with it (event kinds: "you rated the X")."""
+        return history_items(self.catalog, self.ranker.resolve_history(query), query.user_id)
+
+    # -- 4. facts ------------------------------------------------------------------------
+    def facts(self, history: Sequence[Item], recs: Sequence[Recommendation]) -> list["ItemFacts"]:
+        return self.explainer.facts(history, [(r.item, r.candidate) for r in recs])
+
+    # -- steps 1-4 -----------------------------------------------------------------------
+    def prepare(self, query: RankQuery, item_ids: Sequence[str] | None = None, justify: bool = True) -> Prepared:
+        """Steps 1-4. With item_ids, scores those items (all must exist) instead of ranking."""
+        if item_ids is None:
+            recs = self.load_items(self.rank(query))
+        else:
+            recs = self.load_items(self.score(query, item_ids), strict=True)
+        return self.ground(query, recs) if justify else Prepared(query, tuple(recs))
+
+    def ground(self, query: RankQuery, recs: Sequence[Recommendation],
+               history: Sequence[Item] | None = None) -> Prepared:
+        """Steps 3-4 for recommendations already ranked or scored for this query (`history`: step 3's
+        output when the caller loaded it itself, e.g. the evaluation's history before the test split)."""
+        history = self.load_history(query) if history is None else list(history)
+        return Prepared(query, tuple(recs), tuple(history), tuple(self.facts(history, recs)))
+
+    # -- 5. justify ----------------------------------------------------------------------
+    async def justify(self, prepared: Prepared, use_llm: bool = True, deadline_s: float | None = None,
+                      fallback_reason: str = FALLBACK_DISABLED) -> tuple[list[Recommendation], list["Trace"]]:
+        """The recommendations with their justifications, and the LLM traces (one per item; empty
+        for templates).
+
+        use_llm False: the deterministic templates answer, marked with `fallback_reason`.
+        deadline_s: the LLM's time for the whole call (None: the explainer's configured default)."""
+        if not prepared.recommendations:
+            return [], []
+        if not use_llm:
+            justs, traces = self.explainer.templates(prepared.facts, fallback_reason), []
+        else:
+            justs, traces = await self.explainer.justify_traced(prepared.history, prepared.facts, deadline_s)
+        return [dataclasses.replace(r, justification=j) for r, j in zip(prepared.recommendations, justs)], traces
+
+    async def justify_stream(self, prepared: Prepared, use_llm: bool = True, deadline_s: float | None = None,
+                             fallback_reason: str = FALLBACK_DISABLED) -> AsyncIterator[StreamEvent]:
+        """Verified text chunks, then one final justification per item (see Explainer.justify_stream):
+        an item's chunks, concatenated, equal its final text."""
+        if not use_llm:
+            for event in self.explainer.template_stream(prepared.facts, fallback_reason):
+                yield event
+            return
+        async for event in self.explainer.justify_stream(prepared.history, prepared.facts, deadline_s):
+            yield event
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _items(self, ids: Sequence[str], field: str, strict: bool) -> list[Item]:
+        try:
+            return self.catalog.get_items(ids, field=field)
+        except UnknownItem:
+            if strict:
+                raise
+            return self.catalog.get_items([i for i in ids if self.catalog.has_item(i)], field=field)
