@@ -104,8 +104,11 @@ class ExplainRecServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamRecommend(self, request, context):
-        """The ranked list first, then each item's justification as token chunks, then one final
-        (verified) justification per item. A final may replace the streamed text.
+        """The ranked list first, then each item's justification as text chunks, then one final
+        justification per item. Only text the verifier has passed is streamed: every chunk is part
+        of the final text (an item's chunks, concatenated in order, equal its final `text`), and the
+        final only confirms it and adds source, evidence, template and model. The first chunk of each
+        item (its frame, "You may like the X") comes from the facts before any generation.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
