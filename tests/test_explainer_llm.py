@@ -182,7 +182,7 @@ async def test_server_stopped_mid_run_falls_back(catalog, vllm_server):
     assert {j.fallback_reason for j in out} == {"llm_unavailable"}
 
 
-async def test_stream_gives_deltas_then_one_verified_final_per_item(catalog, vllm_server):
+async def test_stream_gives_only_verified_text_then_one_final_per_item(catalog, vllm_server):
     ex = make_explainer(catalog, vllm_server)
     hist, pairs = request_for(catalog, k=2)
     deltas: dict[str, str] = {}
@@ -190,6 +190,7 @@ async def test_stream_gives_deltas_then_one_verified_final_per_item(catalog, vll
     try:
         async for ev in ex.explain_stream(hist, pairs):
             if ev.final is None:
+                assert ev.item_id not in finals, "no chunk after its item's final"
                 deltas[ev.item_id] = deltas.get(ev.item_id, "") + ev.delta
             else:
                 assert ev.item_id not in finals
@@ -199,11 +200,10 @@ async def test_stream_gives_deltas_then_one_verified_final_per_item(catalog, vll
     assert set(finals) == {it.id for it, _ in pairs}
     facts = {f.item_id: f for f in ex.facts(hist, pairs)}
     for item_id, j in finals.items():
-        assert deltas[item_id]   # something was streamed before the final
+        assert deltas[item_id] == j.text      # every chunk is part of the final text, nothing taken back
         assert ex.verify(j.text, facts[item_id], hist).ok
-        if j.source == "llm":
-            assert deltas[item_id].startswith(j.text[:20])
-        else:
+        assert j.text.startswith(ex.frame(facts[item_id]))
+        if j.source != "llm":
             assert j.fallback_reason == "verifier"
 
 
