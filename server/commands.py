@@ -66,7 +66,7 @@ def query_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("--reason", default="")
     f.add_argument("--request-id", default="")
 
-    sub.add_parser("health", help="the service's health status")
+    sub.add_parser("health", help="the service's health status (exit code 0 only when SERVING)")
 
 
 def _ids(text: str) -> list[str]:
@@ -106,7 +106,9 @@ def query(args: argparse.Namespace) -> int:
             fid = client.submit_feedback(args.user, args.item, args.kind, helpful, args.reason, args.request_id)
             print(json.dumps({"feedback_id": fid}))
         elif c == "health":
-            print(json.dumps({"status": client.health()}))
+            status = client.health()
+            print(json.dumps({"status": status}))
+            return 0 if status == "SERVING" else 1     # usable as a container health check
     except grpc.RpcError as err:
         print(json.dumps({"error": err.code().name, "message": err.details()}), file=sys.stderr)
         return 1
