@@ -77,18 +77,20 @@ def eval_ranker_arguments(p: argparse.ArgumentParser) -> None:
     add_workdir_argument(p)
     add_store_argument(p)
     p.add_argument("--json", type=Path, default=None, metavar="PATH",
-                   help='write {"model": {...}, "popularity": {...}, "zero_shot": {...}} (test split) to PATH')
-    p.add_argument("--model-dir", type=Path, default=None, help="trained ranker (default: <workdir>/ranker)")
+                   help='write {"model": {...}, "popularity": {...}, "zero_shot": {...}, "cold_target": {...}, '
+                        '"no_history": {...}} (test split) to PATH')
+    p.add_argument("--model-dir", type=Path, default=None, help="trained ranker (default: the serving version, models/current, else <workdir>/ranker)")
     p.add_argument("--device", default="", help="cuda or cpu (default: cuda when present)")
 
 
 def eval_ranker(args: argparse.Namespace) -> int:
     from ranker.report import run_eval
+    from ranker.versions import current_version_dir
     from store.catalog import Catalog
     from store.paths import model_dir
 
     workdir = resolve_workdir(args)
-    mdir = args.model_dir or model_dir(workdir)
+    mdir = args.model_dir or current_version_dir(workdir) or model_dir(workdir)
     if not (Path(mdir) / "config.json").exists():
         print(f"eval-ranker: no trained model in {mdir} (run `explainrec train`)", file=sys.stderr)
         return 1
@@ -102,4 +104,68 @@ def eval_ranker(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report.protocol_json(), indent=2))
         print(f"wrote {args.json}")
+    return 0
+
+
+def retrain_arguments(p: argparse.ArgumentParser) -> None:
+    from ranker.retrain import DEFAULT_BUDGET_S
+
+    add_workdir_argument(p)
+    p.add_argument("--time-budget-s", type=float, default=DEFAULT_BUDGET_S,
+                   help=f"wall-clock bound for one round, all members together (default: {DEFAULT_BUDGET_S:g})")
+    p.add_argument("--force", action="store_true", help="promote the new version even if it is worse")
+    p.add_argument("--every", default=None, metavar="INTERVAL",
+                   help="keep running: one round every INTERVAL (30m, 2h, 90s); Ctrl-C stops")
+    p.add_argument("--device", default="", help="cuda or cpu (default: cuda when present)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = auto)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def retrain(args: argparse.Namespace) -> int:
+    import time
+
+    from ranker.retrain import parse_every
+    from ranker.retrain import retrain as run_retrain
+    from store.catalog import Catalog
+    from store.paths import db_path
+
+    workdir = resolve_workdir(args)
+    try:
+        every = parse_every(args.every) if args.every else None
+        if args.time_budget_s <= 0:
+            raise ValueError(f"--time-budget-s must be > 0 (got {args.time_budget_s})")
+    except ValueError as exc:
+        print(f"retrain: {exc}", file=sys.stderr)
+        return 2
+    if not db_path(workdir).exists():
+        print(f"retrain: no catalog at {db_path(workdir)} (run `explainrec ingest` first)", file=sys.stderr)
+        return 1
+    while True:
+        started = time.time()
+        catalog = Catalog(db_path(workdir))
+        try:
+            summary = run_retrain(catalog, workdir, args.time_budget_s, force=args.force, progress=not args.quiet,
+                                  device=args.device, threads=args.threads)
+        except FileNotFoundError as exc:
+            print(f"retrain: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            catalog.close()
+        print(json.dumps(summary), flush=True)
+        if every is None:
+            return 0
+        time.sleep(max(0.0, every - (time.time() - started)))
+
+
+def models_arguments(p: argparse.ArgumentParser) -> None:
+    add_workdir_argument(p)
+    p.add_argument("--json", action="store_true", help="print the versions as JSON")
+
+
+def models(args: argparse.Namespace) -> int:
+    from ranker.retrain import models_table
+    from ranker.versions import list_versions
+
+    rows = list_versions(resolve_workdir(args))
+    print(json.dumps(rows, indent=2) if args.json else models_table(rows))
     return 0

@@ -32,7 +32,9 @@ def _split(data: SplitData, split: str) -> tuple[list[np.ndarray], np.ndarray]:
         return data.valid_hist, data.valid_target
     if split == "test":
         return data.test_hist, data.test_target
-    raise ValueError(f"split must be 'valid' or 'test' (got {split!r})")
+    if split == "live":
+        return data.live_hist, data.live_target
+    raise ValueError(f"split must be 'valid', 'test' or 'live' (got {split!r})")
 
 
 def cold_target_mask(data: SplitData, split: str = "test") -> np.ndarray:

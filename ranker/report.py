@@ -25,8 +25,12 @@ class EvalReport:
     seconds: float = 0.0
 
     def protocol_json(self) -> dict:
-        """Exactly {"model": {...}, "popularity": {...}, "zero_shot": {...}} for the comparison protocol."""
-        return {m: self.views["protocol"][m] for m in METHODS}
+        """{"model": {...}, "popularity": {...}, "zero_shot": {...}} for the comparison protocol, then
+        "cold_target" and "no_history", each a dict of the same three methods in the same shape."""
+        out: dict = {m: self.views["protocol"][m] for m in METHODS}
+        for view in ("cold_target", "no_history"):
+            out[view] = {m: self.views[view][m] for m in METHODS}
+        return out
 
     def table(self) -> str:
         lines = []

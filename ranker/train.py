@@ -53,6 +53,12 @@ class TrainConfig:
     """Per-item residual vectors."""
     tied: bool = False
     """User tower reads the item tower's vectors (True) or a separate input item tower (False)."""
+    residual_dropout: float = 0.3
+    """Per step, each item's residual is dropped with this probability (DropoutNet-style), so the
+    projected text vector alone must rank it: what a new item has. 0 = always use the residual."""
+    residual_min_events: int = 1
+    """Items with fewer train events than this never get a residual (evidence gate): they are served,
+    like an item added after training, from their text alone."""
     patience: int = 4
     """Stop after this many epochs without a better valid NDCG@10."""
     time_budget_s: float = 600.0
@@ -70,6 +76,12 @@ class TrainConfig:
     """Seed for torch and numpy (member k uses seed + k)."""
     device: str = ""
     """"cuda", "cpu" or "" (CUDA when present)."""
+    dismiss_weight: float = 1.0
+    """Weight of the unlikelihood loss on dismissed items (retrain; 0 = ignore dismissals)."""
+    new_weight: int = 2
+    """Retrain: users with live events or feedback are seen this many times per epoch."""
+    hard_deadline: bool = False
+    """Stop inside an epoch when time_budget_s is spent (retrain's bound), not only between epochs."""
 
     def model_config(self, n_items: int, text_dim: int):
         """The towers' config: every ModelConfig field this config also has is taken from it by name."""
@@ -79,7 +91,9 @@ class TrainConfig:
         return ModelConfig(n_items=n_items, text_dim=text_dim, **{k: getattr(self, k) for k in shared})
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "dim", "layers", "heads", "max_len", "patience", "ensemble"):
+        if self.dismiss_weight < 0:
+            raise ValueError(f"dismiss_weight must be >= 0 (got {self.dismiss_weight})")
+        for name in ("epochs", "batch_size", "dim", "layers", "heads", "max_len", "patience", "ensemble", "new_weight"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
         if not self.lr > 0:
@@ -88,6 +102,10 @@ class TrainConfig:
             raise ValueError(f"weight_decay must be >= 0 (got {self.weight_decay})")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1) (got {self.dropout})")
+        if not 0 <= self.residual_dropout < 1:
+            raise ValueError(f"residual_dropout must be in [0, 1) (got {self.residual_dropout})")
+        if self.residual_min_events < 0:
+            raise ValueError(f"residual_min_events must be >= 0 (got {self.residual_min_events})")
         if self.time_budget_s <= 0:
             raise ValueError(f"time_budget_s must be > 0 (got {self.time_budget_s})")
         try:
@@ -104,18 +122,22 @@ class TrainConfig:
             raise ValueError(f"device must be '', 'cpu' or 'cuda[:n]' (got {self.device!r})")
 
 
-def _batches(seqs: list[np.ndarray], batch_size: int, max_len: int, rng: np.random.Generator):
-    """Yields (rows long[B, L+1] right-padded with 0, valid bool[B, L+1]) over a shuffled epoch."""
-    order = rng.permutation(len(seqs))
+def _batches(seqs: list[np.ndarray], batch_size: int, max_len: int, rng: np.random.Generator,
+             order: np.ndarray | None = None):
+    """Yields (seq indices, rows long[B, L+1] right-padded with 0, valid bool[B, L+1]) over a shuffled epoch.
+
+    order: the sequence indices of one epoch (default: each sequence once); shuffled here."""
+    order = rng.permutation(len(seqs)) if order is None else rng.permutation(order)
     for s in range(0, len(order), batch_size):
-        chunk = [seqs[i][-(max_len + 1):] for i in order[s:s + batch_size]]
+        idx = order[s:s + batch_size]
+        chunk = [seqs[i][-(max_len + 1):] for i in idx]
         L = max(len(c) for c in chunk)
         rows = np.zeros((len(chunk), L), dtype=np.int64)
         valid = np.zeros((len(chunk), L), dtype=bool)
         for b, c in enumerate(chunk):
             rows[b, :len(c)] = c
             valid[b, :len(c)] = True
-        yield rows, valid
+        yield idx, rows, valid
 
 
 def cpu_threads(requested: int) -> int:
@@ -143,8 +165,31 @@ def choose_blend(scorer, data, weights: list[float]):
     return best[0], best[2], results
 
 
-def fit(data, cfg: TrainConfig, progress: bool = True):
-    """Trains on data.train_seqs, selects on valid. Returns (best model, history of per-epoch dicts)."""
+def residual_rows(all_rows, evidence, p: float, generator=None):
+    """The residual rows for one training step: -1 (no residual) for items without evidence and,
+    with probability p, for any other item (residual dropout), so the text path learns to rank alone."""
+    import torch
+
+    keep = evidence
+    if p > 0:
+        keep = keep & (torch.rand(all_rows.shape, device=all_rows.device, generator=generator) >= p)
+    return torch.where(keep, all_rows, torch.full_like(all_rows, -1))
+
+
+def dismissal_loss(users, items, negatives, scale):
+    """Unlikelihood of dismissed items: mean over users of -log(1 - p(dismissed)) under the full
+    softmax, so a dismissed item is pushed down without being made the opposite of the user."""
+    import torch
+
+    logp = torch.log_softmax(scale * (users @ items.T), dim=-1)            # [U, N]
+    terms = [-torch.log1p(-logp[u, n].exp().clamp(max=1 - 1e-6)).mean() for u, n in enumerate(negatives)]
+    return torch.stack(terms).mean()
+
+
+def fit(data, cfg: TrainConfig, progress: bool = True, init: dict | None = None, new_users: set[int] | None = None):
+    """Trains on data.train_seqs, selects on valid. Returns (best model, history of per-epoch dicts).
+
+    init: a state dict to start from (warm start; same shapes as this data's model)."""
     import torch
     from tqdm import tqdm
 
@@ -165,24 +210,45 @@ def fit(data, cfg: TrainConfig, progress: bool = True):
     all_rows = torch.arange(data.n_items, device=device)
     seqs = data.train_seqs[:cfg.max_users] if cfg.max_users else data.train_seqs
     item_rows = {i: r for r, i in enumerate(data.item_ids)}
+    # Evidence gate: rows without enough train events keep a zero residual (they are masked on every
+    # step, so they get no gradient and stay at their zero init), exactly like an item added later.
+    evidence = torch.as_tensor(data.popularity() >= cfg.residual_min_events, device=device)
+    if init is not None:
+        model.load_state_dict(init)
 
+    # Users with something new since the serving model (live events, feedback) are seen
+    # `new_weight` times per epoch, so a short warm start spends its time on what changed.
+    epoch_order = None
+    if new_users and cfg.new_weight > 1:
+        extra = [i for i in sorted(new_users) if i < len(seqs)]
+        epoch_order = np.concatenate([np.arange(len(seqs))] + [np.array(extra, dtype=np.int64)] * (cfg.new_weight - 1))
+    n_per_epoch = len(seqs) if epoch_order is None else len(epoch_order)
     best, best_score, best_epoch, history = None, -1.0, -1, []
     start = time.time()
     for epoch in range(cfg.epochs):
         t0 = time.time()
         model.train()
         total, steps = 0.0, 0
-        n_batches = math.ceil(len(seqs) / cfg.batch_size)
-        for rows, valid in tqdm(_batches(seqs, cfg.batch_size, cfg.max_len, rng), total=n_batches,
-                                desc=f"epoch {epoch + 1}", disable=not progress, leave=False):
+        n_batches = math.ceil(n_per_epoch / cfg.batch_size)
+        for idx, rows, valid in tqdm(_batches(seqs, cfg.batch_size, cfg.max_len, rng, epoch_order),
+                                     total=n_batches, desc=f"epoch {epoch + 1}", disable=not progress, leave=False):
             rows_t = torch.as_tensor(rows, device=device)
             valid_t = torch.as_tensor(valid, device=device)
-            items = model.item(text, all_rows)                       # [N, d], through the item tower
+            if cfg.hard_deadline and time.time() - start > cfg.time_budget_s:
+                break                      # a bounded run (retrain) stops mid-epoch; valid still picks
+            step_rows = residual_rows(all_rows, evidence, cfg.residual_dropout)
+            items = model.item(text, step_rows)                      # [N, d], through the item tower
             inp, inp_valid = rows_t[:, :-1], valid_t[:, :-1]
             target, target_valid = rows_t[:, 1:], valid_t[:, 1:]
-            inputs = model.input_items(text, all_rows, items)        # [N, d] what the user tower reads
+            inputs = model.input_items(text, step_rows, items)       # [N, d] what the user tower reads
             users = model.user(inputs[inp], inp_valid)                # [B, L, d]
             loss = full_softmax_loss(users[target_valid], items, target[target_valid], model.scale())
+            negatives = [(b, data.dismissed[i]) for b, i in enumerate(idx) if i in data.dismissed]
+            if negatives and cfg.dismiss_weight > 0:
+                last = inp_valid.long().sum(dim=1) - 1
+                u = torch.stack([users[b, last[b]] for b, _ in negatives])
+                neg = [torch.as_tensor(n, device=device) for _, n in negatives]
+                loss = loss + cfg.dismiss_weight * dismissal_loss(u, items, neg, model.scale())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -214,26 +280,38 @@ def fit(data, cfg: TrainConfig, progress: bool = True):
 
 def train(catalog, model_dir: Path, cfg: TrainConfig, encoder=None, progress: bool = True) -> Path:
     """Fits and writes the model directory. Returns its path."""
-    import torch
-
     from ranker.data import load_split_data
-    from ranker.encoder import MODEL_NAME, TextEncoder, default_device
-    from ranker.evaluate import evaluate_ranks, scorer_ranks
-    from ranker.index import VectorIndex
-    from ranker.scorers import ConcatScorer, TrainedScorer, model_file
+    from ranker.encoder import TextEncoder, default_device
 
     t_start = time.time()
     device = cfg.device or default_device()
     encoder = encoder or TextEncoder(device, show_progress=progress)
-    t0 = time.time()
     data = load_split_data(catalog, encoder)
-    encode_s = time.time() - t0
+    encode_s = time.time() - t_start
+    return fit_and_write(data, model_dir, cfg, progress, encode_s=encode_s)
+
+
+def fit_and_write(data, model_dir: Path, cfg: TrainConfig, progress: bool = True, inits: list[dict] | None = None,
+                  new_users: set[int] | None = None, extra: dict | None = None, encode_s: float = 0.0,
+                  replace: bool = True) -> Path:
+    """Fits cfg.ensemble members (member k warm-started from inits[k] when given), picks the blend on
+    valid and writes the model directory (through a .tmp sibling, renamed when complete)."""
+    import torch
+
+    from ranker.encoder import MODEL_NAME, default_device
+    from ranker.evaluate import evaluate_ranks, scorer_ranks
+    from ranker.index import VectorIndex
+    from ranker.scorers import ConcatScorer, TrainedScorer, model_file
+
+    t_start = time.time() - encode_s
+    device = cfg.device or default_device()
     log.info("data: %d items, %d train sequences, %d valid, %d test users (%.1fs)", data.n_items,
              len(data.train_seqs), len(data.valid_target), len(data.test_target), encode_s)
     item_rows = {i: r for r, i in enumerate(data.item_ids)}
     models, histories, best_epochs = [], [], []
     for k in range(cfg.ensemble):
-        model, history, best_epoch = fit(data, dataclasses.replace(cfg, seed=cfg.seed + k), progress)
+        init = inits[k] if inits and k < len(inits) else None
+        model, history, best_epoch = fit(data, dataclasses.replace(cfg, seed=cfg.seed + k), progress, init, new_users)
         models.append(model)
         histories.append(history)
         best_epochs.append(best_epoch)
@@ -248,7 +326,11 @@ def train(catalog, model_dir: Path, cfg: TrainConfig, encoder=None, progress: bo
 
     model_dir = Path(model_dir)
     tmp = model_dir.with_name(model_dir.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
+    if tmp.exists():
+        import shutil
+
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
     for k, m in enumerate(models):
         torch.save({n: v.cpu() for n, v in m.state_dict().items()}, tmp / model_file(k))
     (tmp / "item_ids.json").write_text(json.dumps(data.item_ids))
@@ -262,9 +344,10 @@ def train(catalog, model_dir: Path, cfg: TrainConfig, encoder=None, progress: bo
     index.save(tmp / "index.faiss")
     config = {
         "text_encoder": MODEL_NAME,
-        "model": model.cfg.to_dict(),
+        "model": models[0].cfg.to_dict(),
         "train": asdict(cfg),
         "device": device,
+        "trained_at": time.time(),
         "best_epoch": best_epoch,
         "ensemble": len(models),
         "members": [{"seed": cfg.seed + k, "best_epoch": best_epochs[k], "history": histories[k]}
@@ -277,9 +360,12 @@ def train(catalog, model_dir: Path, cfg: TrainConfig, encoder=None, progress: bo
         "timings_s": {"encode_items": round(encode_s, 1), "total": round(time.time() - t_start, 1),
                       "per_epoch_mean": round(float(np.mean([h["train_s"] for hs in histories for h in hs])), 2)},
         "text_query": "MiniLM -> item-tower projection (zero residual) -> user tower as the newest history step",
+        **(extra or {}),
     }
     (tmp / "config.json").write_text(json.dumps(config, indent=2))
     if model_dir.exists():
+        if not replace:
+            raise FileExistsError(f"{model_dir} exists (model versions are immutable)")
         import shutil
 
         shutil.rmtree(model_dir)

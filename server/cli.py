@@ -16,6 +16,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "ingest": ("store.cli", "ingest", "load the catalog and events into the SQLite store"),
     "train": ("ranker.cli", "train", "fine-tune the two-tower ranker and build its index"),
     "eval-ranker": ("ranker.cli", "eval_ranker", "full-ranking evaluation against popularity and zero-shot baselines"),
+    "retrain": ("ranker.cli", "retrain", "warm-start the ranker on live events and feedback; promote if not worse"),
+    "models": ("ranker.cli", "models", "list the ranker's model versions with their metrics"),
     "prepare-model": ("explainer.cli", "prepare_model", "turn the shipped GGUF into a vLLM-servable model directory"),
     "eval-explanations": ("explainer.cli", "eval_explanations", "measure justification quality on test users"),
     "serve": ("server.commands", "serve", "run the gRPC service (sets up what is missing)"),

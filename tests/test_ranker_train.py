@@ -45,7 +45,10 @@ def test_train_then_load_serve_and_eval(small_db, tmp_path, ranker_encoder):
     report = tmp_path / "eval.json"
     assert main(["eval-ranker", "--workdir", str(workdir), "--json", str(report), "--device", "cpu"]) == 0
     data = json.loads(report.read_text())
-    assert list(data) == ["model", "popularity", "zero_shot"]
-    for metrics in data.values():
-        assert set(metrics) == {"recall@10", "ndcg@10", "recall@50", "ndcg@50"}
-        assert 0 <= metrics["ndcg@10"] <= metrics["recall@10"] <= 1
+    assert list(data) == ["model", "popularity", "zero_shot", "cold_target", "no_history"]
+    views = [{m: data[m] for m in ("model", "popularity", "zero_shot")}, data["cold_target"], data["no_history"]]
+    for view in views:
+        assert list(view) == ["model", "popularity", "zero_shot"]
+        for metrics in view.values():
+            assert set(metrics) == {"recall@10", "ndcg@10", "recall@50", "ndcg@50"}
+            assert 0 <= metrics["ndcg@10"] <= metrics["recall@10"] <= 1
