@@ -87,6 +87,8 @@ class Ranker:
         self._category_rows: dict[str, np.ndarray] = {}
         self.index: VectorIndex | None = None
         self.root_levels = 0
+        self.version = "zero-shot" if isinstance(scorer, ZeroShotScorer) else "unversioned"
+        """The model version serving this ranker (its directory name); replies carry it as model_version."""
 
     # -- construction -----------------------------------------------------------------
     @classmethod
@@ -110,6 +112,7 @@ class Ranker:
             raise FileNotFoundError(f"no trained ranker in {model_dir} (run `explainrec train`)")
         scorer = load_scorer(model_dir, device)
         ranker = cls(catalog, scorer, encoder or TextEncoder(device or scorer.device), config)
+        ranker.version = model_dir.name
         ranker._build_from_saved(model_dir)
         return ranker
 
@@ -465,7 +468,8 @@ class Ranker:
 
     def describe(self) -> dict:
         with self._lock:
-            return {"scorer": self.scorer.name, "items": int(self._active.sum()), "dim": self.scorer.dim,
+            return {"scorer": self.scorer.name, "version": self.version, "items": int(self._active.sum()),
+                    "dim": self.scorer.dim,
                     "index": self.index.describe() if self.index else None}
 
     def save_index(self, model_dir: Path) -> None:
