@@ -246,6 +246,27 @@ class Catalog:
         with self.transaction() as c:
             return run(c)
 
+    def events_of(self, user_ids: Iterable[str], splits: Sequence[str] = ("train", "valid", "test")) -> list[Event]:
+        """These users' events in `splits`, per user in time order (re-ingest recomputes their split)."""
+        users = list(dict.fromkeys(user_ids))
+        marks = ",".join("?" * len(splits))
+        out: list[Event] = []
+        for start in range(0, len(users), 500):
+            chunk = users[start:start + 500]
+            for r in self._query(
+                    f"SELECT user_id, item_id, kind, ts, split FROM events WHERE split IN ({marks})"
+                    f" AND user_id IN ({','.join('?' * len(chunk))}) ORDER BY user_id, ts, rowid_",
+                    (*splits, *chunk)):
+                out.append(Event(r["user_id"], r["item_id"], r["kind"], r["ts"], r["split"]))
+        return out
+
+    def set_event_splits(self, events: Sequence[Event], conn: Transaction) -> int:
+        """Sets the split of stored ingest events (never of `live` ones) to each event's split.
+        Returns rows changed."""
+        return conn.executemany(
+            "UPDATE events SET split=? WHERE user_id=? AND item_id=? AND kind=? AND ts=? AND split<>'live'"
+            " AND split<>?", [(e.split, e.user_id, e.item_id, e.kind, e.ts, e.split) for e in events])
+
     def history(self, user_id: str, splits: Sequence[str] = SPLITS, field: str = "user_id") -> list[str]:
         """The user's item ids in time order (oldest first), restricted to `splits`.
 

@@ -31,6 +31,8 @@ class IngestReport:
     items: int = 0
     events_added: int = 0
     events_duplicate: int = 0
+    splits_moved: int = 0
+    """ingest events whose split changed because the user's file grew (leave-one-out recomputed)"""
     users: int = 0
     skipped: bool = False
 
@@ -316,8 +318,12 @@ def assign_leave_one_out(events: list[Event]) -> list[Event]:
     Users with fewer than 3 events keep all of them in train. Exact duplicates are dropped.
     """
     by_user: dict[str, list[Event]] = {}
-    for e in dict.fromkeys(events):
-        by_user.setdefault(e.user_id, []).append(e)
+    seen: set[tuple] = set()
+    for e in events:
+        key = (e.user_id, e.item_id, e.kind, e.ts)     # the store's identity of an event (split aside)
+        if key not in seen:
+            seen.add(key)
+            by_user.setdefault(e.user_id, []).append(e)
     out: list[Event] = []
     for seq in by_user.values():
         seq.sort(key=lambda e: e.ts)
@@ -336,13 +342,20 @@ def ingest_files(catalog: Catalog, items_path: Path | None = None, events_path: 
     report = IngestReport()
     items = read_items_jsonl(Path(items_path)) if items_path else []
     events: list[Event] = []
+    fresh: list[Event] = []
     if events_path:
         known = {i.id for i in catalog.all_items()} | {i.id for i in items}
-        events = assign_leave_one_out(read_events_csv(Path(events_path), known))
+        fresh = read_events_csv(Path(events_path), known)
+        # Leave-one-out over what is stored AND the file, per user in the file: a grown events.csv moves
+        # each user's valid/test marks to their new last two events (the old ones become train) instead
+        # of leaving a user with two test events. Live events (RecordEvents) are not part of the split.
+        stored = catalog.events_of({e.user_id for e in fresh})
+        events = assign_leave_one_out(stored + fresh)
     with catalog.transaction() as conn:
         report.items = catalog.upsert_items(items, conn=conn) if items else 0
         if events:
             report.events_added = catalog.add_events(events, conn=conn)
-            report.events_duplicate = len(events) - report.events_added
-            report.users = len({e.user_id for e in events})
+            report.splits_moved = catalog.set_event_splits(events, conn=conn)
+            report.events_duplicate = len({(e.user_id, e.item_id, e.kind, e.ts) for e in fresh}) - report.events_added
+            report.users = len({e.user_id for e in fresh})
     return report

@@ -72,6 +72,26 @@ def test_own_catalog_jsonl_and_events_csv(tmp_path, empty_store):
     assert again.events_added == 0 and cat.event_count() == 3
 
 
+def test_reingesting_a_grown_events_file_keeps_one_valid_and_one_test_per_user(tmp_path, empty_store):
+    cat = Catalog(empty_store)
+    items = _write(tmp_path / "items.jsonl", "\n".join(json.dumps({"id": i, "title": f"item {i}"}) for i in "ABCDEF"))
+    rows = ["u1,A,purchase,100", "u1,B,purchase,200", "u1,C,purchase,300", "u1,D,purchase,400", "u2,A,view,100"]
+    ingest_files(cat, items, _write(tmp_path / "events.csv", "user_id,item_id,kind,timestamp\n" + "\n".join(rows)))
+    assert cat.history("u1", splits=("test",)) == ["D"] and cat.history("u1", splits=("valid",)) == ["C"]
+    cat.add_events([Event("u1", "F", "click", 450)])                      # a live event from the service
+    grown = rows + ["u1,E,purchase,500", "u1,F,purchase,600", "u2,B,view,200", "u2,C,view,300"]
+    report = ingest_files(cat, None, _write(tmp_path / "events2.csv",
+                                            "user_id,item_id,kind,timestamp\n" + "\n".join(grown)))
+    assert report.events_added == 4 and report.events_duplicate == 5 and report.splits_moved == 2
+    for user, test, valid in (("u1", ["F"], ["E"]), ("u2", ["C"], ["B"])):
+        assert cat.history(user, splits=("test",)) == test          # exactly one test event per user
+        assert cat.history(user, splits=("valid",)) == valid
+    assert cat.history("u1", splits=("train",)) == ["A", "B", "C", "D"]
+    assert cat.history("u1", splits=("live",)) == ["F"]                  # live events keep their split
+    again = ingest_files(cat, None, tmp_path / "events2.csv")            # idempotent
+    assert again.events_added == 0 and again.splits_moved == 0
+
+
 @pytest.mark.parametrize("line, field", [
     ('{"id": "X"}', "title"),
     ('{"title": "no id"}', "id"),
