@@ -58,6 +58,9 @@ class ServerConfig:
     grace_s: float = _f(20.0, "on SIGTERM, how long in-flight calls may take to finish")
     zero_shot: bool = _f(False, "serve the untuned MiniLM ranker (no training, no trained model needed)")
     train_if_missing: bool = _f(True, "on start, train the ranker when no trained model exists")
+    model_watch_s: float = _f(2.0, "how often the server checks <workdir>/models/current for a newly promoted "
+                                   "ranker version and swaps it in without a restart (SIGHUP checks at once); "
+                                   "0 disables the watch")
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -79,6 +82,8 @@ class ServerConfig:
                      "search_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
+        if self.model_watch_s < 0:
+            raise ValueError(f"model_watch_s must be >= 0 (got {self.model_watch_s})")
         if not 1 <= self.default_k <= self.max_k:
             raise ValueError(f"default_k must be in 1..max_k={self.max_k} (got {self.default_k})")
         for name in ("min_llm_budget_s", "deadline_margin_s", "explain_deadline_s", "grace_s"):

@@ -18,6 +18,17 @@ LLM_TOKENS = Counter("explainrec_llm_tokens_total",
                      "LLM tokens as reported by vLLM ('prompt', 'completion'; all samples), and streamed "
                      "chunks ('streamed', about one token each)", ["kind"])
 
+MODEL_SWAPS = Counter("explainrec_model_swaps_total", "ranker versions picked up without a restart, by result "
+                      "('ok' serving, 'refused' failed to load: the old one kept serving)", ["result"])
+MODEL_VERSION = Gauge("explainrec_model_version_info", "the ranker version serving now (value 1)", ["version"])
+
+
+def record_model_swap(result: str, version: str) -> None:
+    MODEL_SWAPS.labels(result).inc()
+    if result == "ok":
+        MODEL_VERSION.clear()
+        MODEL_VERSION.labels(version).set(1)
+
 
 def record_justifications(justifications: Iterable) -> None:
     for j in justifications:

@@ -16,10 +16,12 @@ log = logging.getLogger("explainrec.server")
 
 
 def follow_catalog_changes(catalog, ranker, explainer) -> Callable[[], None]:
-    """Starts following; returns the function that stops it. A no-op on SQLite."""
+    """Starts following; returns the function that stops it. A no-op on SQLite.
+
+    ranker: the Ranker, or a function returning the one serving now (a hot swap replaces it)."""
     def on_change(item_ids: list[str] | None) -> None:
         t0 = time.perf_counter()
-        indexed, removed = ranker.sync_items(item_ids)
+        indexed, removed = (ranker() if callable(ranker) else ranker).sync_items(item_ids)
         if indexed or removed:
             refresh = getattr(explainer, "refresh_catalog", None)
             if refresh is not None:

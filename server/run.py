@@ -43,7 +43,11 @@ async def run_server(config: "ServerConfig") -> int:
             log.error("loading failed", exc_info=loading.exception())
             rc = 1
         else:
-            await lifecycle.attach(loading.result())
+            service = loading.result()
+            await lifecycle.attach(service)
+            watcher = getattr(service, "model_watcher", None)
+            if watcher is not None:   # SIGHUP: look at models/current now instead of at the next poll
+                loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(asyncio.to_thread(watcher.check)))
             await stopping
     else:
         log.info("stopped while loading")

@@ -61,13 +61,15 @@ def load_ranker(config: "ServerConfig", workdir: Path, catalog: Catalog):
     if config.zero_shot:
         log.info("ranker: zero-shot MiniLM (asked for)")
         return Ranker.zero_shot(catalog)
-    mdir = model_dir(workdir)
+    from ranker.versions import current_version_dir
+    mdir = current_version_dir(workdir) or model_dir(workdir)   # the promoted version, else the trained base
     if not (mdir / "config.json").exists() and config.train_if_missing:
         try:
             _train(workdir, catalog) or log.warning(
                 "ranker: no trained model and no training entry point; serving the zero-shot MiniLM ranker")
         except Exception:  # noqa: BLE001 - serving beats not serving
             log.exception("ranker: training failed; serving the zero-shot MiniLM ranker")
+    mdir = current_version_dir(workdir) or mdir
     if (mdir / "config.json").exists():
         log.info("ranker: trained model from %s", mdir)
         return Ranker.load(mdir, catalog)
@@ -102,9 +104,32 @@ def build_service(config: "ServerConfig", lifecycle: "Lifecycle") -> "RecService
     except BaseException:
         catalog.close()
         raise
+    service = RecService(catalog, ranker, explainer, config,
+                         thread_init=lambda: set_search_threads(config.search_threads))
     from server.replicas import follow_catalog_changes
-    lifecycle.on_close("catalog follower", follow_catalog_changes(catalog, ranker, explainer))
+    # the follower and the model watch act on whichever ranker serves now (a swap replaces it)
+    lifecycle.on_close("catalog follower", follow_catalog_changes(catalog, lambda: service.ranker, explainer))
+    service.model_watcher = start_model_watch(config, workdir, service, catalog)
+    if service.model_watcher is not None:
+        lifecycle.on_close("model watch", service.model_watcher.stop)
     lifecycle.on_close("catalog", catalog.close)
-    log.info("service loaded in %.0f s (llm=%s)", time.perf_counter() - t0, config.llm)
-    return RecService(catalog, ranker, explainer, config,
-                      thread_init=lambda: set_search_threads(config.search_threads))
+    log.info("service loaded in %.0f s (llm=%s, ranker version %s)", time.perf_counter() - t0, config.llm,
+             ranker.version)
+    return service
+
+
+def start_model_watch(config: "ServerConfig", workdir: Path, service, catalog: Catalog):
+    """Hot swap (server.model_swap): polls models/current every model_watch_s seconds. None when off
+    (zero-shot serving, or model_watch_s = 0)."""
+    if config.zero_shot or config.model_watch_s <= 0:
+        return None
+    from ranker.service import Ranker
+    from server import metrics
+    from server.model_swap import ModelWatcher
+    serving = service.ranker
+    metrics.record_model_swap("ok", serving.version)      # the version info gauge, from the start
+    watcher = ModelWatcher(workdir, service,
+                           load=lambda path: Ranker.load(path, catalog, config=serving.config, encoder=serving.encoder),
+                           poll_s=config.model_watch_s, on_result=metrics.record_model_swap)
+    watcher.start()
+    return watcher
