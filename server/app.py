@@ -18,6 +18,7 @@ from explainer.pipeline import Prepared, Recommendation, RecommendPipeline
 from explainer.types import FALLBACK_DEADLINE, FALLBACK_DISABLED, StreamEvent
 from ranker.types import RankQuery
 from server import metrics
+from server.context import MODEL_VERSION
 from store.catalog import Event, Feedback, Item
 from store.errors import UnknownItem
 
@@ -41,12 +42,34 @@ class RankedList:
 class RecService:
     def __init__(self, catalog: "Catalog", ranker: "Ranker", explainer: "Explainer", config: "ServerConfig",
                  thread_init: Callable[[], None] | None = None):
-        self.catalog, self.ranker, self.explainer, self.config = catalog, ranker, explainer, config
-        self.pipeline = RecommendPipeline(catalog, ranker, explainer)
+        self.catalog, self.explainer, self.config = catalog, explainer, config
+        self.ranker = ranker
+        self.model_watcher = None   # server.model_swap.ModelWatcher when hot swap is on (server.setup)
         self.llm_enabled = config.llm != "off"
         # thread_init runs in each worker: per-thread runtime settings (OpenMP's thread count is per thread)
         self._pool = ThreadPoolExecutor(config.ranker_threads, thread_name_prefix="explainrec-rank",
                                         initializer=thread_init)
+
+    # -- the serving model (hot swap) ----------------------------------------------------------
+    @property
+    def ranker(self) -> "Ranker":
+        return self._serving[0]
+
+    @ranker.setter
+    def ranker(self, ranker: "Ranker") -> None:
+        """Swaps the model: one assignment of a (ranker, pipeline) pair, so a call sees one or the other."""
+        self._serving = (ranker, RecommendPipeline(self.catalog, ranker, self.explainer))
+
+    @property
+    def pipeline(self) -> RecommendPipeline:
+        return self._serving[1]
+
+    def _serving_pipeline(self) -> RecommendPipeline:
+        """The pipeline of the model serving now, taken once per call: a call that started before a
+        swap finishes on the old model. Its version is recorded for the reply's model_version."""
+        ranker, pipeline = self._serving
+        MODEL_VERSION.set(getattr(ranker, "version", ""))
+        return pipeline
 
     async def _run(self, fn, *args, **kwargs):
         return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: fn(*args, **kwargs))
@@ -73,9 +96,10 @@ class RecService:
     def _fallback_reason(self) -> str:
         return FALLBACK_DISABLED if not self.llm_enabled else FALLBACK_DEADLINE
 
-    async def _justify(self, prepared: Prepared, deadline_at: float | None) -> list[Recommendation]:
+    async def _justify(self, pipeline: RecommendPipeline, prepared: Prepared, deadline_at: float | None
+                       ) -> list[Recommendation]:
         budget = self._budget_at(deadline_at)
-        recs, traces = await self.pipeline.justify(prepared, budget is not None, budget, self._fallback_reason())
+        recs, traces = await pipeline.justify(prepared, budget is not None, budget, self._fallback_reason())
         if traces:
             metrics.record_llm_usage(sum(t.prompt_tokens for t in traces), sum(t.completion_tokens for t in traces))
         metrics.record_justifications([r.justification for r in recs])
@@ -85,25 +109,28 @@ class RecService:
     async def recommend(self, query: RankQuery, explain: bool, time_remaining: float | None = None
                         ) -> list[Recommendation]:
         deadline_at = self._deadline_at(time_remaining)
-        prepared = await self._run(self.pipeline.prepare, query, justify=explain)
-        return await self._justify(prepared, deadline_at) if explain else list(prepared.recommendations)
+        pipeline = self._serving_pipeline()
+        prepared = await self._run(pipeline.prepare, query, justify=explain)
+        return await self._justify(pipeline, prepared, deadline_at) if explain else list(prepared.recommendations)
 
     async def explain(self, query: RankQuery, item_ids: Sequence[str], time_remaining: float | None = None
                       ) -> list[Recommendation]:
         deadline_at = self._deadline_at(time_remaining)
-        prepared = await self._run(self.pipeline.prepare, query, item_ids=item_ids)
-        return await self._justify(prepared, deadline_at)
+        pipeline = self._serving_pipeline()
+        prepared = await self._run(pipeline.prepare, query, item_ids=item_ids)
+        return await self._justify(pipeline, prepared, deadline_at)
 
     async def recommend_stream(self, query: RankQuery, time_remaining: float | None = None
                                ) -> AsyncIterator[RankedList | StreamEvent]:
         """Yields a RankedList, then the pipeline's StreamEvents (chunks, then one final per item)."""
         deadline_at = self._deadline_at(time_remaining)
-        prepared = await self._run(self.pipeline.prepare, query)
+        pipeline = self._serving_pipeline()
+        prepared = await self._run(pipeline.prepare, query)
         yield RankedList(list(prepared.recommendations))
         if not prepared.recommendations:
             return
         budget = self._budget_at(deadline_at)
-        async for event in self.pipeline.justify_stream(prepared, budget is not None, budget,
+        async for event in pipeline.justify_stream(prepared, budget is not None, budget,
                                                         self._fallback_reason()):
             if event.final is not None:
                 metrics.record_justifications([event.final])

@@ -11,7 +11,7 @@ from protos.explainrec.v1 import explainrec_pb2 as pb
 from protos.explainrec.v1 import explainrec_pb2_grpc as pb_grpc
 from server import convert
 from server.app import RankedList
-from server.context import current_request_id
+from server.context import current_model_version, current_request_id
 from server.errors import NotReady, status_for, translate_errors
 
 if TYPE_CHECKING:
@@ -35,13 +35,15 @@ class ExplainRecServicer(pb_grpc.ExplainRecServicer):
     async def Recommend(self, request, context):
         query = convert.to_rank_query(request, self.config)
         recs = await self.service.recommend(query, request.explain, context.time_remaining())
-        return pb.RecommendResponse(request_id=current_request_id(), items=[
+        return pb.RecommendResponse(
+            request_id=current_request_id(), model_version=current_model_version(), items=[
             convert.recommended_to_proto(n, r.item, r.candidate, r.justification) for n, r in enumerate(recs, 1)])
 
     async def _explain(self, request: pb.ExplainRequest, context) -> pb.ExplainResponse:
         query, item_ids = convert.to_explain_query(request, self.config)
         recs = await self.service.explain(query, item_ids, context.time_remaining())
-        return pb.ExplainResponse(request_id=current_request_id(), explanations=[
+        return pb.ExplainResponse(
+            request_id=current_request_id(), model_version=current_model_version(), explanations=[
             convert.explanation_to_proto(r.item, r.candidate, r.justification) for r in recs])
 
     @translate_errors
@@ -53,7 +55,8 @@ class ExplainRecServicer(pb_grpc.ExplainRecServicer):
         query = convert.to_rank_query(request, self.config)
         async for event in self.service.recommend_stream(query, context.time_remaining()):
             if isinstance(event, RankedList):
-                yield pb.StreamRecommendResponse(ranked=pb.RankedList(request_id=current_request_id(), items=[
+                yield pb.StreamRecommendResponse(ranked=pb.RankedList(
+                    request_id=current_request_id(), model_version=current_model_version(), items=[
                     convert.recommended_to_proto(n, r.item, r.candidate, None)
                     for n, r in enumerate(event.recommendations, 1)]))
             elif event.final is not None:

@@ -131,24 +131,28 @@ class RecommendRequest(_message.Message):
     def __init__(self, user_id: _Optional[str] = ..., history: _Optional[_Iterable[str]] = ..., query: _Optional[str] = ..., k: _Optional[int] = ..., category: _Optional[str] = ..., exclude_item_ids: _Optional[_Iterable[str]] = ..., explain: _Optional[bool] = ..., include_history: _Optional[bool] = ..., similar_to_item_id: _Optional[str] = ..., min_price: _Optional[float] = ..., max_price: _Optional[float] = ..., brands: _Optional[_Iterable[str]] = ..., exclude_brands: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RecommendResponse(_message.Message):
-    __slots__ = ("request_id", "items", "excluded_no_price")
+    __slots__ = ("request_id", "items", "excluded_no_price", "model_version")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     EXCLUDED_NO_PRICE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     items: _containers.RepeatedCompositeFieldContainer[RecommendedItem]
     excluded_no_price: int
-    def __init__(self, request_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[RecommendedItem, _Mapping]]] = ..., excluded_no_price: _Optional[int] = ...) -> None: ...
+    model_version: str
+    def __init__(self, request_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[RecommendedItem, _Mapping]]] = ..., excluded_no_price: _Optional[int] = ..., model_version: _Optional[str] = ...) -> None: ...
 
 class RankedList(_message.Message):
-    __slots__ = ("request_id", "items", "excluded_no_price")
+    __slots__ = ("request_id", "items", "excluded_no_price", "model_version")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     EXCLUDED_NO_PRICE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     items: _containers.RepeatedCompositeFieldContainer[RecommendedItem]
     excluded_no_price: int
-    def __init__(self, request_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[RecommendedItem, _Mapping]]] = ..., excluded_no_price: _Optional[int] = ...) -> None: ...
+    model_version: str
+    def __init__(self, request_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[RecommendedItem, _Mapping]]] = ..., excluded_no_price: _Optional[int] = ..., model_version: _Optional[str] = ...) -> None: ...
 
 class JustificationChunk(_message.Message):
     __slots__ = ("item_id", "delta")
@@ -201,12 +205,14 @@ class ItemExplanation(_message.Message):
     def __init__(self, item: _Optional[_Union[Item, _Mapping]] = ..., score: _Optional[float] = ..., evidence: _Optional[_Iterable[_Union[Evidence, _Mapping]]] = ..., justification: _Optional[_Union[Justification, _Mapping]] = ...) -> None: ...
 
 class ExplainResponse(_message.Message):
-    __slots__ = ("request_id", "explanations")
+    __slots__ = ("request_id", "explanations", "model_version")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     EXPLANATIONS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     explanations: _containers.RepeatedCompositeFieldContainer[ItemExplanation]
-    def __init__(self, request_id: _Optional[str] = ..., explanations: _Optional[_Iterable[_Union[ItemExplanation, _Mapping]]] = ...) -> None: ...
+    model_version: str
+    def __init__(self, request_id: _Optional[str] = ..., explanations: _Optional[_Iterable[_Union[ItemExplanation, _Mapping]]] = ..., model_version: _Optional[str] = ...) -> None: ...
 
 class ExplainBatchRequest(_message.Message):
     __slots__ = ("key", "request")
