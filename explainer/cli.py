@@ -28,6 +28,10 @@ def eval_explanations_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k", type=int, default=5, help="recommendations per user (default 5)")
     p.add_argument("--json", type=Path, default=None, help="write the metrics to this JSON file")
     p.add_argument("--audit", type=Path, default=None, help="write 50 random cases (facts, text, verdict) here")
+    p.add_argument("--cases", type=Path, default=None, help="write every case (facts, samples, returned text) here")
+    p.add_argument("--labels", type=Path, default=None,
+                   help="hand-labelled cases to measure the verifier's agreement on "
+                        "(default: tests/data/explanations_labelled.jsonl when present)")
     p.add_argument("--vllm-url", default="", help="a running vLLM server (default: start a local one)")
     p.add_argument("--n-samples", type=int, default=None, help="samples per item (default: config)")
     p.add_argument("--template", default=None, help="prompt template name (default: config)")

@@ -19,7 +19,7 @@ class ExplainerConfig:
     enabled: bool = True
     """False: never call the LLM; every justification is the deterministic template."""
 
-    prompt_template: str = "frame_reason"
+    prompt_template: str = "link"
     """Name of the Jinja prompt under explainer/templates/ (without the .j2); its version is in the file."""
 
     n_samples: int = 4

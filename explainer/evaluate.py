@@ -5,6 +5,12 @@ passing one that would be returned, else the one with fewest failed rules) and w
 returned. USR and DIV follow PETER (Li et al., ACL 2021): USR = distinct sentences / all;
 DIV = mean over pairs of the number of shared features, features being the item attributes
 (brand, category) a text names; lower DIV = more diverse.
+
+link_rate: the share of texts whose reason states a supported link, or that honestly give none
+where the facts have none (Verdict.linked). name_failures: names that are not clean noun phrases
+(explainer.names.name_problem) plus names shared by two different products of one reply.
+rule_failures: per verifier rule, how many texts it fails. label_agreement: how often the
+verifier's pass/fail agrees with hand labels (tests/data/explanations_labelled.jsonl).
 """
 from __future__ import annotations
 
@@ -23,14 +29,15 @@ import numpy as np
 from explainer.actions import wording_mismatch
 from explainer.attributes import states_link
 from explainer.config import ExplainerConfig
+from explainer.labels import DEFAULT_LABELS, agreement, load_labels
+from explainer.names import duplicate_names, name_problem
 from explainer.pipeline import Prepared, RecommendPipeline
 from explainer.service import Explainer, Sample, Trace
 from explainer.types import SOURCE_LLM, Justification
+from explainer.verifier import HALLUCINATION_RULES, RULES
 from ranker.types import RankQuery
 
 log = logging.getLogger(__name__)
-
-HALLUCINATION_RULES = ("other_brand", "number", "false_action", "unsupported")
 
 
 def usr(texts: Sequence[str]) -> float:
@@ -64,6 +71,15 @@ def _pct(xs: Sequence[float], q: float) -> float:
     return float(np.percentile(xs, q)) if xs else 0.0
 
 
+def name_failures(replies: Sequence[Sequence[object]]) -> int:
+    """Bad names plus names two different products share, over each reply's items and anchors."""
+    bad = 0
+    for facts in replies:
+        pairs = {(f.item_id, f.item_name) for f in facts} | {(f.anchor_id, f.anchor_name) for f in facts if f.anchor_id}
+        bad += sum(1 for _, n in pairs if name_problem(n)) + duplicate_names(pairs)
+    return bad
+
+
 def text_metrics(rows: list[tuple[str, object, object]]) -> dict:
     """rows: (text, verdict, facts)."""
     if not rows:
@@ -72,6 +88,8 @@ def text_metrics(rows: list[tuple[str, object, object]]) -> dict:
     verdicts = [v for _, v, _ in rows]
     return {
         "count": len(rows),
+        "link_rate": sum(v.linked for v in verdicts) / len(rows),
+        "rule_failures": {r: sum(r in v.failed for v in verdicts) for r in RULES},
         "pass_rate": sum(v.ok for v in verdicts) / len(rows),
         "hallucination_rate": sum(any(r in v.failed for r in HALLUCINATION_RULES) for v in verdicts) / len(rows),
         "coverage": sum(v.mentions_history and v.mentions_attribute for v in verdicts) / len(rows),
@@ -147,12 +165,15 @@ async def evaluate(pipeline: RecommendPipeline, requests: Sequence[tuple[str, Pr
                 unavailable += 1
             verdict = explainer.verify(j.text, tr.facts, hist)
             ret_rows.append((j.text, verdict, tr.facts))
-            cases.append(_case(u, j, tr, verdict))
+            cases.append(_case(u, j, tr, verdict, hist))
     llm = text_metrics(llm_rows)
+    names = name_failures([[tr.facts for tr in traces] for _, _, _, traces, _ in results])
+    llm["name_failures"] = names
     llm["sample_pass_rate"] = sample_ok / sample_n if sample_n else 0.0
     llm["items_without_llm_answer"] = unavailable
     ret = text_metrics(ret_rows)
     ret["grounded_rate"] = ret.pop("pass_rate", 0.0)
+    ret["name_failures"] = names
     ret["llm_share"] = sum(j.source == SOURCE_LLM for _, _, outs, _, _ in results for j in outs) / max(1, len(ret_rows))
     report = {
         "users": len(requests), "k": k, "items": len(ret_rows),
@@ -167,10 +188,12 @@ async def evaluate(pipeline: RecommendPipeline, requests: Sequence[tuple[str, Pr
     return report, cases
 
 
-def _case(user: str, j: Justification, tr: Trace, verdict) -> dict:
+def _case(user: str, j: Justification, tr: Trace, verdict, hist) -> dict:
     return {
         "user_id": user, "item_id": j.item_id, "facts": list(tr.facts.lines),
-        "samples": [{"text": s.text, "failed": list(s.verdict.failed)} for s in tr.samples],
+        "item_facts": asdict(tr.facts), "history_titles": [h.title for h in hist],
+        "samples": [{"text": s.text, "failed": list(s.verdict.failed), "finish_reason": s.finish_reason}
+                    for s in tr.samples],
         "returned": j.text, "source": j.source, "template": j.template, "fallback_reason": j.fallback_reason,
         "verdict": "pass" if verdict.ok else "fail", "failed_rules": list(verdict.failed or j.failed_rules),
     }
@@ -218,9 +241,17 @@ def run_from_args(args, workdir: Path) -> dict:
             if server is not None:
                 server.stop()
         report["ranker"] = ranker_kind
+        labels = Path(getattr(args, "labels", None) or DEFAULT_LABELS)
+        if labels.exists():   # how often the verifier agrees with a shopper's reading
+            report["label_agreement"] = agreement(explainer.verifier, load_labels(labels))
+            log.info("verifier agreement with %d hand labels: %.3f", report["label_agreement"]["count"],
+                     report["label_agreement"]["rate"])
         if args.json:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps(report, indent=2))
+        if getattr(args, "cases", None):
+            Path(args.cases).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.cases).write_text(json.dumps(cases, indent=1))
         if args.audit:
             picked = random.Random(args.seed + 1).sample(cases, min(50, len(cases)))
             Path(args.audit).parent.mkdir(parents=True, exist_ok=True)

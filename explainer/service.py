@@ -12,12 +12,12 @@ import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Sequence
 
-from explainer.client import LLMUnavailable, VLLMClient
-from explainer.vllm_pool import make_llm_client
-from explainer.config import ExplainerConfig
 from explainer.actions import action_for, kinds_of
 from explainer.attributes import AttributeStats
-from explainer.facts import CategoryNames, CoPurchases, ItemFacts, compute_facts, short_name
+from explainer.client import LLMUnavailable, VLLMClient
+from explainer.config import ExplainerConfig
+from explainer.vllm_pool import make_llm_client
+from explainer.facts import CategoryNames, CoPurchases, ItemFacts, compute_reply_facts, item_name
 from explainer.prompts import FallbackTemplate, Prompt, PromptTemplate
 from explainer.types import (FALLBACK_DEADLINE, FALLBACK_DISABLED, FALLBACK_LLM_UNAVAILABLE, FALLBACK_VERIFIER,
                              SOURCE_LLM, SOURCE_TEMPLATE, Justification, StreamEvent)
@@ -105,12 +105,11 @@ class Explainer:
     # -- facts and templates --------------------------------------------------------------------
     def facts(self, history: Sequence[Item], items: Sequence[tuple[Item, Candidate]]) -> list[ItemFacts]:
         cats = self.categories   # builds the co-purchase table too
-        return [compute_facts(history, item, cand, cats, self._co, self._attributes) for item, cand in items]
+        return compute_reply_facts(history, items, cats, self._co, self._attributes)
 
     def history_names(self, history: Sequence[Item]) -> list[tuple[str, str]]:
         """(what the shopper did, short name) of the most recent history items, for the prompt."""
-        return [(action_for(kinds_of(h)).verb, short_name(h.title, h.brand))
-                for h in history[-MAX_HISTORY_IN_PROMPT:]]
+        return [(action_for(kinds_of(h)).verb, item_name(h, self.categories)) for h in history[-MAX_HISTORY_IN_PROMPT:]]
 
     def _template(self, facts: ItemFacts, reason: str, failed: Sequence[str] = ()) -> Justification:
         return Justification(item_id=facts.item_id, text=self.fallback.render(facts), source=SOURCE_TEMPLATE,
@@ -133,8 +132,9 @@ class Explainer:
         failed = tuple(r for r in RULES if any(r in s.verdict.failed for s in samples))
         if not passing:
             return self._template(facts, FALLBACK_VERIFIER, failed)
-        # prefer texts that cite an attribute too, then the most grounded, then the shortest
-        best = min(passing, key=lambda s: (not s.verdict.mentions_attribute, s.verdict.unsupported_share, len(s.text)))
+        # prefer texts that state the strongest link, then more links, then the most grounded, then the shortest
+        best = min(passing, key=lambda s: (facts.link not in s.verdict.links_stated, -len(s.verdict.links_stated),
+                                           not s.verdict.mentions_attribute, s.verdict.unsupported_share, len(s.text)))
         evidence = facts.evidence_ids if best.verdict.mentions_history else ()
         return Justification(item_id=facts.item_id, text=best.text, source=SOURCE_LLM, template=self.prompt.id,
                              model=model, evidence_ids=evidence, facts=facts.lines,

@@ -1,35 +1,20 @@
-"""The strict verifier: a justification passes only if everything it names is supported by the facts.
+"""The strict verifier: a justification passes only if everything it says is supported by the facts
+and its reason states a link the system can show.
 
-Rules (a text fails on any; the names are what Justification.failed_rules carries):
-  other_brand      names a catalog brand other than the item's or a cited history item's
-  number           contains a number that is not in the facts
-  false_action     the stated action does not match the recorded event: "you bought/rated/looked at X"
-                   where X is not in the shopper's history, is the item itself, or what the shopper did
-                   with X was something else (a rating is not a purchase); or a text says someone
-                   bought/rated/... when no fact uses that action ("other shoppers bought both"
-                   on a ratings catalog)
-  no_mention       names neither a cited history item nor the item
-  unsupported      more than a third of its content words (beyond stop words) are absent from the facts
-  truncated        cut by the token limit, or does not end a sentence
-  repetitive       repeats a phrase or a word run
-  prompt_echo      echoes the prompt's instructions or chat markup
-  misidentity      calls the item the history item, or calls a product a brand/company/manufacturer
-                   (added after reading audits: "the 1.75mm filament, which is a <the 3mm filament>")
+One rule, one check function, one row in RULES (each is tested on its own in
+tests/test_verifier_rules.py). A text fails on any rule; the names are what
+Justification.failed_rules and the evaluation's per-rule counts carry.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
 
 from explainer.actions import ACTION_WORDS, claimed_classes, supports, you_did_claims
-from explainer.facts import ItemFacts, clean_text
-
-RULES = ("other_brand", "number", "false_action", "no_mention", "unsupported", "truncated",
-         "repetitive", "prompt_echo", "misidentity")
-_IS_A = r"\b(?:which|that|it)\s+(?:is|was)\s+(?:also\s+)?(?:a|an|the)?\s*"
-_IS_A_MAKER = re.compile(_IS_A + r"(?:\w+\s+){0,2}?(?:brand|company|manufacturer|maker|supplier|vendor)\b(?!\s+of\s+the)",
-                         re.I)
+from explainer.facts import ItemFacts
+from explainer.names import name_problem
+from explainer.text import clean_text
 
 STOP_WORDS = frozenset("""
 a an the and or but if then so as of at by for with without to from in on onto into over under
@@ -45,20 +30,39 @@ get gets got make makes made use used using
 # Words a justification may use without a fact behind them: the frame's connective tissue.
 FRAME_WORDS = frozenset("""
 bought buy buying purchased purchase ordered recommend recommended product products shopper shoppers
-category categories brand brands made maker
+category categories brand brands made maker item items version together customers people
 """.split()) | ACTION_WORDS
-# Words that claim the item shares something with the history item.
-SHARING_WORDS = frozenset("also too likewise both same similar another".split())
-_ALSO_BRAND = re.compile(r"\b(?:also|too|likewise)\b(?:\s+\w+){0,3}?\s+(?:by|from|of)\b", re.I)
-_ALSO_CATEGORY = re.compile(r"\b(?:also|too|likewise)\s+(?:in|a|an)\b", re.I)
-# Negations: no fact is negative, so a negation in the model's words is an unsupported claim.
-NEGATIONS = frozenset("not no never none nothing neither nor n't cannot isn't aren't doesn't don't".split())
+NEGATIONS = frozenset("not no never none nothing neither nor n't cannot isn't aren't doesn't don't won't".split())
+# Praise no fact states: the facts say what the item is, never how good it is.
+EVALUATIVE = frozenset("""
+best better great greatest excellent perfect perfectly ideal ideally premium high-end top-rated top top-notch
+amazing awesome fantastic superb superior outstanding exceptional quality high-quality reliable durable
+popular favorite favourite must-have essential recommended-by trusted beloved impressive affordable cheap
+""".split())
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
 _NUMBER = re.compile(r"(?<![A-Za-z])\d+(?:[.,/]\d+)*")
+# "because you bought / rated / looked at …": any action the shopper took (explainer/actions.py)
+_BECAUSE = re.compile(r"\b(?:because|since|as|given\s+that|now\s+that)\s+you(?:'ve| have)?\s+"
+                      r"(?:already\s+|recently\s+)?[a-z]+(?:ed|ought|own|ew)\b", re.I)
 _ECHO_MARKERS = ("<|im_", "<|endoftext", "facts:", "fact:", "instruction", "shopper's purchases",
                  "recommended item:", "write one sentence", "one sentence", "text in quotes", "assistant",
                  "system:", "user:")
+_IS_A = r"\b(?:which|that|it)\s+(?:is|was)\s+(?:also\s+)?(?:a|an|the)?\s*"
+_IS_A_MAKER = re.compile(_IS_A + r"(?:\w+\s+){0,2}?(?:brand|company|manufacturer|maker|supplier|vendor)\b(?!\s+of\s+the)",
+                         re.I)
+
+# How a text states each link kind (explainer/links.py), and how it claims one.
+_CLAIM = {
+    "brand": re.compile(r"\b(?:also|too|likewise|both)\b(?:\s+\w+){0,3}?\s+(?:by|from)\b|\bsame\s+(?:brand|maker|manufacturer)\b"
+                        r"|\b(?:made|produced)\s+by\s+the\s+same\b", re.I),
+    "category": re.compile(r"\b(?:also|too|both)\s+(?:\w+\s+){0,2}?(?:in|from)\b|\bsame\s+(?:category|kind|type|range)\b", re.I),
+    "bought_together": re.compile(r"\b(?:shoppers|customers|people|buyers|others)\b(?:\s+\w+){0,5}?\s+(?:bought|buy|purchased|ordered)\b"
+                                  r"|\bbought\s+(?:\w+\s+)?together\b|\bbought\s+both\b", re.I),
+    "variant": re.compile(r"\bsame\s+(?:\w+\s+){0,3}?(?:in|but|with)\b|\b(?:another|different|other)\s+(?:colou?r|size|version|length)\b"
+                          r"|\bsame\s+product\b", re.I),
+    "similar": re.compile(r"\bsimilar\b|\bclose\s+to\b|\bmuch\s+like\b", re.I),
+}
 
 
 def words(text: str) -> list[str]:
@@ -95,115 +99,96 @@ def mentions(text: str, name: str) -> bool:
     return len(want & have) >= max(1, round(0.6 * len(want)))
 
 
-@dataclass(frozen=True)
-class Verdict:
-    failed: tuple[str, ...]
-    mentions_item: bool
-    mentions_history: bool
-    mentions_attribute: bool          # names the item's brand or category
-    unsupported_share: float
+@dataclass
+class Context:
+    """One text and what it is checked against; derived views are computed once."""
 
-    @property
-    def ok(self) -> bool:
-        return not self.failed
+    text: str
+    facts: ItemFacts
+    history_titles: Sequence[str]
+    history_kinds: Sequence[Sequence[str]] | None   # recorded event kinds per history title; None unknown
+    finish_reason: str
+    prompt_text: str
+    prefill: str
+    brands: dict[str, re.Pattern]
+    facts_text: str = ""
+    own: str = ""          # the model's words: the text after the system-written prefill
+    unnamed: str = ""      # the text with the item's and the anchor's names removed
+    own_unnamed: str = ""  # the model's words with the names removed
+    stated: tuple[str, ...] = ()     # link kinds the text states and the facts support
+    claimed: tuple[str, ...] = ()    # link kinds the text claims, supported or not
+    notes: dict = field(default_factory=dict)
 
-
-class Verifier:
-    """Checks a text against one item's facts. `brands`: every brand in the catalog."""
-
-    def __init__(self, brands: Iterable[str]):
-        self._brands: dict[str, re.Pattern] = {}
-        for b in {clean_text(b) for b in brands if b}:
-            key = re.sub(r"^(?:the|a|an)\s+", "", b.lower())   # "The Hillman Group" vs "the Hillman Group Anchors"
-            if len(key) < 2 or key in STOP_WORDS or key in FRAME_WORDS:
-                continue
-            self._brands[key] = re.compile(r"(?<![A-Za-z0-9])" + re.escape(key) + r"(?![A-Za-z0-9])", re.I)
-
-    def verify(self, text: str, facts: ItemFacts, history_titles: Sequence[str],
-               finish_reason: str = "stop", prompt_text: str = "", prefill: str = "",
-               history_kinds: Sequence[Sequence[str]] | None = None) -> Verdict:
-        """prompt_text: the static instructions (echo check). prefill: the frame the system wrote;
-        the unsupported-words share is taken over the words after it (the model's own).
-        history_kinds: the recorded event kinds of each history title (same order); None: unknown."""
-        failed: list[str] = []
-        facts_text = " ".join(facts.lines) + f' "{facts.item_name}" "{facts.anchor_name}"'
-        facts_lower = facts_text.lower()
-        low = text.lower()
-
-        # other_brand: a catalog brand the facts do not contain
-        allowed = {facts.brand.lower()}
-        for key, pat in self._brands.items():
-            if key in allowed or key in facts_lower:
-                continue
-            if pat.search(text):
-                failed.append("other_brand")
-                break
-
-        if numbers(text) - numbers(facts_text):
-            failed.append("number")
-
-        if false_action(text, facts, facts_text, history_titles, history_kinds):
-            failed.append("false_action")
-
-        m_item = mentions(text, facts.item_name)
-        m_hist = bool(facts.anchor_name) and mentions(text, facts.anchor_name)
-        if not (m_item or m_hist):
-            failed.append("no_mention")
-        m_attr = any(a and a.lower() in low for a in (facts.brand, facts.category, facts.shared_category,
-                                                      *facts.attribute_values))
-
-        own = text[len(prefill):] if prefill and text.startswith(prefill) else text
-        cw = content_words(own)
-        negs = sum(1 for w in words(own) if w in NEGATIONS)
-        # "also by B", "both", "another": a shared attribute the facts do not state
-        claims_sharing = not (facts.same_brand or facts.shared_category or facts.co_bought or facts.shared_values) \
-            and any(w in SHARING_WORDS for w in words(own))
-        # "also by B" needs the same brand, "also in C" a shared category (co-purchase licenses only "also bought")
-        # ("also from the 1990s" states a shared attribute, not a brand)
-        if not facts.same_brand and any(not any(v.lower() in own[m.end():m.end() + 60].lower()
-                                                for v in facts.shared_values)
-                                        for m in _ALSO_BRAND.finditer(own)):
-            claims_sharing = True
-        if not (facts.shared_category or facts.shared_values) and _ALSO_CATEGORY.search(own):
-            claims_sharing = True
-        supported = set(content_words(facts_text)) | {norm(w) for w in FRAME_WORDS}
-        if cw or negs:
-            share = (sum(1 for w in cw if w not in supported) + negs) / (len(cw) + negs)
-        else:   # nothing of its own beyond the frame: judged as a whole
-            share = 0.0 if own.strip(" .!?") == "" and own != text else (1.0 if not content_words(text) else 0.0)
-        if share > 1 / 3 or claims_sharing:
-            failed.append("unsupported")
-
-        stripped = text.strip()
-        if finish_reason == "length" or not stripped or stripped[-1] not in ".!?":
-            failed.append("truncated")
-
-        unnamed = text
-        for name in sorted({facts.item_name, facts.anchor_name}, key=len, reverse=True):
-            if name:   # two similar product names are not a repetition
-                unnamed = re.sub(re.escape(name), " ", unnamed, flags=re.I)
-        if (facts.anchor_name and re.search(_IS_A + re.escape(facts.anchor_name), text, re.I)
-                and facts.anchor_name.lower() not in facts.item_name.lower()) or _IS_A_MAKER.search(text):
-            failed.append("misidentity")
-
-        if _repetitive(unnamed):
-            failed.append("repetitive")
-
-        # catalog data may itself contain such words (an injected title): only the text beyond the facts counts
-        unnamed_low = unnamed.lower()
-        if any(mark in unnamed_low and mark not in facts_lower for mark in _ECHO_MARKERS) \
-                or _echoes(unnamed, prompt_text):
-            failed.append("prompt_echo")
-        return Verdict(tuple(failed), m_item, m_hist, m_attr, share)
+    def __post_init__(self) -> None:
+        f = self.facts
+        self.facts_text = " ".join(f.lines) + f' "{f.item_name}" "{f.anchor_name}"'
+        self.own = self.text[len(self.prefill):] if self.prefill and self.text.startswith(self.prefill) else self.text
+        self.unnamed = _without_names(self.text, f)
+        self.own_unnamed = _without_names(self.own, f)
+        self.claimed = tuple(k for k, pat in _CLAIM.items() if _claims(pat, self.unnamed, f))
+        self.stated = stated_links(self.text, f, self.unnamed)
 
 
-def false_action(text: str, facts: ItemFacts, facts_text: str, history_titles: Sequence[str],
-                 history_kinds: Sequence[Sequence[str]] | None) -> bool:
-    """The stated action must match the recorded event (see the module docstring)."""
+def _claims(pat: re.Pattern, text: str, facts: ItemFacts) -> bool:
+    """The pattern claims its link, unless a shared attribute value follows it ("also from the 1990s"
+    states the attribute link, not a brand)."""
+    return any(not any(v.lower() in text[m.end():m.end() + 60].lower() for v in facts.shared_values)
+               for m in pat.finditer(text))
+
+
+def _without_names(text: str, facts: ItemFacts) -> str:
+    for name in sorted({facts.item_name, facts.anchor_name}, key=len, reverse=True):
+        if name:
+            text = re.sub(r"(?<![A-Za-z0-9])" + re.escape(name) + r"(?![A-Za-z0-9])", " ", text, flags=re.I)
+    return text
+
+
+def stated_links(text: str, facts: ItemFacts, unnamed: str | None = None) -> tuple[str, ...]:
+    """The link kinds (facts.links) that the text states: each needs its words, and the brand or
+    the category its name."""
+    if not facts.anchor_name or facts.anchor_name.lower() not in text.lower():   # the cited item, by its name
+        return ()
+    unnamed = _without_names(text, facts) if unnamed is None else unnamed
+    low = unnamed.lower()
+    out = []
+    for kind in facts.links:
+        if kind == "brand" and facts.brand and facts.brand.lower() in low:
+            out.append(kind)
+        elif kind == "category" and facts.shared_category and (
+                facts.shared_category.lower() in low or mentions(unnamed, facts.shared_category)):
+            out.append(kind)
+        elif kind in ("bought_together", "variant", "similar") and _CLAIM[kind].search(unnamed):
+            out.append(kind)
+        elif kind == "attribute" and any(v.lower() in low for v in facts.shared_values):
+            out.append(kind)
+        elif kind == "variant" and facts.variant and facts.variant.lower() in text.lower() and "same" in low:
+            out.append(kind)
+    return tuple(out)
+
+
+# -- the rules: (ctx) -> True when the text fails ------------------------------------------------
+def other_brand(c: Context) -> bool:
+    """Names a catalog brand other than the item's or one the facts contain."""
+    facts_lower = c.facts_text.lower()
+    return any(key != c.facts.brand.lower() and key not in facts_lower and pat.search(c.text)
+               for key, pat in c.brands.items())
+
+
+def number(c: Context) -> bool:
+    """A number that is not in the facts."""
+    return bool(numbers(c.text) - numbers(c.facts_text))
+
+
+def false_action(c: Context) -> bool:
+    """The stated action must match the recorded event: "you bought/rated/looked at X" where X is not
+    in the shopper's history, is the item itself, or what the shopper did with X was something else
+    (a rating is not a purchase); or a text says someone bought/rated/... when no fact uses that
+    action ("other shoppers bought both" on a ratings catalog)."""
+    facts, text = c.facts, c.text
     anchor = facts.anchor_name
-    kinds_by_title = list(zip(history_titles, history_kinds if history_kinds is not None
-                              else [()] * len(history_titles)))
-    names = [facts.item_name, anchor, facts.item_title, *history_titles]
+    kinds_by_title = list(zip(c.history_titles, c.history_kinds if c.history_kinds is not None
+                              else [()] * len(c.history_titles)))
+    names = [facts.item_name, anchor, facts.item_title, *c.history_titles]
     for claim in you_did_claims(text, names):
         phrase = claim.obj
         if claim.cls == "unrecorded":
@@ -221,23 +206,194 @@ def false_action(text: str, facts: ItemFacts, facts_text: str, history_titles: S
             kinds = {k for ks in named for k in ks}
         if not supports(claim.cls, kinds):
             return True
-    # "other shoppers bought both", "highly rated": an action no fact states
-    return bool(claimed_classes(text, names) - claimed_classes(facts_text, names))
+    return bool(claimed_classes(text, names) - claimed_classes(c.facts_text, names))
 
 
-def _repetitive(text: str) -> bool:
-    ws = words(text)
-    for i in range(len(ws) - 2):   # the same word three times in a row
-        if ws[i] == ws[i + 1] == ws[i + 2]:
-            return True
-    grams = [tuple(ws[i:i + 3]) for i in range(len(ws) - 2)]
-    if len(grams) != len(set(grams)):   # a repeated three-word phrase
+def no_mention(c: Context) -> bool:
+    """Names neither the item nor the cited history item."""
+    return not (mentions(c.text, c.facts.item_name) or (c.facts.anchor_name and mentions(c.text, c.facts.anchor_name)))
+
+
+def unsupported(c: Context) -> bool:
+    """More than a third of the model's content words are absent from the facts."""
+    return unsupported_share(c) > 1 / 3
+
+
+def unsupported_share(c: Context) -> float:
+    cw = content_words(c.own)
+    if not cw:   # nothing of its own beyond the frame: judged as a whole
+        return 0.0 if c.own.strip(" .!?") == "" and c.own != c.text else (1.0 if not content_words(c.text) else 0.0)
+    supported = set(content_words(c.facts_text)) | {norm(w) for w in FRAME_WORDS}
+    return sum(1 for w in cw if w not in supported) / len(cw)
+
+
+def truncated(c: Context) -> bool:
+    """Cut by the token limit, or does not end a sentence."""
+    s = c.text.strip()
+    return c.finish_reason == "length" or not s or s[-1] not in ".!?"
+
+
+def repetitive(c: Context) -> bool:
+    """Repeats a word three times, a three-word phrase, or a token run ("100% 100% 100%")."""
+    ws = words(c.unnamed)
+    if any(ws[i] == ws[i + 1] == ws[i + 2] for i in range(len(ws) - 2)):
         return True
-    toks = re.findall(r"\S+", text)
-    for i in range(len(toks) - 2):   # "100% 100% 100%"
-        if toks[i] == toks[i + 1] == toks[i + 2]:
-            return True
+    grams = [tuple(ws[i:i + 3]) for i in range(len(ws) - 2)]
+    if len(grams) != len(set(grams)):
+        return True
+    toks = re.findall(r"\S+", c.unnamed)
+    return any(toks[i] == toks[i + 1] == toks[i + 2] for i in range(len(toks) - 2))
+
+
+def prompt_echo(c: Context) -> bool:
+    """Echoes the prompt's instructions or chat markup (catalog data may hold such words: only the
+    text beyond the facts counts)."""
+    low, facts_lower = c.unnamed.lower(), c.facts_text.lower()
+    return any(mark in low and mark not in facts_lower for mark in _ECHO_MARKERS) or _echoes(c.unnamed, c.prompt_text)
+
+
+def misidentity(c: Context) -> bool:
+    """Calls the item the history item, or a product a brand/company/manufacturer."""
+    f = c.facts
+    if f.anchor_name and re.search(_IS_A + re.escape(f.anchor_name), c.text, re.I) \
+            and f.anchor_name.lower() not in f.item_name.lower():
+        return True
+    return bool(_IS_A_MAKER.search(c.text))
+
+
+def because_link(c: Context) -> bool:
+    """A "because / since / as you bought" clause must be followed by a link the facts support."""
+    return bool(_BECAUSE.search(c.text)) and not c.stated
+
+
+def false_link(c: Context) -> bool:
+    """Claims a link ("also by", "also in", "shoppers bought both", "similar", "same product in")
+    that the facts do not hold."""
+    return any(k not in c.facts.links for k in c.claimed)
+
+
+def missing_link(c: Context) -> bool:
+    """The facts hold a link with a history item, and the text states none."""
+    return bool(c.facts.links) and not c.stated
+
+
+_CATEGORY_AFTER = re.compile(r"\bcategor(?:y|ies)\b\s*(?:of|:|,|is|called|named)?\s*(?:the\s+)?([^,.;!?]{2,60})", re.I)
+_CATEGORY_BEFORE = re.compile(r"\b(?:in|from|of)\s+(?:the\s+)?([^,.;!?]{2,60}?)\s+categor(?:y|ies)\b", re.I)
+
+
+def category_claim(c: Context) -> bool:
+    """A category the text names must be the item's category or the one it shares with the anchor."""
+    real = [n for n in (c.facts.category, c.facts.shared_category) if n]
+    for pat in (_CATEGORY_AFTER, _CATEGORY_BEFORE):
+        for m in pat.finditer(c.unnamed):
+            phrase = m.group(1).strip()
+            if not content_words(phrase) or re.fullmatch(r"(?:same|this|that|a|one|its|their)\b.*", phrase, re.I) \
+                    or re.match(r"(?:as|and|because|so)\b", phrase, re.I):
+                continue   # "in the category …", "in the same category"
+            if not any(mentions(phrase, n) and mentions(n, phrase) for n in real):   # the category, not more
+                return True
     return False
+
+
+def negation(c: Context) -> bool:
+    """A negation in the model's words: no fact is negative, so "not a product of …" is unsupported."""
+    return any(w in NEGATIONS or w.endswith("n't") for w in words(c.own_unnamed))
+
+
+def evaluative(c: Context) -> bool:
+    """Praise with no fact behind it ("high-end", "best", "premium", "perfect", "top-rated")."""
+    facts_words = set(words(c.facts_text))
+    return any(w in EVALUATIVE and w not in facts_words for w in words(c.own_unnamed))
+
+
+def name_quality(c: Context) -> bool:
+    """The names the text uses are clean noun phrases, and the item's differs from the anchor's."""
+    f = c.facts
+    if name_problem(f.item_name) or (f.anchor_name and name_problem(f.anchor_name)):
+        return True
+    return bool(f.anchor_name) and f.anchor_name.lower() == f.item_name.lower()
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    check: Callable[[Context], bool]
+    kind: str   # "hallucination" (says something false), "link" (the reason), "form" (the text itself)
+
+
+RULE_TABLE: tuple[Rule, ...] = (
+    Rule("other_brand", other_brand, "hallucination"),
+    Rule("number", number, "hallucination"),
+    Rule("false_action", false_action, "hallucination"),
+    Rule("unsupported", unsupported, "hallucination"),
+    Rule("misidentity", misidentity, "hallucination"),
+    Rule("false_link", false_link, "hallucination"),
+    Rule("category_claim", category_claim, "hallucination"),
+    Rule("negation", negation, "hallucination"),
+    Rule("evaluative", evaluative, "hallucination"),
+    Rule("because_link", because_link, "link"),
+    Rule("missing_link", missing_link, "link"),
+    Rule("no_mention", no_mention, "form"),
+    Rule("truncated", truncated, "form"),
+    Rule("repetitive", repetitive, "form"),
+    Rule("prompt_echo", prompt_echo, "form"),
+    Rule("name_quality", name_quality, "form"),
+)
+RULES = tuple(r.name for r in RULE_TABLE)
+HALLUCINATION_RULES = tuple(r.name for r in RULE_TABLE if r.kind == "hallucination")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    failed: tuple[str, ...]
+    mentions_item: bool
+    mentions_history: bool
+    mentions_attribute: bool          # names the item's brand or category
+    unsupported_share: float
+    links_stated: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def linked(self) -> bool:
+        """The reason states a supported link, or honestly gives none where the facts have none
+        (the evaluation's link_rate)."""
+        return bool(self.links_stated) or ("missing_link" not in self.failed and "because_link" not in self.failed
+                                           and "false_link" not in self.failed)
+
+
+class Verifier:
+    """Checks a text against one item's facts. `brands`: every brand in the catalog."""
+
+    def __init__(self, brands: Iterable[str], rules: Sequence[Rule] = RULE_TABLE):
+        self.rules = tuple(rules)
+        self._brands: dict[str, re.Pattern] = {}
+        for b in {clean_text(b) for b in brands if b}:
+            key = re.sub(r"^(?:the|a|an)\s+", "", b.lower())   # "The Hillman Group" vs "the Hillman Group Anchors"
+            if len(key) < 2 or key in STOP_WORDS or key in FRAME_WORDS:
+                continue
+            self._brands[key] = re.compile(r"(?<![A-Za-z0-9])" + re.escape(key) + r"(?![A-Za-z0-9])", re.I)
+
+    def context(self, text: str, facts: ItemFacts, history_titles: Sequence[str], finish_reason: str = "stop",
+                prompt_text: str = "", prefill: str = "",
+                history_kinds: Sequence[Sequence[str]] | None = None) -> Context:
+        return Context(text, facts, history_titles, history_kinds, finish_reason, prompt_text, prefill, self._brands)
+
+    def verify(self, text: str, facts: ItemFacts, history_titles: Sequence[str],
+               finish_reason: str = "stop", prompt_text: str = "", prefill: str = "",
+               history_kinds: Sequence[Sequence[str]] | None = None) -> Verdict:
+        """prompt_text: the static instructions (echo check). prefill: the frame the system wrote;
+        rules on the model's own words look at the text after it. history_kinds: the recorded event
+        kinds of each history title (same order); None: unknown."""
+        c = self.context(text, facts, history_titles, finish_reason, prompt_text, prefill, history_kinds)
+        failed = tuple(r.name for r in self.rules if r.check(c))
+        low = text.lower()
+        m_attr = any(a and a.lower() in low for a in (facts.brand, facts.category, facts.shared_category,
+                                                      *facts.attribute_values))
+        m_hist = bool(facts.anchor_name) and mentions(text, facts.anchor_name)
+        return Verdict(failed, mentions(text, facts.item_name), m_hist, m_attr, unsupported_share(c), c.stated)
 
 
 def _echoes(text: str, prompt_text: str, n: int = 8) -> bool:

@@ -176,7 +176,9 @@ def test_film_fixture_ratings_never_say_bought_and_share_attributes(tmp_path):
     assert len(rows) >= 50
     assert all(v.ok for _, _, v in rows), [(t, v.failed) for _, t, v in rows if not v.ok][:3]
     assert not any("bought" in t.lower() or "bought" in " ".join(f.lines).lower() for f, t, _ in rows)
-    assert all("you rated the" in t for _, t, _ in rows)
+    # a text cites a rated film exactly when the two share something (issue 8: no link, no "because")
+    assert all(("you rated the" in t) == bool(f.links) for f, t, _ in rows)
+    assert sum(bool(f.links) for f, _, _ in rows) >= len(rows) // 2
     linked = [f for f, _, _ in rows if f.shared_values]
     assert len(linked) >= len(rows) // 2
     assert any(len(f.shared_values) >= 2 for f in linked)     # multi-valued: the shared genres
@@ -186,9 +188,10 @@ def test_film_fixture_ratings_never_say_bought_and_share_attributes(tmp_path):
 def test_retail_fixture_words_each_shopper_action_and_links_attributes(tmp_path):
     rows = _fixture_templates(tmp_path, "retail")
     assert all(v.ok for _, _, v in rows), [(t, v.failed) for _, t, v in rows if not v.ok][:3]
-    said = {next(w for k, w in WORDING.items() if w in t) for _, t, _ in rows}
+    cited = [(f, t) for f, t, _ in rows if f.anchor_name]
+    said = {next(w for k, w in WORDING.items() if w in t) for _, t in cited}
     assert {"you bought the", "you looked at the", "to your cart"} <= said
-    for f, t, _ in rows:   # the wording is the recorded kind of the cited item
+    for f, t in cited:   # the wording is the recorded kind of the cited item
         assert action_for(f.anchor_kinds).say(f.anchor_name) in t
     assert any(f.shared_values for f, _, _ in rows)
     assert any(f.shared_category for f, _, _ in rows)

@@ -1,0 +1,155 @@
+"""Links: what a recommended item and one history item have in common that a shopper can check.
+
+A justification that says "because you bought H" must state one of these, and the history
+item it cites (the anchor) is the one whose link is strongest and most specific:
+
+  variant          the same product in another colour or size (same brand or none, same base name)
+  bought_together  other shoppers bought both (at least CoPurchases.MIN_SHOPPERS of them)
+  category         the same category, named at a level of the catalog's own tree
+  attribute        an informative attribute value in common ("both are from the 1990s"; explainer/attributes.py)
+  brand            the same brand
+  similar          the ranker's evidence: the history item is among the closest to the item in the
+                   model's space, with a cosine similarity of at least SIMILAR_MIN
+
+No link with any history item: no anchor, and the justification says what the item is.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from explainer import attributes as attrs_mod
+from explainer.categories import CategoryNames
+from explainer.names import short_name
+from explainer.text import clean_text
+from ranker.types import Candidate
+from store.catalog import Item
+
+LINK_KINDS = ("variant", "bought_together", "category", "attribute", "brand", "similar")
+SIMILAR_MIN = 0.75   # cosine in the item tower's space; below it "similar" is not a claim a shopper would accept
+
+
+class CoPurchases:
+    """Which items were bought by the same shoppers: item id -> set of user ids.
+
+    Built from the train/valid/live events; the test split stays held out, so an evaluation
+    never cites the very purchase it is scored on.
+    """
+
+    MIN_SHOPPERS = 2   # "other shoppers bought both" needs at least this many shoppers
+
+    def __init__(self, sequences: dict[str, list[tuple[str, str]]]):
+        self._buyers: dict[str, set[str]] = {}
+        for user, seq in sequences.items():
+            for item_id, split in seq:
+                if split != "test":
+                    self._buyers.setdefault(item_id, set()).add(user)
+
+    def shoppers(self, a: str, b: str) -> int:
+        return len(self._buyers.get(a, set()) & self._buyers.get(b, set()))
+
+    def bought_together(self, a: str, b: str) -> bool:
+        return self.shoppers(a, b) >= self.MIN_SHOPPERS
+
+
+@dataclass(frozen=True)
+class Links:
+    """Everything one history item (the anchor) shares with the item."""
+
+    anchor_id: str
+    variant: bool = False
+    shoppers: int = 0              # other shoppers who bought both (0 below MIN_SHOPPERS)
+    category: str = ""             # readable name of the deepest category both are in ("" none)
+    category_depth: int = 0        # levels of that category below the catalog root
+    brand: str = ""                # the shared brand ("" none)
+    similarity: float = 0.0        # the ranker's cosine when the anchor is in the item's evidence
+    attribute: bool = False        # an informative attribute value in common
+    # what attribute_facts needs to word the attribute link with the reply's final names
+    _pair: tuple = field(default=(), compare=False, repr=False)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(k for k, on in (("variant", self.variant), ("bought_together", self.shoppers > 0),
+                                     ("category", bool(self.category)), ("attribute", self.attribute),
+                                     ("brand", bool(self.brand)), ("similar", self.similarity >= SIMILAR_MIN)) if on)
+
+    def attribute_facts(self, item_name: str, anchor_name: str) -> list:
+        """The shared-attribute facts (explainer.attributes.AttributeFact), worded with these names."""
+        if not self.attribute or not self._pair:
+            return []
+        item, anchor, stats = self._pair
+        return attrs_mod.link_facts(item, anchor, item_name, anchor_name, stats, self.category)
+
+    def strength(self) -> float:
+        """Strongest and most specific first: a variant, then several shoppers, then a deep shared
+        category, then the brand; the model's similarity only breaks ties or stands alone."""
+        s = 0.0
+        if self.variant:
+            s += 100
+        if self.shoppers:
+            s += 30 + min(self.shoppers, 10)
+        if self.category:
+            s += 8 + 4 * self.category_depth
+        if self.attribute:
+            s += 12
+        if self.brand:
+            s += 15
+        if self.similarity >= SIMILAR_MIN:
+            s += 5
+        return s + self.similarity   # ties: the closer one
+
+
+def links_between(item: Item, other: Item, categories: CategoryNames, co: CoPurchases | None,
+                  similarity: float = 0.0, attribute_stats: "attrs_mod.AttributeStats | None" = None) -> Links:
+    brand = clean_text(item.brand)
+    same_brand = bool(brand) and brand.lower() == clean_text(other.brand).lower()
+    cat, depth = shared_category(item, other, categories)
+    variant = False
+    if same_brand or not (brand or clean_text(other.brand)):   # a titles-only catalog: the name alone
+        a = short_name(item.title, item.brand, categories.name(item.category)).lower()
+        b = short_name(other.title, other.brand, categories.name(other.category)).lower()
+        variant = a == b and clean_text(item.title).lower() != clean_text(other.title).lower()
+    shoppers = co.shoppers(item.id, other.id) if co is not None else 0
+    attribute = bool(attrs_mod.link_facts(item, other, "a", "b", attribute_stats, cat))
+    return Links(anchor_id=other.id, variant=variant,
+                 shoppers=shoppers if shoppers >= CoPurchases.MIN_SHOPPERS else 0,
+                 category=cat, category_depth=depth, brand=brand if same_brand else "", similarity=similarity,
+                 attribute=attribute, _pair=(item, other, attribute_stats) if attribute else ())
+
+
+def shared_category(item: Item, other: Item, categories: CategoryNames) -> tuple[str, int]:
+    """(readable name, depth below the root) of what the two items' category paths share; ("", 0) none.
+    Paths both items have come first, all of them ("Drama and Romance"); else the deepest shared parent."""
+    mine, theirs = item.categories(), other.categories()
+    exact = [p for p in mine if p.lower() in {t.lower() for t in theirs}]
+    if exact:
+        return categories.names(exact), max(categories.depth(p) for p in exact)
+    best = ""
+    for a in mine:
+        for b in theirs:
+            path = categories.shared_path(a, b)
+            if len(path) > len(best):
+                best = path
+    return (categories.name(best), categories.depth(best)) if best else ("", 0)
+
+
+def choose_anchor(history: Sequence[Item], item: Item, candidate: Candidate | None,
+                  categories: CategoryNames, co: CoPurchases | None,
+                  attribute_stats: "attrs_mod.AttributeStats | None" = None) -> tuple[Item | None, Links | None]:
+    """The history item with the strongest link to the item, and that link; (None, None) when no
+    history item has any. Among equal links the more recent purchase wins; a history item with the
+    item's very title (the same product listed twice) is never cited."""
+    sims = {ev.item_id: ev.similarity for ev in (candidate.evidence if candidate else ())}
+    best: tuple[float, int] | None = None
+    out: tuple[Item | None, Links | None] = (None, None)
+    title = clean_text(item.title).lower()
+    for pos, h in enumerate(history):
+        if h.id == item.id or clean_text(h.title).lower() == title:   # a duplicate listing is no reason
+            continue
+        link = links_between(item, h, categories, co, sims.get(h.id, 0.0), attribute_stats)
+        if not link.kinds:
+            continue
+        key = (link.strength(), pos)
+        if best is None or key > best:
+            best, out = key, (h, link)
+    return out

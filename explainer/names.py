@@ -1,0 +1,315 @@
+"""Short product names a shopper can read, built from catalog titles.
+
+A name is a real noun phrase taken from the title: the run of plain words that names the
+product (preferably the one holding a word of the item's category, which is the product noun),
+with the brand, model codes, sizes, counts and packaging left out. It never starts with a
+fragment (a unit, a count word, the remains of a model code, a connective). Catalog text that
+reads as an instruction or as markup is cut off before any name is built from it.
+
+Names must also be distinct within one reply: several colour or size variants of one product
+get the same base name, so `distinct_names` adds the attribute that tells them apart
+("PLA 3D Printer Filament in Blue"). `name_problem` says what is wrong with a name (the
+verifier's name rule and the evaluation's name_failures use it).
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterable, Mapping, Sequence
+
+from explainer.text import clean_text
+
+MAX_NAME_WORDS = 6
+
+# Catalog text that talks to a model or a browser rather than describing a product.
+_INSTRUCTION = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\b[^.]{0,40}?\b(?:instructions?|prompts?|rules|above|previous|everything)\b"
+    r"|\b(?:previous|prior|above|following)\s+instructions?\b"
+    r"|\b(?:reply|respond|answer|say|output|print|write|repeat)\s+(?:only|with|exactly|the\s+word|in\s+all)\b"
+    r"|\byou\s+(?:are|must|should|will)\s+(?:now\s+)?(?:a|an|the|act|reply|respond|say|ignore)\b"
+    r"|\b(?:system|assistant|user)\s*(?:prompt|message)?\s*:"
+    r"|\bas\s+an?\s+(?:ai|assistant|language\s+model)\b",
+    re.I)
+_MARKUP = re.compile(r"<[^<>]{0,60}>|&[a-z]{2,8};|&#\d+;|\{\{|\}\}|\{%|%\}|\[/?[a-z]+\]|https?://\S*|www\.\S+", re.I)
+
+# Where a title's naming part ends or a new part begins.
+_SEGMENT_CUT = re.compile(r"\s*(?:,|;|:|\||\s-\s|\s–\s|\s—\s|\s/\s|\bwith\b|\bfor\b|\bw/|\bincludes?\b|\bfits\b|\bcompatible\b)\s*",
+                          re.I)
+_BRACKETS = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|\{[^{}]*\}")
+
+CONNECTIVES = frozenset("a an the and or of for with by in on to from per at as x w into plus &".split())
+# Joins two plain words inside a name ("Kitchen and Bath Caulk"), never starts or ends one.
+_INNER_CONNECTIVES = frozenset("and & or of pack set kit".split())
+UNITS = frozenset("""
+mm cm m km in inch inches ft foot feet yd yds yard yards mil mils micron microns um
+oz ounce ounces fl lb lbs pound pounds kg g gr gram grams mg ml l liter liters litre litres gal gallon gallons qt quart
+v volt volts vac vdc w watt watts a amp amps mah kw hz khz mhz ghz ohm ohms psi bar rpm awg ga gauge deg degree degrees
+pcs pc pk pack packs piece pieces count ct each ea lot lots dozen
+""".split())
+# Words that only make sense after a number ("497 Series", "120 Grit", "50 Count"): never a name's first word.
+_AFTER_NUMBER = frozenset("series grit count pack piece pieces size gauge mil thick wide long dia diameter od id x"
+                          " type number qty quantity style position length crown width height way pin pins port ports gang step speed"
+                          " channel channels layer ply values value terminals".split())
+# Words that only make sense before a number ("Number 8", "Schedule 40"): never a name's last word.
+_BEFORE_NUMBER = frozenset("number no size model type style grade schedule class part version".split())
+COLOURS = frozenset("""
+black white red green blue yellow orange purple pink violet brown grey gray silver gold golden clear transparent
+translucent natural beige tan ivory cyan magenta teal navy lime olive maroon bronze copper glow neon fluorescent
+""".split())
+_COLOUR_MODIFIERS = frozenset("light dark bright deep pale warm cool true real neon fire sky navy royal matte glossy"
+                              " transparent translucent silk metallic".split())
+_NUMBERISH = re.compile(r"^[#~±+\-]?[\d.,/:%x×\-+]*\d[\d.,/:%x×\-+\"']*[a-z]{0,6}\.?$", re.I)   # 10, 1.75mm, 2-Inch, 10pcs, 3/8
+_SIZE_TOKEN = re.compile(r"^\d[\d.,/]*(?:-?(?:mm|cm|m|in|inch|inches|ft|foot|feet|yd|oz|ounce|lb|lbs|kg|g|ml|l|gal|mil|v|w|a|"
+                         r"awg|ga|gauge|pcs|pc|pack|count|ct))?$", re.I)
+_KEEP_CODES = re.compile(r"^(?:[234]D|[A-Z]{2,5}\+?|PLA\+|M\d+)$")   # 3D, PLA, PETG, ABS, PLA+: words, not codes
+_CODE = re.compile(r"^(?=\S*\d)(?=\S*[A-Za-z])[A-Za-z0-9]+(?:[-_./][A-Za-z0-9]+)*$")
+_ROMAN = re.compile(r"^(?:II|III|IV|VI|VII|VIII|IX|XI|XII)$")   # "II Flap Disc": the remains of a model name
+_WORD = re.compile(r"^[A-Za-z][A-Za-z'’\-/+]*(?:\.[A-Za-z]+)*\.?!?$")   # E.T., L.A., Airplane!
+
+
+def instruction_like(text: str) -> bool:
+    """Catalog text that reads as an instruction to a model, or as markup."""
+    return bool(_INSTRUCTION.search(text or "") or _MARKUP.search(text or ""))
+
+
+def _safe_part(title: str) -> str:
+    """The title up to the first instruction-like or markup passage (nothing after it is trusted)."""
+    title = clean_text(title)
+    cut = len(title)
+    m = _INSTRUCTION.search(title)
+    if m:
+        cut = m.start()
+    return _MARKUP.sub(" ", title[:cut]).strip(" .,;:-|")
+
+
+def _kind(token: str) -> str:
+    """word | number | unit | code | conn."""
+    low = token.lower().strip(".")
+    if low in CONNECTIVES or token in ("&", "+", "/", "-"):
+        return "conn"
+    if low in UNITS:
+        return "unit"
+    if _KEEP_CODES.match(token):
+        return "word"
+    if _NUMBERISH.match(token):
+        return "number"
+    if _CODE.match(token):
+        return "code"
+    if _WORD.match(token):
+        return "word"
+    return "number" if any(ch.isdigit() for ch in token) else "code"
+
+
+def _runs(segment: str, brand_words: Sequence[str]) -> list[list[str]]:
+    """Runs of plain words in a segment; numbers and units end a run, model codes are skipped,
+    "and"/"of" may join two words inside a run."""
+    tokens = segment.replace("#", " #").split()
+    n = 0   # the brand's words at the start ("Apera Instruments" of "Apera Instruments, LLC")
+    while n < min(len(tokens), len(brand_words)) and tokens[n].lower().strip(",.") == brand_words[n]:
+        n += 1
+    tokens = tokens[n:]
+    runs: list[list[str]] = []
+    cur: list[str] = []
+    for i, tok in enumerate(tokens):
+        kind = _kind(tok)
+        if kind == "word":
+            cur.append(tok.rstrip("."))
+        elif kind == "code":
+            continue
+        elif kind in ("conn", "unit") and tok.lower() in _INNER_CONNECTIVES and cur and i + 1 < len(tokens) \
+                and _kind(tokens[i + 1]) == "word":
+            cur.append(tok)
+        else:
+            if cur:
+                runs.append(cur)
+            cur = []
+    if cur:
+        runs.append(cur)
+    return [_trim(r) for r in runs if _trim(r)]
+
+
+def _trim(words: list[str]) -> list[str]:
+    """No fragment at either end: connectives, units, after-number words, a lone letter."""
+    def bad_start(w: str) -> bool:
+        lw = w.lower()
+        return lw in CONNECTIVES or lw in UNITS or lw in _AFTER_NUMBER or (len(w) == 1 and not w.isdigit()) \
+            or bool(_ROMAN.match(w))
+    def bad_end(w: str) -> bool:
+        return w.lower() in CONNECTIVES or w.lower() in _BEFORE_NUMBER or len(w) == 1
+    while words and bad_start(words[0]):
+        words = words[1:]
+    while words and bad_end(words[-1]):
+        words = words[:-1]
+    return words
+
+
+def _stems(word: str) -> set[str]:
+    """The word and its singular guesses ("vises" -> vise/vis, "batteries" -> battery)."""
+    w = word.lower().strip(".'")
+    out = {w}
+    if w.endswith("ies") and len(w) > 4:
+        out.add(w[:-3] + "y")
+    if w.endswith("es") and len(w) > 4:
+        out.add(w[:-2])
+    if w.endswith("s") and len(w) > 3:
+        out.add(w[:-1])
+    return out
+
+
+def short_name(title: str, brand: str = "", category: str = "", max_words: int = MAX_NAME_WORDS) -> str:
+    """A few words that name the product, taken from the title.
+
+    "Senco 08F200Y Duraspin Number 8 by 2-Inch Subfloor Collated Screw (1,000 per Box)" -> "Subfloor Collated Screw"
+    "Gorilla Tape, Black Duct Tape, 1.88 x 35 yd" -> "Black Duct Tape"
+    `category` (the leaf words) helps pick the run that holds the product noun.
+    """
+    safe = _safe_part(title)
+    brand_words = [w.lower().strip(",.") for w in clean_text(brand).split()]
+    plain = _plain_title(safe, brand_words)
+    if plain:
+        return plain
+    body = _BRACKETS.sub(" ", safe)
+    segments = [s for s in _SEGMENT_CUT.split(body) if s and s.strip()]
+    runs = [r for seg in segments for r in _runs(seg, brand_words)]
+    cat_stems = {s for w in re.findall(r"[A-Za-z]+", category or "") if len(w) > 2 for s in _stems(w)}
+    cat_stems -= {"industrial", "scientific", "product", "products", "supply", "supplies", "accessory", "accessories",
+                  "part", "parts", "tool", "tools", "other"}
+
+    def is_category_word(w: str) -> bool:   # "Boards" holds "BreadBoard" too
+        return bool(_stems(w) & cat_stems) or any(len(c) >= 4 and w.lower().endswith(c) for c in cat_stems)
+
+    def holds_category(run: list[str]) -> bool:
+        return any(is_category_word(w) for w in run)
+    # the first segment that holds a run of two or more words names the product; within it, the run
+    # that holds a category word (the product noun) wins, else the last one (the noun ends a title's head)
+    seg_runs = [_runs(seg, brand_words) for seg in segments]
+    first = next((rs for rs in seg_runs if any(len(r) >= 2 for r in rs)), [])
+    early = [r for rs in seg_runs[:3] for r in rs]   # "OIML Class M1: … Calibration Weight"
+    pick = next((r for r in first if holds_category(r) and len(r) >= 2), None) \
+        or next((r for r in early if holds_category(r) and len(r) >= 2), None) \
+        or next((r for r in reversed(first) if len(r) >= 2), None) \
+        or next((r for r in runs if holds_category(r)), None) \
+        or (runs[0] if runs else [])
+    while len(pick) > 2 and pick[-1].lower() in COLOURS:   # "pH Meter Red" -> "pH Meter" (variants add it back)
+        pick = pick[:-1]
+    if holds_category(pick):   # "Metal Film Resistors Assortment Kit Assorted Set Low noise": a long tail describes
+        last = max(i for i, w in enumerate(pick) if is_category_word(w))
+        if last >= 1 and len(pick) - last - 1 >= 3:
+            pick = pick[: last + 1]
+    words = _trim(pick if len(pick) <= max_words else pick[-(max_words - 1):])   # a long run: its head noun phrase
+    if len(words) == 1 and brand_words:   # "Hose" alone is ambiguous: "Shop-Vac Hose"
+        b = clean_text(brand)
+        if not instruction_like(b) and b.lower() != words[0].lower():
+            words = b.split() + words
+    if not words:   # nothing nameable in the title (e.g. only an instruction): say what kind of product it is
+        leaf = " ".join(_trim(re.findall(r"[A-Za-z][A-Za-z&\-]*", category or ""))[-3:])
+        words = (clean_text(brand).split() if brand and not instruction_like(brand) else []) + (leaf.split() or ["product"])
+    return " ".join(words).strip(" .-&,")
+
+
+def _plain_title(safe: str, brand_words: Sequence[str]) -> str:
+    """A short title with no sizes, counts or codes is its own name ("Sleepless in Seattle",
+    "Moving and Lifting Straps", "Terminator 2"): the brand and a leading article dropped."""
+    tokens = safe.split()
+    n = 0
+    while n < min(len(tokens), len(brand_words)) and tokens[n].lower().strip(",.") == brand_words[n]:
+        n += 1
+    tokens = tokens[n:] or tokens
+    if not tokens or len(tokens) > MAX_NAME_WORDS or _BRACKETS.search(safe) or re.search(r"[,;:|]|\s[-–—]\s", safe):
+        return ""
+    kinds = [_kind(t.strip(",!?")) for t in tokens]
+    numbers = [i for i, k in enumerate(kinds) if k in ("number", "code", "unit")]
+    # a sequel's number ends a title; anything else numeric is a size, a count or a code
+    if numbers and (numbers != [len(tokens) - 1] or not re.fullmatch(r"\d{1,2}", tokens[-1])):
+        if not all(re.fullmatch(r"[A-Za-z]+\d[A-Za-z]+", tokens[i]) for i in numbers):   # "Se7en"
+            return ""
+    if tokens[0].lower() in ("the", "a", "an") and len(tokens) > 1:
+        tokens = tokens[1:]   # the frame says "the <name>"
+    if tokens[0].lower() in CONNECTIVES or tokens[0].lower() in UNITS or tokens[-1].lower() in CONNECTIVES:
+        return ""
+    return " ".join(tokens).strip(" ,")
+
+
+def name_problem(name: str) -> str:
+    """Why a name is not a clean noun phrase ("" when it is): empty, fragment start, instruction or markup."""
+    words = name.split()
+    if not words:
+        return "empty"
+    if instruction_like(name):
+        return "instruction"
+    first = words[0].lower().strip(".,")
+    if _KEEP_CODES.match(words[0]):
+        first = "ok"
+    elif first in CONNECTIVES or first in UNITS or (first in _AFTER_NUMBER and len(words) > 1):
+        return "fragment_start"
+    if first != "ok" and _NUMBERISH.match(words[0]) or (_CODE.match(words[0]) and not _KEEP_CODES.match(words[0])
+                                                         and len(re.findall(r"\d", words[0])) >= 2):
+        return "fragment_start"
+    if (len(words[0]) == 1 and words[0].lower() not in ("a",)) or _ROMAN.match(words[0]):
+        return "fragment_start"
+    if words[-1].lower() in CONNECTIVES:
+        return "fragment_end"
+    if len(words) > 12:
+        return "too_long"
+    return ""
+
+
+def _variant_parts(title: str, brand: str) -> dict[str, list[str]]:
+    """Phrases of a title that can tell variants apart, by kind: colour, size, segment, brand."""
+    safe = _safe_part(title)
+    colours: list[str] = []
+    toks = re.findall(r"[A-Za-z][A-Za-z\-]*", safe)
+    for i, t in enumerate(toks):
+        if t.lower() in COLOURS:
+            phrase = t
+            if i > 0 and toks[i - 1].lower() in _COLOUR_MODIFIERS and toks[i - 1].lower() not in COLOURS:
+                phrase = f"{toks[i - 1]} {t}"
+            colours.append(phrase.title() if phrase.isupper() or phrase.islower() else phrase)
+    sizes = re.findall(r"\d[\d.,/]*\s?-?(?:mm|cm|in(?:ch(?:es)?)?|ft|feet|foot|yd|oz|ounces?|lbs?|kg|g|ml|l|gal(?:lons?)?|mil|awg|v|w)\b",
+                       safe, re.I)
+    segs = [" ".join(s.split()) for s in _SEGMENT_CUT.split(_BRACKETS.sub(" ", safe)) if s.strip()]
+    return {"colour": colours, "size": [" ".join(s.split()) for s in sizes],
+            "segment": [s for s in segs[1:] if 1 <= len(s.split()) <= 4],
+            "brand": [b for b in [clean_text(brand)] if b and not instruction_like(b)],
+            # last resort: the model code ("Humidity Monitor (00613)")
+            "code": [t.strip(",") for t in safe.split()[:8] if _CODE.match(t.strip(",")) or re.fullmatch(r"\d{3,}", t.strip(","))]}
+
+
+def _with_tag(name: str, tag: str, kind: str) -> str:
+    if kind == "colour":
+        return f"{name} in {tag}"
+    if kind == "brand":
+        return f"{tag} {name}"
+    return f"{name} ({tag})"
+
+
+def distinct_names(titles: Mapping[str, tuple[str, str]], names: Mapping[str, str]) -> dict[str, str]:
+    """Names made distinct: `titles` id -> (title, brand), `names` id -> base name. Items that share a
+    name get, step by step until they differ, the colour that tells them apart ("… in Blue"), a size
+    ("… (1.75 mm)"), a short title segment, their brand, or their model code."""
+    out = dict(names)
+    parts = {i: _variant_parts(*titles[i]) for i in names}
+    for kind in ("colour", "size", "segment", "brand", "code"):
+        clusters: dict[frozenset, list[str]] = {}
+        for iid, name in out.items():   # "PLA 3D Printer Filament" and "3D Printer PLA Filament" read the same
+            clusters.setdefault(_word_set(name), []).append(iid)
+        for ids in clusters.values():
+            if len(ids) < 2:
+                continue
+            for i in ids:
+                others = [{p.lower() for p in parts[j][kind]} for j in ids if j != i]
+                tag = next((p for p in parts[i][kind] if any(p.lower() not in o for o in others)), None)
+                if tag:
+                    out[i] = _with_tag(out[i], tag, kind)
+    return out
+
+
+def _word_set(name: str) -> frozenset:
+    return frozenset(w.lower() for w in re.findall(r"[A-Za-z0-9]+", name))
+
+
+def duplicate_names(names: Iterable[tuple[str, str]]) -> int:
+    """How many (id, name) pairs share their name (the same words in any order) with a different id."""
+    seen: dict[frozenset, set[str]] = {}
+    for iid, name in names:
+        seen.setdefault(_word_set(name), set()).add(iid)
+    return sum(len(ids) for ids in seen.values() if len(ids) > 1)

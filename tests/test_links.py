@@ -1,0 +1,89 @@
+"""Anchor choice (the strongest, most specific link) and a catalog of titles only."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from explainer.config import ExplainerConfig
+from explainer.facts import CategoryNames, CoPurchases, compute_facts, compute_reply_facts
+from explainer.links import choose_anchor
+from explainer.names import duplicate_names, name_problem
+from explainer.service import Explainer
+from ranker.types import Candidate, HistoryEvidence
+from store.catalog import Catalog, Item
+
+ROOT = "Industrial & Scientific"
+PH_METER = Item("m", "Apera Instruments AI209 Value Waterproof pH Pocket Tester", f"{ROOT} Test, Measure & Inspect pH Testing pH Meters", "Apera Instruments")
+WEIGHT = Item("w", "Smart Weigh Carbon Steel 500g OIML Class M1: Calibration Weight", f"{ROOT} Test, Measure & Inspect Scales Calibration Weights", "Smart Weigh")
+SOLUTION = Item("s", "Apera Instruments pH 7.00 Buffer Calibration Solution, 500 ml", f"{ROOT} Test, Measure & Inspect pH Testing pH Buffers", "Apera Instruments")
+FILAMENT_W = Item("fw", "HATCHBOX PLA 3D Printer Filament, 1 kg Spool, 1.75 mm, White", f"{ROOT} Additive Manufacturing Products 3D Printing Filament", "HATCHBOX")
+FILAMENT_B = Item("fb", "HATCHBOX PLA 3D Printer Filament, 1 kg Spool, 1.75 mm, Blue", f"{ROOT} Additive Manufacturing Products 3D Printing Filament", "HATCHBOX")
+ESUN = Item("e", "eSUN 1.75mm Pink PLA 3D Printer filament 1kg Spool", f"{ROOT} Additive Manufacturing Products 3D Printing Filament", "eSUN")
+CATS = CategoryNames([i.category for i in (PH_METER, WEIGHT, SOLUTION, FILAMENT_W, ESUN)]
+                     + [f"{ROOT} Test, Measure & Inspect", f"{ROOT} Test, Measure & Inspect pH Testing",
+                        f"{ROOT} Additive Manufacturing Products"])
+
+
+def test_anchor_is_the_most_specific_link_not_the_nearest_vector():
+    # the ranker's evidence points at the weight (closest vector); the pH meter shares brand and "pH Testing"
+    cand = Candidate("s", 0.9, (HistoryEvidence("w", 0.9), HistoryEvidence("m", 0.4)))
+    anchor, links = choose_anchor([PH_METER, WEIGHT], SOLUTION, cand, CATS, None)
+    assert anchor is PH_METER and set(links.kinds) >= {"brand", "category"}
+    assert links.category == "pH Testing"
+    f = compute_facts([PH_METER, WEIGHT], SOLUTION, cand, CATS)
+    assert f.anchor_id == "m" and f.link == "category" and f.same_brand
+
+
+def test_variant_of_the_same_product_is_the_strongest_link():
+    f = compute_facts([ESUN, FILAMENT_W], FILAMENT_B, Candidate("fb", 0.9, (HistoryEvidence("e", 0.95),)), CATS)
+    assert f.anchor_id == "fw" and f.link == "variant"
+    assert f.item_name != f.anchor_name and f.item_name.endswith("Blue") and f.anchor_name.endswith("White")
+    assert f.variant == "in Blue"
+
+
+def test_co_purchase_beats_a_shared_category():
+    co = CoPurchases({"u1": [("e", "train"), ("s", "train")], "u2": [("e", "train"), ("s", "train")],
+                      "u3": [("e", "train"), ("s", "test")]})
+    f = compute_facts([FILAMENT_W, ESUN], SOLUTION, Candidate("s", 0.5), CATS, co)
+    assert f.anchor_id == "e" and f.link == "bought_together" and f.shoppers == 2   # the test split is held out
+
+
+def test_no_link_means_no_anchor():
+    f = compute_facts([FILAMENT_W], WEIGHT, Candidate("w", 0.5, (HistoryEvidence("fw", 0.3),)), CATS)
+    assert f.anchor_id == "" and f.links == () and not any("You bought" in line for line in f.lines)
+
+
+def test_names_distinct_across_a_reply_and_its_anchors():
+    facts = compute_reply_facts([FILAMENT_W], [(FILAMENT_B, None), (ESUN, None)], CATS)
+    pairs = {(f.item_id, f.item_name) for f in facts} | {(f.anchor_id, f.anchor_name) for f in facts if f.anchor_id}
+    assert duplicate_names(pairs) == 0 and all(name_problem(n) == "" for _, n in pairs)
+
+
+def test_titles_only_catalog_gets_linked_or_honest_reasons(tmp_path):
+    from store.ingest import ingest_files
+    data = Path(__file__).parent / "data" / "titles_only"
+    cat = Catalog(tmp_path / "c.sqlite")
+    try:
+        ingest_files(cat, data / "items.jsonl", data / "events.csv")
+        ex = Explainer(ExplainerConfig(enabled=False), cat)
+        texts = {}
+        for user in ("u1", "u2", "u4"):
+            hist = cat.get_items(cat.history(user))
+            items = [i for i in cat.all_items() if i.id not in {h.id for h in hist}]
+            pairs = [(i, Candidate(i.id, 0.5)) for i in items]
+            for j, f in zip(ex.explain_template(hist, pairs), ex.facts(hist, pairs)):
+                assert ex.verify(j.text, f, hist).ok, (j.text, f.lines)
+                assert name_problem(f.item_name) == "" and "ignore" not in f.item_name.lower()
+                assert ("Because" in j.text) == bool(f.links)
+                texts[(user, j.item_id)] = (j.text, f)
+        # u4 bought the blue gloves: the black ones are the same product in another colour
+        text, f = texts[("u4", "t2")]
+        assert f.link == "variant" and "Black" in f.item_name and "Blue" in f.anchor_name, text
+        # nothing u4 bought (gloves, beaker, spatula) shares anything with the buffer solution: no anchor, no "because"
+        hist_u = cat.get_items(cat.history("u4"))
+        facts = ex.facts(hist_u, [(cat.get_item("t4"), Candidate("t4", 0.5))])
+        assert facts[0].links == () and facts[0].item_name and "Because" not in ex.explain_template(
+            hist_u, [(cat.get_item("t4"), Candidate("t4", 0.5))])[0].text
+        # the instruction in t6's title never reaches a name
+        assert all("PWNED" not in f.item_name and "instructions" not in f.item_name for _, f in texts.values())
+    finally:
+        cat.close()

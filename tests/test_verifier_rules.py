@@ -1,0 +1,119 @@
+"""The verifier's rule table: each rule fails the text it is about and passes a true sentence."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from explainer.facts import CategoryNames, compute_facts
+from explainer.verifier import RULE_TABLE, RULES, Verifier
+from ranker.types import Candidate, HistoryEvidence
+from store.catalog import Item
+from store.history import HistoryItem
+
+BOUGHT = ("purchase",)
+LOCKNUT = HistoryItem("H1", "Hillman 1/4 by 20-Inch Stainless Steel Nylon Insert Locknut, 50-Pack",
+               "Industrial & Scientific Fasteners Nuts Locknuts", "Hillman", kinds=BOUGHT)
+GLUE = HistoryItem("H2", "Gorilla Original Gorilla Glue, Waterproof Polyurethane Glue, 8 ounce Bottle",
+            "Industrial & Scientific Tapes, Adhesives & Sealants Urethane Adhesives", "Gorilla", kinds=BOUGHT)
+NUT = Item("I1", "Hillman 829720 Stainless Steel Hex Nut, 100-Pack", "Industrial & Scientific Fasteners Nuts Locknuts",
+           "Hillman")
+TAPE = Item("I2", "Scotch Super 33+ Vinyl Electrical Tape", "Industrial & Scientific Tapes, Adhesives & Sealants Adhesive Tapes Electrical Tape",
+            "Scotch")
+CATS = CategoryNames([LOCKNUT.category, GLUE.category, NUT.category, TAPE.category,
+                      "Industrial & Scientific Fasteners", "Industrial & Scientific Fasteners Nuts",
+                      "Industrial & Scientific Tapes, Adhesives & Sealants"])
+BRANDS = ["Hillman", "Gorilla", "Scotch", "DEWALT", "3M"]
+VERIFIER = Verifier(BRANDS)
+
+LINKED = compute_facts([LOCKNUT, GLUE], NUT, Candidate("I1", 0.9, (HistoryEvidence("H1", 0.5),)), CATS)
+# the tape shares only the broad "Tapes, Adhesives & Sealants" with the glue, and nothing with the locknut
+BROAD = compute_facts([LOCKNUT, GLUE], TAPE, Candidate("I2", 0.9, (HistoryEvidence("H1", 0.2),)), CATS)
+UNLINKED = compute_facts([LOCKNUT], TAPE, Candidate("I2", 0.9, (HistoryEvidence("H1", 0.2),)), CATS)
+A, I = LINKED.anchor_name, LINKED.item_name
+TRUE = f"Because you bought the {A}, you may like the {I}, which is also by Hillman."
+
+
+def failed(text, facts=LINKED, finish="stop", prefill=""):
+    return VERIFIER.verify(text, facts, [LOCKNUT.title, GLUE.title], finish,
+                           prompt_text="Use only the facts listed. Do not add other reasons.", prefill=prefill,
+                           history_kinds=[BOUGHT, BOUGHT]).failed
+
+
+def test_the_facts_behind_these_tests():
+    assert LINKED.anchor_id == "H1" and LINKED.links[:2] == ("category", "brand") and LINKED.shared_category == "Locknuts"
+    assert BROAD.anchor_id == "H2" and BROAD.links == ("category",)
+    assert UNLINKED.anchor_id == "" and UNLINKED.links == ()
+    assert set(RULES) == {r.name for r in RULE_TABLE} and len(RULES) == len(set(RULES))
+
+
+@pytest.mark.parametrize("text", [
+    TRUE,
+    f"Because you bought the {A}, you may like the {I}, which is also in Locknuts.",
+    f"Because you bought the {A}, you may like the {I}: both are in the Locknuts category and by Hillman.",
+])
+def test_true_linked_sentences_pass_every_rule(text):
+    assert failed(text) == ()
+
+
+# one row per rule: a real failure kind, and the rule that must catch it
+CASES = {
+    "other_brand": f"Because you bought the {A}, you may like the {I}, which is also by Hillman and DEWALT.",
+    "number": f"Because you bought the {A}, you may like the {I}, which is also by Hillman, 37 percent off.",
+    "false_action": f"You bought the {I}, so you may like the {I}, which is also by Hillman.",
+    "unsupported": f"Because you bought the {A}, you may like the {I}, which engineers worldwide trust for marine corrosion resistance.",
+    "misidentity": f"Because you bought the {A}, you may like the {I}, which is a {A}.",
+    "false_link": f"Because you bought the {A}, you may like the {I}, which other shoppers also bought.",
+    "category_claim": f"Because you bought the {A}, you may like the {I}, which is also in the category PETG Green Filament.",
+    "negation": f"Because you bought the {A}, you may like the {I}, which is not a product of the Senco A209909.",
+    "evaluative": f"Because you bought the {A}, you may like the {I}, which is a high-end choice by Hillman.",
+    "because_link": f"Because you bought the {A}, you may like the {I}, which is a Stainless Steel Hex Nut.",
+    "missing_link": f"You may like the {I} in Locknuts.",
+    "no_mention": "This is a great choice for anyone who works with wood.",
+    "truncated": f"Because you bought the {A}, you may like the {I}, which is also by",
+    "repetitive": f"Because you bought the {A}, you may like the {I}, which is by Hillman Hillman Hillman.",
+    "prompt_echo": f"Because you bought the {A}, you may like the {I}: use only the facts listed, do not add other reasons.",
+}
+
+
+def test_every_rule_has_a_case():
+    assert set(CASES) | {"name_quality"} == set(RULES)
+
+
+@pytest.mark.parametrize("rule", sorted(CASES))
+def test_each_rule_catches_its_failure(rule):
+    assert rule in failed(CASES[rule])
+
+
+@pytest.mark.parametrize("rule", sorted(CASES))
+def test_each_rule_alone_passes_the_true_sentence(rule):
+    check = next(r.check for r in RULE_TABLE if r.name == rule)
+    assert not check(VERIFIER.context(TRUE, LINKED, [LOCKNUT.title], "stop", history_kinds=[BOUGHT]))
+
+
+def test_because_before_an_unrelated_attribute_fails():
+    # issue 8's first failure kind: the item's own brand after "because you bought" an unrelated product
+    text = f"Because you bought the {UNLINKED.item_name}, you may like the {UNLINKED.item_name}, which is by Scotch."
+    assert "because_link" in failed(text, UNLINKED)
+    assert failed(f"You may like the {UNLINKED.item_name}, which is by Scotch.", UNLINKED) == ()
+
+
+def test_a_broad_shared_category_is_a_link_only_when_named():
+    a, i = BROAD.anchor_name, BROAD.item_name
+    assert failed(f"Because you bought the {a}, you may like the {i}, which is also in Tapes, Adhesives & Sealants.", BROAD) == ()
+    assert "because_link" in failed(f"Because you bought the {a}, you may like the {i}, which is by Scotch.", BROAD)
+
+
+def test_name_quality_fails_garbled_and_equal_names():
+    garbled = dataclasses.replace(LINKED, item_name="per Box")
+    assert "name_quality" in failed(f"Because you bought the {A}, you may like the per Box, which is also by Hillman.", garbled)
+    same = dataclasses.replace(LINKED, item_name=A)
+    assert "name_quality" in failed(f"Because you bought the {A}, you may like the {A}, which is also by Hillman.", same)
+    injected = dataclasses.replace(LINKED, item_name="previous instructions and reply only")
+    assert "name_quality" in failed(
+        f"Because you bought the {A}, you may like the previous instructions and reply only, which is also by Hillman.", injected)
+
+
+def test_praise_that_the_facts_state_is_not_evaluative():
+    facts = dataclasses.replace(LINKED, lines=LINKED.lines + ('The "x" is a premium grade nut.',))
+    assert "evaluative" not in failed(f"Because you bought the {A}, you may like the {I}, a premium nut also by Hillman.", facts)
