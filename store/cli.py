@@ -44,10 +44,14 @@ def ingest_arguments(p: argparse.ArgumentParser) -> None:
 
 def ingest(args: argparse.Namespace) -> int:
     from store.catalog import Catalog
-    from store.errors import IngestError
+    from store.errors import IngestError, StoreError
     from store.ingest import ingest_files, ingest_unisrec
 
-    catalog = Catalog(resolve_store(args))
+    try:
+        catalog = Catalog(resolve_store(args))
+    except StoreError as exc:
+        print(f"ingest failed: {exc}", file=sys.stderr)
+        return 1
     try:
         if args.items or args.events:
             report = ingest_files(catalog, args.items, args.events)

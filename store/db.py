@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
+from store.errors import StoreError
+
 log = logging.getLogger(__name__)
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 _STATEMENT_END = re.compile(r";[ \t]*(?:--[^\n]*)?\n")
@@ -171,9 +173,14 @@ class PostgresDatabase:
     dialect = "postgresql"
 
     def __init__(self, url: str, min_size: int = 1, max_size: int = 8, connect_timeout_s: float = 30.0):
+        import psycopg
         import psycopg_pool
         self.url = url
         self.location = redact(url)
+        try:    # one plain connection first: its error says why (refused, auth, no database)
+            psycopg.connect(url, connect_timeout=int(connect_timeout_s)).close()
+        except psycopg.Error as exc:
+            raise StoreError(f"store {self.location}: cannot connect: {str(exc).strip()}") from None
         self._pool = psycopg_pool.ConnectionPool(
             url, min_size=min_size, max_size=max_size, open=False, name="explainrec-store",
             kwargs={"autocommit": True, "row_factory": _row_factory})

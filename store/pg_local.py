@@ -96,7 +96,8 @@ class LocalPostgres:
     def stop(self) -> None:
         if self.started:
             try:
-                self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop", timeout=60)
+                # immediate: no shutdown checkpoint; the directory is deleted next anyway
+                self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop", timeout=60)
             finally:
                 self.started = False
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -124,3 +124,14 @@ def test_query_cli_names_a_bad_target(capsys):
     from server.cli import main
     assert main(["query", "--target", "127.0.0.1:1,nohost", "health"]) == 2
     assert "target" in capsys.readouterr().err
+
+
+def test_an_unreachable_postgres_store_is_a_clear_error(tmp_path, capsys):
+    from server.cli import main
+    from store.pg_local import free_port
+    url = f"postgresql://explainrec:secret@127.0.0.1:{free_port()}/nowhere"
+    with pytest.raises(StoreError, match=r"cannot connect") as err:
+        Catalog(url)
+    assert "secret" not in str(err.value) and "***" in str(err.value)
+    assert main(["ingest", "--workdir", str(tmp_path), "--store", url]) == 1
+    assert "cannot connect" in capsys.readouterr().err
