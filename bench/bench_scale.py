@@ -200,6 +200,8 @@ def main() -> int:
                     print("propagation", json.dumps(out["upsert_propagation"]), flush=True)
             finally:
                 for proc in procs:
+                    proc.terminate()
+                for proc in procs:
                     proc.stop()
     finally:
         pg.stop()

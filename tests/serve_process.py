@@ -64,6 +64,11 @@ class ServeProcess:
             self.proc.kill()
         self.proc.wait(30)
 
+    def terminate(self) -> None:
+        """SIGTERM: drain and exit (`stop` waits for it); signal several before waiting on any."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
     def stop(self, timeout_s: float = 60) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

@@ -24,6 +24,8 @@ def two_replicas(small_pg, tmp_path):
         yield [p.wait_serving() for p in procs]
     finally:
         for p in procs:
+            p.terminate()
+        for p in procs:
             p.stop()
 
 
