@@ -14,6 +14,15 @@ if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
     echo "setup: PostgreSQL is missing; run: sudo apt-get install -y postgresql" >&2
   fi
 fi
+# Chromium and its WebDriver from Debian: the support-desk page's browser test drives them with
+# Selenium (nothing downloads a browser). Skipped when both are installed.
+if ! { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; }; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "setup: Chromium is missing; run: sudo apt-get install -y chromium chromium-driver" >&2
+  fi
+fi
 stamp_src=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ -f "$VENV/.setup-stamp" ] && [ "$(cat "$VENV/.setup-stamp")" = "$stamp_src" ]; then
   echo "setup: .venv is up to date"; exit 0

@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "eval-explanations": ("explainer.cli", "eval_explanations", "measure justification quality on test users"),
     "serve": ("server.commands", "serve", "run the gRPC service (sets up what is missing)"),
     "query": ("server.commands", "query", "call a running service from the command line"),
+    "desk": ("server.desk.commands", "desk", "the support-agent web page, calling a running service"),
+    "mcp": ("server.desk.commands", "mcp", "MCP tools for chat assistants (stdio or HTTP), calling a running service"),
     "explain-batch": ("explainer.batch.cli", "explain_batch", "justify many (user, item) pairs, resumably"),
 }
 

@@ -32,6 +32,8 @@ class ServerConfig:
     store: str = _f("", "the catalog: a SQLite file path, or postgresql://user@host:port/db shared by several "
                         "replicas (empty: $EXPLAINREC_STORE, else <workdir>/catalog.sqlite)")
     metrics_port: int = _f(9464, "Prometheus /metrics HTTP port; -1 disables it, 0 picks a free one")
+    http_port: int = _f(-1, "support-desk web page port (it calls this service over gRPC); -1 disables it, "
+                            "0 picks a free one")
     llm: str = _f("local", "justification engine: 'local' starts the shipped model under vLLM, "
                            "'url' uses --vllm-url, 'off' returns template justifications only")
     vllm_url: str = _f("", "OpenAI-compatible vLLM endpoint (with llm='url'), e.g. http://127.0.0.1:8000; "
@@ -67,6 +69,8 @@ class ServerConfig:
             raise ValueError(f"port must be in 0..65535 (got {self.port})")
         if not -1 <= self.metrics_port <= 65535:
             raise ValueError(f"metrics_port must be in -1..65535 (got {self.metrics_port})")
+        if not -1 <= self.http_port <= 65535:
+            raise ValueError(f"http_port must be in -1..65535 (got {self.http_port})")
         if self.llm not in LLM_MODES:
             raise ValueError(f"llm must be one of {LLM_MODES} (got {self.llm!r})")
         if self.llm == "url" and not self.vllm_url:

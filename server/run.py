@@ -24,8 +24,9 @@ async def run_server(config: "ServerConfig") -> int:
         httpd, metrics_port = start_metrics_server(config.host, config.metrics_port)
     else:
         httpd, metrics_port = None, None
+    desk = await start_desk(config, port) if config.http_port >= 0 else None
     print(json.dumps({"grpc": f"{config.host}:{port}", "metrics": metrics_port, "tls": config.tls,
-                      "llm": config.llm}), flush=True)
+                      "llm": config.llm, "desk": desk.url if desk else None}), flush=True)
     log.info("listening on %s:%d (health NOT_SERVING until loaded)", config.host, port)
 
     stop = asyncio.Event()
@@ -54,5 +55,18 @@ async def run_server(config: "ServerConfig") -> int:
         rc = 0
     if httpd is not None:
         lifecycle.on_close("metrics endpoint", httpd.shutdown)
+    if desk is not None:
+        lifecycle.on_close("support desk page", desk.stop)
     await lifecycle.drain(server, config.grace_s)
     return rc
+
+
+async def start_desk(config: "ServerConfig", grpc_port: int):
+    """The support-desk page on `http_port`, calling this very service over gRPC on loopback (so the
+    page goes through the same auth, validation and pipeline as any client)."""
+    from server.desk.web import DeskServer
+    loopback = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
+    desk = DeskServer(f"{loopback}:{grpc_port}", config.host, config.http_port,
+                      tls_ca_file=config.tls_cert if config.tls else "")
+    await desk.start()
+    return desk

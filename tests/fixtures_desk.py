@@ -44,3 +44,22 @@ def priced_server(priced_catalog, priced_ranker):
     harness = ServerHarness(cfg, template_service_factory(priced_catalog, priced_ranker, cfg))
     yield harness
     harness.close()
+
+
+def start_desk(harness):
+    """The desk page in the harness's event loop, calling its gRPC service; returns the DeskServer."""
+    from server.desk.web import DeskServer
+
+    async def make():
+        desk = DeskServer(harness.target, "127.0.0.1", 0)
+        await desk.start()
+        return desk
+    return harness.run(make())
+
+
+@pytest.fixture(scope="session")
+def priced_desk(priced_server):
+    """The support-desk page over the priced template-only service."""
+    desk = start_desk(priced_server)
+    yield desk
+    priced_server.run(desk.stop())
