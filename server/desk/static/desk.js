@@ -25,7 +25,15 @@
   const FALLBACK = { disabled: "LLM switched off", deadline: "LLM too slow for this request",
                      llm_unavailable: "LLM unavailable", verifier: "the LLM's text failed the fact check" };
   const money = (p) => (p === null || p === undefined ? "no price" : `$${Number(p).toFixed(2)}`);
-  const lastCategory = (c) => (c || "").split(" > ").slice(-2).join(" › ");
+  // a short category for the list (the full path is the tooltip): the last levels of a "A > B > C"
+  // path, or the last words of an unseparated one ("Industrial & Scientific ... 3D Printing Filament")
+  const shortCategory = (c) => {
+    c = (c || "").trim();
+    if (c.includes(" > ")) return c.split(" > ").slice(-2).join(" › ");
+    if (c.includes("; ")) return c;
+    const words = c.replace(/^Industrial & Scientific\s*/, "").split(/\s+/);
+    return words.length > 4 ? `… ${words.slice(-3).join(" ")}` : words.join(" ");
+  };
 
   async function apiError(resp) {
     let body = {};
@@ -41,10 +49,10 @@
     brand.textContent = item.brand || "no brand";
     const cat = document.createElement("span");
     cat.className = "attr attr-category";
-    cat.textContent = lastCategory(item.category) || "no category";
+    cat.textContent = shortCategory(item.category) || "no category";
     cat.title = item.category;
     const price = document.createElement("span");
-    price.className = "price";
+    price.className = item.price === null || item.price === undefined ? "price none" : "price";
     price.textContent = money(item.price);
     parent.append(brand, cat, price);
   }
@@ -109,7 +117,11 @@
     if (!li) return;
     li.classList.add("cited");
     li.setAttribute("aria-current", "true");
-    li.scrollIntoView({ block: "nearest" });
+    // scroll the history panel only: moving the page would slide the hovered text away from the pointer
+    const panel = $("#history-list");
+    const pr = panel.getBoundingClientRect(), lr = li.getBoundingClientRect();
+    const top = Math.max(pr.top, 0), bottom = Math.min(pr.bottom, window.innerHeight);
+    if (lr.top < top || lr.bottom > bottom) panel.scrollTop += lr.top + lr.height / 2 - (top + bottom) / 2;
     const marks = { brand: shared.includes("brand"), category: shared.some((s) => s.startsWith("category")) };
     for (const root of [li, rec.el]) {
       if (marks.brand) $(".attr-brand", root).classList.add("shared");
