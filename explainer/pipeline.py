@@ -58,6 +58,7 @@ class Prepared:
     recommendations: tuple[Recommendation, ...]
     history: tuple[Item, ...] = ()             # the whole history, oldest first (empty when not justifying)
     facts: tuple["ItemFacts", ...] = ()        # one per recommendation, same order (empty when not justifying)
+    excluded_no_price: int = 0                 # items a price filter left out for having no price
 
 
 class RecommendPipeline:
@@ -94,18 +95,38 @@ class RecommendPipeline:
     # -- steps 1-4 -----------------------------------------------------------------------
     def prepare(self, query: RankQuery, item_ids: Sequence[str] | None = None, justify: bool = True) -> Prepared:
         """Steps 1-4. With item_ids, scores those items (all must exist) instead of ranking."""
+        excluded = 0
         if item_ids is None:
-            recs = self.load_items(self.rank(query))
+            ranking = self.ranker.rank(query)
+            recs, excluded = self.load_items(ranking.candidates), ranking.excluded_no_price
         else:
             recs = self.load_items(self.score(query, item_ids), strict=True)
-        return self.ground(query, recs) if justify else Prepared(query, tuple(recs))
+        prepared = self.ground(query, recs) if justify else Prepared(query, tuple(recs))
+        return dataclasses.replace(prepared, excluded_no_price=excluded) if excluded else prepared
 
     def ground(self, query: RankQuery, recs: Sequence[Recommendation],
                history: Sequence[Item] | None = None) -> Prepared:
         """Steps 3-4 for recommendations already ranked or scored for this query (`history`: step 3's
         output when the caller loaded it itself, e.g. the evaluation's history before the test split)."""
         history = self.load_history(query) if history is None else list(history)
-        return Prepared(query, tuple(recs), tuple(history), tuple(self.facts(history, recs)))
+        facts = self.facts(history, recs)
+        if query.similar_to:
+            facts = self._with_price_comparison(query.similar_to, recs, facts)
+        return Prepared(query, tuple(recs), tuple(history), tuple(facts))
+
+    def _with_price_comparison(self, reference_id: str, recs: Sequence[Recommendation],
+                               facts: Sequence["ItemFacts"]) -> list["ItemFacts"]:
+        """"Like X": each item's facts gain its price against X's, when both prices are known, so the
+        text may say "$12.00 less than the X" and the verifier's price rule allows exactly that."""
+        from explainer.price_compare import price_comparison, reference_name
+        ref = self._items([reference_id], "similar_to_item_id", strict=False)
+        if not ref:
+            return list(facts)
+        out = []
+        for r, f in zip(recs, facts):
+            line = price_comparison(r.item, ref[0], f.item_name, reference_name(ref[0]))
+            out.append(dataclasses.replace(f, lines=f.lines + (line,)) if line else f)
+        return out
 
     # -- 5. justify ----------------------------------------------------------------------
     async def justify(self, prepared: Prepared, use_llm: bool = True, deadline_s: float | None = None,

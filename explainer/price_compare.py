@@ -32,6 +32,12 @@ def price_comparison(item: "Item", reference: "Item", item_name: str, reference_
             f'"{reference_name}" (${reference.price:,.2f}).')
 
 
+def reference_name(item: "Item", max_words: int = 6) -> str:
+    """How the facts name the item asked about: the head of its cleaned title."""
+    from explainer.facts import clean_text
+    return " ".join(clean_text(item.title).replace('"', "'").split()[:max_words]).rstrip(",;:")
+
+
 def stated_direction(lines: Sequence[str]) -> str | None:
     """'less' / 'more' when the facts hold a price comparison, else None."""
     for line in lines:

@@ -37,6 +37,7 @@ __all__ = ["RankedList", "RecService", "Recommendation"]
 class RankedList:
     """First event of a stream: the ranking, before any justification text."""
     recommendations: list[Recommendation]
+    excluded_no_price: int = 0         # items a price filter left out for having no price
 
 
 class RecService:
@@ -108,10 +109,16 @@ class RecService:
     # -- the use cases ---------------------------------------------------------------------
     async def recommend(self, query: RankQuery, explain: bool, time_remaining: float | None = None
                         ) -> list[Recommendation]:
+        return (await self.recommend_counted(query, explain, time_remaining)).recommendations
+
+    async def recommend_counted(self, query: RankQuery, explain: bool, time_remaining: float | None = None
+                                ) -> RankedList:
+        """`recommend`, with what the filters left out (the reply's excluded_no_price)."""
         deadline_at = self._deadline_at(time_remaining)
         pipeline = self._serving_pipeline()
         prepared = await self._run(pipeline.prepare, query, justify=explain)
-        return await self._justify(pipeline, prepared, deadline_at) if explain else list(prepared.recommendations)
+        recs = await self._justify(pipeline, prepared, deadline_at) if explain else list(prepared.recommendations)
+        return RankedList(recs, prepared.excluded_no_price)
 
     async def explain(self, query: RankQuery, item_ids: Sequence[str], time_remaining: float | None = None
                       ) -> list[Recommendation]:
@@ -126,7 +133,7 @@ class RecService:
         deadline_at = self._deadline_at(time_remaining)
         pipeline = self._serving_pipeline()
         prepared = await self._run(pipeline.prepare, query)
-        yield RankedList(list(prepared.recommendations))
+        yield RankedList(list(prepared.recommendations), prepared.excluded_no_price)
         if not prepared.recommendations:
             return
         budget = self._budget_at(deadline_at)

@@ -34,10 +34,12 @@ class ExplainRecServicer(pb_grpc.ExplainRecServicer):
     @translate_errors
     async def Recommend(self, request, context):
         query = convert.to_rank_query(request, self.config)
-        recs = await self.service.recommend(query, request.explain, context.time_remaining())
+        ranked = await self.service.recommend_counted(query, request.explain, context.time_remaining())
         return pb.RecommendResponse(
-            request_id=current_request_id(), model_version=current_model_version(), items=[
-            convert.recommended_to_proto(n, r.item, r.candidate, r.justification) for n, r in enumerate(recs, 1)])
+            request_id=current_request_id(), model_version=current_model_version(),
+            excluded_no_price=ranked.excluded_no_price,
+            items=[convert.recommended_to_proto(n, r.item, r.candidate, r.justification)
+                   for n, r in enumerate(ranked.recommendations, 1)])
 
     async def _explain(self, request: pb.ExplainRequest, context) -> pb.ExplainResponse:
         query, item_ids = convert.to_explain_query(request, self.config)
@@ -56,9 +58,10 @@ class ExplainRecServicer(pb_grpc.ExplainRecServicer):
         async for event in self.service.recommend_stream(query, context.time_remaining()):
             if isinstance(event, RankedList):
                 yield pb.StreamRecommendResponse(ranked=pb.RankedList(
-                    request_id=current_request_id(), model_version=current_model_version(), items=[
-                    convert.recommended_to_proto(n, r.item, r.candidate, None)
-                    for n, r in enumerate(event.recommendations, 1)]))
+                    request_id=current_request_id(), model_version=current_model_version(),
+                    excluded_no_price=event.excluded_no_price, items=[
+                        convert.recommended_to_proto(n, r.item, r.candidate, None)
+                        for n, r in enumerate(event.recommendations, 1)]))
             elif event.final is not None:
                 yield pb.StreamRecommendResponse(final=pb.FinalJustification(
                     item_id=event.item_id, justification=convert.justification_to_proto(event.final)))

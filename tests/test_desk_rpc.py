@@ -49,3 +49,25 @@ def test_history_newest_first_and_items(priced_server, priced_catalog):
         with pytest.raises(grpc.RpcError) as err:
             c.get_items(["P0001", "NOPE"])
         assert err.value.code() == grpc.StatusCode.NOT_FOUND and "item_ids" in err.value.details()
+
+
+def test_excluded_no_price_and_price_comparison_facts(priced_server, priced_catalog):
+    items = priced_catalog.all_items()
+    ref = next(i for i in items if i.price is not None and i.price > 30)
+    unpriced = sum(1 for i in items if i.price is None and i.id != ref.id)
+    with priced_server.client() as c:
+        reply = c.recommend(similar_to=ref.id, min_price=0.0, k=5, explain=True)
+        assert reply.excluded_no_price == unpriced > 0          # nothing else filtered: every unpriced item
+        assert c.recommend(similar_to=ref.id, k=5).excluded_no_price == 0   # no price filter: nothing dropped
+        ranked = next(iter(c.stream_recommend(similar_to=ref.id, max_price=ref.price, k=5))).ranked
+        assert ranked.excluded_no_price == unpriced
+        for r in reply.items:    # "like X": each item's facts state its price against X's
+            diff = round(ref.price - r.item.price, 2)
+            if abs(diff) >= 0.01:
+                want = f"costs ${r.item.price:,.2f}, ${abs(diff):,.2f} {'less' if diff > 0 else 'more'} than the"
+                assert any(want in f for f in r.justification.facts), (want, list(r.justification.facts))
+        plain = c.recommend(similar_to=ref.id, k=40, explain=True)
+        unpriced_shown = [r for r in plain.items if not r.item.HasField("price")]
+        assert unpriced_shown
+        for r in unpriced_shown:    # an item without a price gets no comparison
+            assert not [f for f in r.justification.facts if " than the " in f and "costs $" in f]

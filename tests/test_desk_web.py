@@ -72,6 +72,7 @@ def test_like_item_but_cheaper_from_text(priced_desk, priced_catalog):
         assert head["reference"]["id"] == ref.id and head["filters"]["max_price"] < ref.price
         items = dict(events)["ranked"]["items"]
         assert items and all(it["item"]["price"] is not None and it["item"]["price"] < ref.price for it in items)
+        assert dict(events)["ranked"]["excluded_no_price"] > 0
 
 
 @pytest.mark.parametrize("params,status,field", [
