@@ -34,7 +34,7 @@ def price_comparison(item: "Item", reference: "Item", item_name: str, reference_
 
 def reference_name(item: "Item", max_words: int = 6) -> str:
     """How the facts name the item asked about: the head of its cleaned title."""
-    from explainer.facts import clean_text
+    from explainer.text import clean_text
     return " ".join(clean_text(item.title).replace('"', "'").split()[:max_words]).rstrip(",;:")
 
 

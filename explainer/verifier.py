@@ -14,6 +14,7 @@ from typing import Callable, Iterable, Sequence
 from explainer.actions import ACTION_WORDS, claimed_classes, supports, you_did_claims
 from explainer.facts import ItemFacts
 from explainer.names import name_problem
+from explainer.price_compare import price_claim
 from explainer.text import clean_text
 
 STOP_WORDS = frozenset("""
@@ -331,6 +332,7 @@ RULE_TABLE: tuple[Rule, ...] = (
     Rule("category_claim", category_claim, "hallucination"),
     Rule("negation", negation, "hallucination"),
     Rule("evaluative", evaluative, "hallucination"),
+    Rule("price_claim", price_claim, "hallucination"),   # explainer/price_compare.py
     Rule("because_link", because_link, "link"),
     Rule("missing_link", missing_link, "link"),
     Rule("no_mention", no_mention, "form"),

@@ -26,3 +26,18 @@ def test_rule_allows_only_what_the_fact_says():
     assert price_claim_unsupported("It is cheaper than the Acme tent.", [])            # no fact
     assert price_claim_unsupported("It is more expensive than the Acme tent.", [line])  # wrong direction
     assert not price_claim_unsupported("You bought the Acme tent; this is by Northwind.", [])   # no claim
+
+
+def test_the_verifier_passes_a_stated_comparison_only_with_the_fact():
+    import dataclasses
+
+    from tests.test_verifier_rules import LINKED, failed
+    ref = Item(id="R1", title="Hillman Locknut Kit", brand="Hillman", price=12.0)
+    item = Item(id=LINKED.item_id, title="Hex Nut", brand="Hillman", price=8.5)
+    line = price_comparison(item, ref, LINKED.item_name, "Hillman Locknut Kit")
+    with_price = dataclasses.replace(LINKED, lines=LINKED.lines + (line,))
+    text = (f"Because you bought the {LINKED.anchor_name}, you may like the {LINKED.item_name}, which is also by "
+            f"Hillman and costs $3.50 less than the Hillman Locknut Kit.")
+    assert failed(text, with_price) == ()
+    assert "price_claim" in failed(text, LINKED)                                  # no fact, no comparison
+    assert "price_claim" in failed(text.replace("less", "more"), with_price)       # the wrong way round
