@@ -1,9 +1,11 @@
 """LocalVLLMServer: start and stop vLLM's OpenAI-compatible server as a child process.
 
 The CPU wheel is started as `python -m vllm.entrypoints.openai.api_server` (its `vllm serve`
-script cannot find the distribution's metadata). The server runs in its own process group
-so that stop() can bring down the API process and its engine processes together; an
-atexit hook stops whatever is still running, so a crashed caller leaves no orphans.
+script cannot find the distribution's metadata). The server runs in its own session (so its own
+process group) so that stop() can bring down the API process and its engine processes together.
+Beside it runs a watchdog process (`group_watchdog.py`) holding a pipe from this process: when
+this process dies in any way, `kill -9` included, the watchdog ends the whole group. An atexit
+hook stops whatever is still running on a normal exit.
 """
 from __future__ import annotations
 
@@ -59,6 +61,9 @@ class LocalVLLMServer:
         self.url = ""
         self.log_path = self.workdir / "logs" / "vllm-server.log"
         self._proc: subprocess.Popen | None = None
+        self._watchdog: subprocess.Popen | None = None
+        self.stop_grace_s = 30.0
+        self._stop_lock = threading.Lock()     # the supervisor's thread and the drain may both stop it
 
     # -- life cycle -----------------------------------------------------------
     def command(self, model_dir: Path) -> list[str]:
@@ -77,7 +82,7 @@ class LocalVLLMServer:
         if self.running:
             return self
         model_dir = Path(self.config.model_dir) if self.config.model_dir else prepare_model(self.workdir)
-        if self.config.port == 0:
+        if self.port == 0:      # picked once: a restart keeps the URL the explainer already uses
             self.port = _free_port(self.config.host)
         self.url = f"http://{self.config.host}:{self.port}"
         env = dict(os.environ)
@@ -99,6 +104,7 @@ class LocalVLLMServer:
                                       preexec_fn=_die_with_parent if sys.platform == "linux"
                                       and threading.current_thread() is threading.main_thread() else None)
         logf.close()
+        self._watchdog = self._start_watchdog(self._proc.pid)
         _LIVE.add(self)
         log.info("vLLM server starting (pid %d, %s), log %s", self._proc.pid, self.url, self.log_path)
         try:
@@ -109,11 +115,25 @@ class LocalVLLMServer:
         log.info("vLLM server ready at %s", self.url)
         return self
 
+    def _start_watchdog(self, pgid: int) -> subprocess.Popen | None:
+        """A process that ends group `pgid` when our end of its stdin pipe closes (we died or stopped)."""
+        script = Path(__file__).with_name("group_watchdog.py")
+        try:
+            return subprocess.Popen([sys.executable, "-s", str(script), str(pgid), str(min(self.stop_grace_s, 10.0))],
+                                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    start_new_session=True, close_fds=True)
+        except OSError:
+            log.exception("could not start the vLLM watchdog; a kill -9 of this process would orphan vLLM")
+            return None
+
     def _wait_healthy(self) -> None:
         t0 = time.monotonic()
         while time.monotonic() - t0 < self.config.startup_timeout_s:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"vLLM server exited with code {self._proc.returncode} during start-up; "
+            proc = self._proc
+            if proc is None:
+                raise RuntimeError("vLLM server stopped during start-up")
+            if proc.poll() is not None:
+                raise RuntimeError(f"vLLM server exited with code {proc.returncode} during start-up; "
                                    f"see {self.log_path}:\n{self._log_tail()}")
             try:
                 if httpx.get(self.url + "/health", timeout=2.0).status_code == 200:
@@ -138,9 +158,27 @@ class LocalVLLMServer:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
-    def stop(self, timeout_s: float = 30.0) -> None:
+    @property
+    def watchdog_pid(self) -> int | None:
+        return self._watchdog.pid if self._watchdog else None
+
+    def healthy(self, timeout_s: float = 5.0) -> bool:
+        """The process is alive and answers /health."""
+        if not self.running:
+            return False
+        try:
+            return httpx.get(self.url + "/health", timeout=timeout_s).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self, timeout_s: float | None = None) -> None:
         """SIGTERM to the whole process group (API server + engine), SIGKILL if it lingers."""
+        with self._stop_lock:
+            self._stop(self.stop_grace_s if timeout_s is None else timeout_s)
+
+    def _stop(self, timeout_s: float) -> None:
         proc, self._proc = self._proc, None
+        watchdog, self._watchdog = self._watchdog, None
         if proc is None:
             return
         if proc.poll() is None:
@@ -161,6 +199,12 @@ class LocalVLLMServer:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
+        if watchdog is not None:     # EOF on its pipe: it finds the group gone and exits
+            try:
+                watchdog.stdin.close()
+                watchdog.wait(timeout=15)
+            except (OSError, subprocess.TimeoutExpired):
+                watchdog.kill()
         _LIVE.discard(self)
         log.info("vLLM server stopped")
 

@@ -161,22 +161,24 @@ class RecService:
         return await self._run(self.catalog.get_items, item_ids, "item_ids")
 
     # -- writing ---------------------------------------------------------------------------------
-    def _record_events(self, events: list[Event]) -> int:
+    def _record_events(self, events: list[Event], idempotency_key: str = "", fingerprint: str = "") -> int:
         for i, e in enumerate(events):
             if not self.catalog.has_item(e.item_id):
                 raise UnknownItem(e.item_id, field=f"events[{i}].item_id")
-        return self.catalog.add_events(events)
+        return self.catalog.add_events(events, idempotency_key=idempotency_key, fingerprint=fingerprint)
 
-    async def record_events(self, events: list[Event]) -> int:
-        return await self._run(self._record_events, events)
+    async def record_events(self, events: list[Event], idempotency_key: str = "", fingerprint: str = "") -> int:
+        """With an idempotency key, a retry of the same call records nothing more and gets the same count."""
+        return await self._run(self._record_events, events, idempotency_key, fingerprint)
 
-    def _submit_feedback(self, fb: Feedback) -> int:
+    def _submit_feedback(self, fb: Feedback, idempotency_key: str = "", fingerprint: str = "") -> int:
         if not self.catalog.has_item(fb.item_id) and fb.item_id not in self.catalog.deleted_item_ids():
             raise UnknownItem(fb.item_id, field="item_id")
-        return self.catalog.add_feedback(fb)
+        return self.catalog.add_feedback(fb, idempotency_key=idempotency_key, fingerprint=fingerprint)
 
-    async def submit_feedback(self, fb: Feedback) -> int:
-        return await self._run(self._submit_feedback, fb)
+    async def submit_feedback(self, fb: Feedback, idempotency_key: str = "", fingerprint: str = "") -> int:
+        """With an idempotency key, a retry of the same call stores nothing more and gets the same id."""
+        return await self._run(self._submit_feedback, fb, idempotency_key, fingerprint)
 
     def _upsert(self, items: list[Item]) -> int:
         n = self.catalog.upsert_items(items)

@@ -14,6 +14,8 @@ import sys
 # subcommand -> (module, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "ingest": ("store.cli", "ingest", "load the catalog and events into the SQLite store"),
+    "backup": ("store.cli", "backup", "copy the SQLite store to a file while the service runs"),
+    "restore": ("store.cli", "restore", "put a backup in place of the store (service stopped)"),
     "train": ("ranker.cli", "train", "fine-tune the two-tower ranker and build its index"),
     "eval-ranker": ("ranker.cli", "eval_ranker", "full-ranking evaluation against popularity and zero-shot baselines"),
     "retrain": ("ranker.cli", "retrain", "warm-start the ranker on live events and feedback; promote if not worse"),
@@ -21,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "prepare-model": ("explainer.cli", "prepare_model", "turn the shipped GGUF into a vLLM-servable model directory"),
     "eval-explanations": ("explainer.cli", "eval_explanations", "measure justification quality on test users"),
     "serve": ("server.commands", "serve", "run the gRPC service (sets up what is missing)"),
+    "token": ("server.commands", "token", "make a scoped bearer token and its hashed line for the token file"),
     "query": ("server.commands", "query", "call a running service from the command line"),
     "desk": ("server.desk.commands", "desk", "the support-agent web page, calling a running service"),
     "mcp": ("server.desk.commands", "mcp", "MCP tools for chat assistants (stdio or HTTP), calling a running service"),

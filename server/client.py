@@ -9,15 +9,19 @@ Several replicas: `ExplainRecClient("10.0.0.1:50051,10.0.0.2:50051")` or
 replicas that report SERVING (see `server.targets`); a call that meets a replica as it dies is
 retried on another.
 
-Every call has a deadline (`timeout_s`, default from the client) and is retried with
-exponential back-off on UNAVAILABLE (server starting, draining or unreachable) while the
-deadline allows. Retrying writes is safe: events carry their time stamp from the client, so a
-replayed RecordEvents is deduplicated by the store.
+Every call has a deadline (`timeout_s`, default from the client). Only calls that are safe to
+repeat are retried, with exponential back-off on UNAVAILABLE (server starting, draining or
+unreachable; the first attempt may still have been applied) while the deadline allows:
+reads (Recommend, Explain), UpsertItems (same content, same result), and RecordEvents /
+SubmitFeedback, which the client sends with an idempotency key (one per logical call, the same
+on every attempt) so that the server writes them once. DeleteItems is not retried: a repeat of
+an applied delete would report NOT_FOUND. Streams are not retried.
 """
 from __future__ import annotations
 
 import random
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -41,6 +45,10 @@ class ClientConfig:
     """Bearer token, when the server requires one."""
     tls_ca_file: str = ""
     """PEM root certificate(s) to trust: set it to talk TLS."""
+    tls_cert_file: str = ""
+    """PEM client certificate, for a server that asks for mutual TLS (with tls_key_file)."""
+    tls_key_file: str = ""
+    """PEM private key of tls_cert_file."""
     timeout_s: float = 10.0
     """Default deadline of each call, seconds (retries included)."""
     retries: int = 4
@@ -64,7 +72,10 @@ class ExplainRecClient:
         target, balancing = channel_target(c.target)
         options = [("grpc.max_receive_message_length", c.max_message_bytes), *balancing]
         if c.tls_ca_file:
-            creds = grpc.ssl_channel_credentials(Path(c.tls_ca_file).read_bytes())
+            creds = grpc.ssl_channel_credentials(
+                Path(c.tls_ca_file).read_bytes(),
+                private_key=Path(c.tls_key_file).read_bytes() if c.tls_key_file else None,
+                certificate_chain=Path(c.tls_cert_file).read_bytes() if c.tls_cert_file else None)
             self.channel = grpc.secure_channel(target, creds, options=options)
         else:
             self.channel = grpc.insecure_channel(target, options=options)
@@ -79,11 +90,13 @@ class ExplainRecClient:
             md.append(("x-request-id", request_id))
         return md
 
-    def _call(self, method, request, timeout_s: float | None, request_id: str = ""):
-        """Unary call with one deadline across retries on UNAVAILABLE."""
+    def _call(self, method, request, timeout_s: float | None, request_id: str = "", retry: bool = True):
+        """Unary call with one deadline across retries on UNAVAILABLE; retry=False for calls that are
+        not safe to repeat."""
         deadline = time.monotonic() + (timeout_s or self.config.timeout_s)
         backoff = self.config.backoff_s
-        for attempt in range(self.config.retries + 1):
+        attempts = self.config.retries + 1 if retry else 1
+        for attempt in range(attempts):
             remaining = deadline - time.monotonic()
             try:
                 reply, call = method.with_call(request, timeout=max(remaining, 0.001),
@@ -93,7 +106,7 @@ class ExplainRecClient:
             except grpc.RpcError as err:
                 self.last_request_id = dict(err.trailing_metadata() or ()).get("x-request-id", "")
                 pause = backoff * (1 + random.random())
-                if (err.code() != grpc.StatusCode.UNAVAILABLE or attempt == self.config.retries
+                if (err.code() != grpc.StatusCode.UNAVAILABLE or attempt == attempts - 1
                         or deadline - time.monotonic() <= pause):
                     raise
                 time.sleep(pause)
@@ -148,21 +161,26 @@ class ExplainRecClient:
                                           metadata=self._metadata())
 
     def record_events(self, events: Iterable[tuple[str, str] | tuple[str, str, str]],
-                      timeout_s: float | None = None) -> int:
-        """(user_id, item_id[, kind]) triples, time-stamped now."""
+                      timeout_s: float | None = None, idempotency_key: str | None = None) -> int:
+        """(user_id, item_id[, kind]) triples, time-stamped now. Retried under one idempotency key
+        (a fresh one unless given): the events are recorded once."""
         now = time.time()
         pbs = [pb.Event(user_id=e[0], item_id=e[1], kind=e[2] if len(e) > 2 else "purchase", ts=now + i * 1e-6)
                for i, e in enumerate(events)]
-        return self._call(self.stub.RecordEvents, pb.RecordEventsRequest(events=pbs), timeout_s).recorded
+        req = pb.RecordEventsRequest(events=pbs, idempotency_key=idempotency_key or uuid.uuid4().hex)
+        return self._call(self.stub.RecordEvents, req, timeout_s).recorded
 
     def submit_feedback(self, user_id: str, item_id: str, kind: str = "rating", helpful: bool | None = None,
-                        reason: str = "", request_id: str = "", timeout_s: float | None = None) -> int:
+                        reason: str = "", request_id: str = "", timeout_s: float | None = None,
+                        idempotency_key: str | None = None) -> int:
+        """Retried under one idempotency key (a fresh one unless given): stored once, one feedback id."""
         if kind not in FEEDBACK_KINDS:
             raise ValueError(f"kind must be one of {sorted(FEEDBACK_KINDS)} (got {kind!r})")
         helpful_pb = {None: pb.HELPFULNESS_UNSPECIFIED, True: pb.HELPFULNESS_HELPFUL,
                       False: pb.HELPFULNESS_NOT_HELPFUL}[helpful]
         req = pb.SubmitFeedbackRequest(user_id=user_id, item_id=item_id, kind=FEEDBACK_KINDS[kind],
-                                       helpful=helpful_pb, reason=reason, request_id=request_id)
+                                       helpful=helpful_pb, reason=reason, request_id=request_id,
+                                       idempotency_key=idempotency_key or uuid.uuid4().hex)
         return self._call(self.stub.SubmitFeedback, req, timeout_s).feedback_id
 
     def history(self, user_id: str, limit: int = 50, timeout_s: float | None = None) -> pb.GetHistoryResponse:
@@ -176,7 +194,9 @@ class ExplainRecClient:
         return self._call(self.stub.UpsertItems, pb.UpsertItemsRequest(items=list(items)), timeout_s).upserted
 
     def delete_items(self, item_ids: Sequence[str], timeout_s: float | None = None) -> int:
-        return self._call(self.stub.DeleteItems, pb.DeleteItemsRequest(item_ids=list(item_ids)), timeout_s).deleted
+        """Not retried: a repeat of a delete that was applied would report NOT_FOUND."""
+        return self._call(self.stub.DeleteItems, pb.DeleteItemsRequest(item_ids=list(item_ids)), timeout_s,
+                          retry=False).deleted
 
     def health(self, service: str = "", timeout_s: float | None = None) -> str:
         """'SERVING' / 'NOT_SERVING' / ...; health needs no token and is not retried."""

@@ -40,6 +40,8 @@ def query_arguments(p: argparse.ArgumentParser) -> None:
                         "dns:///name:port to balance round-robin over replicas")
     p.add_argument("--token", default="", help="bearer token (env EXPLAINREC_TOKEN)")
     p.add_argument("--tls-ca", default="", help="PEM root certificate to talk TLS")
+    p.add_argument("--tls-cert", default="", help="PEM client certificate, for mutual TLS")
+    p.add_argument("--tls-key", default="", help="PEM private key of --tls-cert")
     p.add_argument("--timeout", type=float, default=30.0, help="deadline of the call, seconds")
     sub = p.add_subparsers(dest="query_command", metavar="CALL", required=True)
 
@@ -86,7 +88,8 @@ def query(args: argparse.Namespace) -> int:
 
     try:
         client = ExplainRecClient(args.target, token=args.token or os.environ.get("EXPLAINREC_TOKEN", ""),
-                                  tls_ca_file=args.tls_ca, timeout_s=args.timeout)
+                                  tls_ca_file=args.tls_ca, tls_cert_file=args.tls_cert,
+                              tls_key_file=args.tls_key, timeout_s=args.timeout)
     except ValueError as exc:
         print(f"query: --{exc}", file=sys.stderr)
         return 2
@@ -114,4 +117,22 @@ def query(args: argparse.Namespace) -> int:
         return 1
     finally:
         client.close()
+    return 0
+
+
+# -- token --------------------------------------------------------------------------------
+def token_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", required=True, help="who holds the token (shown in access logs)")
+    p.add_argument("--scopes", required=True, help="comma-separated: read, write, admin")
+
+
+def token(args: argparse.Namespace) -> int:
+    """Prints a new random token (give it to the caller) and the line for the token file (only its hash)."""
+    from server.auth import new_token_line
+    try:
+        secret, line = new_token_line(args.name, args.scopes)
+    except ValueError as exc:
+        print(f"token: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"token": secret, "tokens_file_line": line}))
     return 0

@@ -38,9 +38,19 @@ class ServerConfig:
                            "'url' uses --vllm-url, 'off' returns template justifications only")
     vllm_url: str = _f("", "OpenAI-compatible vLLM endpoint (with llm='url'), e.g. http://127.0.0.1:8000; "
                            "several comma-separated: requests are spread over those that answer")
-    auth_token: str = _f("", "when set, every call except health needs 'authorization: Bearer <token>'")
+    auth_token: str = _f("", "one token with every scope: when set, every call except health needs "
+                             "'authorization: Bearer <token>' (prefer scoped tokens: auth_tokens_file)")
+    auth_tokens_file: str = _f("", "file of scoped tokens, one 'name scopes sha256:<hex>' per line "
+                                   "(scopes: read, write, admin; see server/README.md)")
+    auth_tokens: str = _f("", "scoped tokens inline, ';'-separated 'name scopes secret' entries "
+                              "(usually from the environment)")
     tls_cert: str = _f("", "PEM certificate chain; with tls_key the server speaks TLS only")
     tls_key: str = _f("", "PEM private key for tls_cert")
+    tls_client_ca: str = _f("", "PEM CA bundle: with it, clients must present a certificate it signed (mutual TLS)")
+    log_user_ids: str = _f("hash", "user ids in access log lines: 'hash' (keyed SHA-256, 12 hex digits), "
+                                   "'plain' or 'off'")
+    log_hash_key: str = _f("", "key of the user-id hash in logs; empty: random per process (no linking "
+                               "across restarts)")
     max_message_bytes: int = _f(4 * 1024 * 1024, "largest request or response message, bytes")
     max_concurrent_rpcs: int = _f(256, "calls in flight beyond this are refused with RESOURCE_EXHAUSTED")
     max_k: int = _f(100, "largest k a caller may ask for")
@@ -77,7 +87,11 @@ class ServerConfig:
             raise ValueError("vllm_url must be set when llm='url'")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("tls_cert and tls_key must be given together")
-        for name in ("tls_cert", "tls_key"):
+        if self.tls_client_ca and not self.tls_cert:
+            raise ValueError("tls_client_ca needs tls_cert and tls_key (mutual TLS is TLS first)")
+        if self.log_user_ids not in ("hash", "plain", "off"):
+            raise ValueError(f"log_user_ids must be hash, plain or off (got {self.log_user_ids!r})")
+        for name in ("tls_cert", "tls_key", "tls_client_ca", "auth_tokens_file"):
             path = getattr(self, name)
             if path and not Path(path).is_file():
                 raise ValueError(f"{name} must be a readable file (got {path!r})")
@@ -88,6 +102,7 @@ class ServerConfig:
                 raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
         if self.model_watch_s < 0:
             raise ValueError(f"model_watch_s must be >= 0 (got {self.model_watch_s})")
+        self.token_table()          # a bad token entry is a configuration error that names its line
         if not 1 <= self.default_k <= self.max_k:
             raise ValueError(f"default_k must be in 1..max_k={self.max_k} (got {self.default_k})")
         for name in ("min_llm_budget_s", "deadline_margin_s", "explain_deadline_s", "grace_s"):
@@ -139,6 +154,11 @@ class ServerConfig:
     @property
     def tls(self) -> bool:
         return bool(self.tls_cert)
+
+    def token_table(self):
+        """The scoped tokens from auth_tokens_file, auth_tokens and auth_token (empty: no auth)."""
+        from server.auth import TokenTable
+        return TokenTable.load(self.auth_tokens_file, self.auth_tokens, self.auth_token)
 
     def resolved_workdir(self) -> Path:
         from store.paths import default_workdir

@@ -5,6 +5,7 @@ Validation errors are `store.errors.InvalidInput(field, message)` naming the req
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -163,6 +164,20 @@ def events_from_proto(req: pb.RecordEventsRequest, cfg: "ServerConfig", now: flo
                          item_id=_check_id(e.item_id, f"events[{i}].item_id"),
                          kind=kind, ts=e.ts or now, split="live"))
     return out
+
+
+MAX_IDEMPOTENCY_KEY_CHARS = 128
+
+
+def idempotency_from_proto(req) -> tuple[str, str]:
+    """(key, fingerprint of the request) of a write; ("", "") without a key. The fingerprint is taken
+    over the request as sent, so an event without a time stamp (stamped on arrival) still matches its retry."""
+    key = req.idempotency_key
+    if not key:
+        return "", ""
+    if len(key) > MAX_IDEMPOTENCY_KEY_CHARS or not key.isprintable():
+        raise InvalidInput("idempotency_key", f"must be printable and at most {MAX_IDEMPOTENCY_KEY_CHARS} characters")
+    return key, hashlib.sha256(req.SerializeToString(deterministic=True)).hexdigest()
 
 
 def feedback_from_proto(req: pb.SubmitFeedbackRequest, cfg: "ServerConfig", request_id: str) -> Feedback:

@@ -29,6 +29,10 @@ class Unauthenticated(Exception):
     """Missing or wrong bearer token."""
 
 
+class PermissionDenied(Exception):
+    """A known token without the scope the RPC needs."""
+
+
 # Checked in order; the first matching class wins. Anything else is INTERNAL.
 ERROR_TABLE: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
@@ -37,6 +41,7 @@ ERROR_TABLE: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (NotReady, grpc.StatusCode.UNAVAILABLE),
     (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
 )
 
 

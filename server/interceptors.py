@@ -1,13 +1,18 @@
 """Cross-cutting concerns, one interceptor each: request id, access log + latency metrics,
-bearer-token auth, and overload protection.
+scoped bearer-token auth, overload protection, and undecodable requests.
 
 Each wraps the method handler's behaviour (unary or streaming) in an async context manager, so
 the same code covers all four call shapes. Health checks are exempt from auth and overload:
 a load balancer must always be able to ask.
+
+Access log lines never carry request content: the method, the code, the latency, the request
+id, the peer, the token's name and (per `log_user_ids`) the user id, hashed by default.
 """
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import hashlib
 import hmac
 import inspect
 import itertools
@@ -20,15 +25,27 @@ import grpc
 
 from server import metrics
 from server.context import REQUEST_ID
-from server.errors import Overloaded, Unauthenticated, status_for
+from server.auth import ANY_SCOPE, TokenTable, required_scope
+from server.errors import Overloaded, PermissionDenied, Unauthenticated, status_for
+from store.errors import InvalidInput
 
 log = logging.getLogger("explainrec.access")
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
 REFLECTION_PREFIX = "/grpc.reflection."
 
 
-def _wrap(handler: grpc.RpcMethodHandler, around) -> grpc.RpcMethodHandler:
-    """A handler whose behaviour runs inside `around(context)` (an async context manager)."""
+USER_ID: contextvars.ContextVar[str] = contextvars.ContextVar("explainrec_log_user", default="")
+TOKEN_NAME: contextvars.ContextVar[str] = contextvars.ContextVar("explainrec_token_name", default="")
+
+
+async def _as_is(request, context):
+    return request
+
+
+def _wrap(handler: grpc.RpcMethodHandler, around, prepare=_as_is,
+          request_deserializer=None) -> grpc.RpcMethodHandler:
+    """A handler whose behaviour runs inside `around(context)` (an async context manager), on the
+    request as `await prepare(request, context)` returns it (the request iterator of a stream)."""
     if handler is None:
         return None
     if handler.unary_unary or handler.stream_unary:
@@ -36,25 +53,25 @@ def _wrap(handler: grpc.RpcMethodHandler, around) -> grpc.RpcMethodHandler:
 
         async def call(request, context):
             async with around(context):
-                return await inner(request, context)
+                return await inner(await prepare(request, context), context)
     else:
         inner = handler.unary_stream or handler.stream_stream
         if inspect.isasyncgenfunction(inner):
             async def call(request, context):
                 async with around(context):
-                    async for reply in inner(request, context):
+                    async for reply in inner(await prepare(request, context), context):
                         yield reply
         else:   # a coroutine that writes with context.write (e.g. health Watch)
             async def call(request, context):
                 async with around(context):
-                    return await inner(request, context)
+                    return await inner(await prepare(request, context), context)
     factory = {
         (False, False): grpc.unary_unary_rpc_method_handler,
         (False, True): grpc.unary_stream_rpc_method_handler,
         (True, False): grpc.stream_unary_rpc_method_handler,
         (True, True): grpc.stream_stream_rpc_method_handler,
     }[(handler.request_streaming, handler.response_streaming)]
-    return factory(call, request_deserializer=handler.request_deserializer,
+    return factory(call, request_deserializer=request_deserializer or handler.request_deserializer,
                    response_serializer=handler.response_serializer)
 
 
@@ -89,12 +106,30 @@ class RequestIdInterceptor(grpc.aio.ServerInterceptor):
         return _wrap(handler, around)
 
 
+def user_id_for_log(mode: str, key: bytes):
+    """'hash': keyed SHA-256 (12 hex digits; the same user reads the same within one key), 'plain', 'off'."""
+    if mode == "off":
+        return lambda uid: ""
+    if mode == "plain":
+        return lambda uid: uid
+    return lambda uid: hmac.new(key, uid.encode(), hashlib.sha256).hexdigest()[:12] if uid else ""
+
+
 class AccessLogInterceptor(grpc.aio.ServerInterceptor):
     """One log line and the request / latency metrics per call. OK calls log at DEBUG so a
     busy server is not slowed by its own log."""
 
-    def __init__(self) -> None:
+    def __init__(self, log_user_ids: str = "hash", hash_key: str = "") -> None:
         self._latency: dict = {}
+        self._user = user_id_for_log(log_user_ids, hash_key.encode() if hash_key else os.urandom(16))
+        self._log_users = log_user_ids != "off"
+
+    async def _note_user(self, request, context):
+        if self._log_users:
+            uid = getattr(request, "user_id", "")
+            if uid and isinstance(uid, str):
+                USER_ID.set(uid)
+        return request
 
     async def intercept_service(self, continuation, details):
         handler = await continuation(details)
@@ -126,30 +161,101 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
                 latency.observe(elapsed)
                 level = logging.DEBUG if code == grpc.StatusCode.OK else logging.INFO
                 if log.isEnabledFor(level):
-                    log.log(level, "%s %s %.1fms request_id=%s peer=%s", method, code.name, elapsed * 1e3,
-                            REQUEST_ID.get() or "-", context.peer())
-        return _wrap(handler, around)
+                    log.log(level, "%s %s %.1fms request_id=%s peer=%s token=%s user=%s", method, code.name,
+                            elapsed * 1e3, REQUEST_ID.get() or "-", context.peer(), TOKEN_NAME.get() or "-",
+                            self._user(USER_ID.get()) or "-")
+        return _wrap(handler, around, self._note_user)
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """With a configured token, every call but health needs `authorization: Bearer <token>`."""
+    """Scoped bearer tokens (server.auth): no or an unknown token -> UNAUTHENTICATED; a known token
+    without the RPC's scope -> PERMISSION_DENIED. Health is open."""
 
-    def __init__(self, token: str):
-        self._expected = f"Bearer {token}".encode()
+    def __init__(self, tokens: TokenTable):
+        self.tokens = tokens
 
     async def intercept_service(self, continuation, details):
         handler = await continuation(details)
-        if details.method.startswith(HEALTH_PREFIX):
+        scope = required_scope(details.method)
+        if scope is None:
             return handler
         got = dict(details.invocation_metadata or ()).get("authorization", "")
-        if hmac.compare_digest(got.encode() if isinstance(got, str) else got, self._expected):
-            return handler
+        if isinstance(got, bytes):
+            got = got.decode("latin-1")
+        token = self.tokens.authenticate(got[7:]) if got[:7].lower() == "bearer " else None
+        if token is None:
+            error: Exception = Unauthenticated("missing or unknown bearer token in 'authorization'")
+        elif scope != ANY_SCOPE and scope not in token.scopes:
+            error = PermissionDenied(f"token {token.name!r} lacks the {scope!r} scope that "
+                                     f"{details.method.rsplit('/', 1)[-1]} needs")
+        else:
+            name = token.name
+
+            @asynccontextmanager
+            async def note(context):
+                TOKEN_NAME.set(name)
+                yield
+            return _wrap(handler, note)
 
         @asynccontextmanager
         async def around(context):
-            await _abort_with(context, Unauthenticated("missing or wrong bearer token in 'authorization'"))
+            await _abort_with(context, error)
             yield
         return _wrap(handler, around)
+
+
+class _Undecodable:
+    """What the guarded deserializer returns for bytes that are not the request message."""
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+
+def _guarded(deserializer):
+    if deserializer is None:
+        return None
+
+    def decode(data: bytes):
+        try:
+            return deserializer(data)
+        except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
+            return _Undecodable(exc)
+    return decode
+
+
+class DecodeGuardInterceptor(grpc.aio.ServerInterceptor):
+    """Request bytes that do not parse as the method's message end the call with INVALID_ARGUMENT
+    (gRPC's own answer is UNKNOWN/INTERNAL, which reads as a server fault). Innermost, so that its
+    deserializer is the one every outer wrapper passes on."""
+
+    async def intercept_service(self, continuation, details):
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        what = getattr(getattr(handler.request_deserializer, "__self__", None), "__name__", "request")
+
+        def bad(item: _Undecodable) -> InvalidInput:
+            return InvalidInput("request", f"the bytes are not a valid {what} message ({type(item.error).__name__})")
+
+        if handler.request_streaming:
+            async def prepare(request_iterator, context):
+                async def checked():
+                    async for msg in request_iterator:
+                        if isinstance(msg, _Undecodable):
+                            raise bad(msg)
+                        yield msg
+                return checked()
+        else:
+            async def prepare(request, context):
+                if isinstance(request, _Undecodable):
+                    await _abort_with(context, bad(request))
+                return request
+
+        @asynccontextmanager
+        async def nothing(context):
+            yield
+        return _wrap(handler, nothing, prepare, request_deserializer=_guarded(handler.request_deserializer))
 
 
 class InFlight:
@@ -210,10 +316,13 @@ def _code_from_int(value) -> grpc.StatusCode:
     return grpc.StatusCode.UNKNOWN
 
 
-def interceptors(auth_token: str, max_concurrent_rpcs: int, in_flight: InFlight) -> list[grpc.aio.ServerInterceptor]:
-    """Outermost first: the request id must exist before anything logs or refuses."""
-    chain: list[grpc.aio.ServerInterceptor] = [RequestIdInterceptor(), AccessLogInterceptor()]
-    if auth_token:
-        chain.append(AuthInterceptor(auth_token))
+def interceptors(tokens: TokenTable, max_concurrent_rpcs: int, in_flight: InFlight,
+                 log_user_ids: str = "hash", log_hash_key: str = "") -> list[grpc.aio.ServerInterceptor]:
+    """Outermost first: the request id must exist before anything logs or refuses; the decode guard
+    is innermost so that its deserializer is the one gRPC uses."""
+    chain: list[grpc.aio.ServerInterceptor] = [RequestIdInterceptor(), AccessLogInterceptor(log_user_ids, log_hash_key)]
+    if tokens:
+        chain.append(AuthInterceptor(tokens))
     chain.append(OverloadInterceptor(max_concurrent_rpcs, in_flight))
+    chain.append(DecodeGuardInterceptor())
     return chain

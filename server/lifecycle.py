@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("explainrec.server")
 SERVICE_NAME = explainrec_pb2.DESCRIPTOR.services_by_name["ExplainRec"].full_name
+# The LLM's own health entry: SERVING while LLM justifications are possible. The main service stays
+# SERVING without it (the templates answer), so a load balancer never drops a replica for it.
+LLM_SERVICE_NAME = "explainrec.v1.LLM"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -41,10 +44,24 @@ class Lifecycle:
         self.in_flight = InFlight()
         # run after the service's own aclose(), in this order (e.g. stop vLLM, close the catalog)
         self.closers: list[tuple[str, Callable[[], object]]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def set_status(self, status) -> None:
+        self._loop = asyncio.get_running_loop()
         for name in ("", SERVICE_NAME):
             await self.health.set(name, status)
+        if status == NOT_SERVING:
+            await self.health.set(LLM_SERVICE_NAME, NOT_SERVING)
+
+    def llm_state_changed(self, up: bool) -> None:
+        """The LLM supervisor's callback (any thread): the LLM's health entry follows it."""
+        if self._loop is None or self.draining:
+            return
+        status = SERVING if up else NOT_SERVING
+        try:
+            asyncio.run_coroutine_threadsafe(self.health.set(LLM_SERVICE_NAME, status), self._loop)
+        except RuntimeError:      # the loop is closed: the server is gone
+            pass
 
     async def attach(self, service: "RecService") -> None:
         self.service = service
@@ -95,8 +112,8 @@ def grpc_options(config: "ServerConfig") -> list[tuple[str, int]]:
 
 def build_server(config: "ServerConfig", lifecycle: Lifecycle) -> tuple[grpc.aio.Server, int]:
     """The factory: a configured, bound, not yet started server and its port."""
-    server = grpc.aio.server(interceptors=interceptors(config.auth_token, config.max_concurrent_rpcs,
-                                                      lifecycle.in_flight),
+    server = grpc.aio.server(interceptors=interceptors(config.token_table(), config.max_concurrent_rpcs,
+                                                      lifecycle.in_flight, config.log_user_ids, config.log_hash_key),
                              options=grpc_options(config))
     explainrec_pb2_grpc.add_ExplainRecServicer_to_server(ExplainRecServicer(lifecycle, config), server)
     health_pb2_grpc.add_HealthServicer_to_server(lifecycle.health, server)
@@ -105,7 +122,12 @@ def build_server(config: "ServerConfig", lifecycle: Lifecycle) -> tuple[grpc.aio
     address = f"{config.host}:{config.port}"
     if config.tls:
         with open(config.tls_key, "rb") as k, open(config.tls_cert, "rb") as c:
-            creds = grpc.ssl_server_credentials([(k.read(), c.read())])
+            pair = [(k.read(), c.read())]
+        if config.tls_client_ca:        # mutual TLS: only clients with a certificate from this CA
+            with open(config.tls_client_ca, "rb") as ca:
+                creds = grpc.ssl_server_credentials(pair, root_certificates=ca.read(), require_client_auth=True)
+        else:
+            creds = grpc.ssl_server_credentials(pair)
         port = server.add_secure_port(address, creds)
     else:
         port = server.add_insecure_port(address)

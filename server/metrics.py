@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 REQUESTS = Counter("explainrec_requests_total", "gRPC calls finished, by method and status code",
                    ["method", "code"])
@@ -28,6 +29,34 @@ def record_model_swap(result: str, version: str) -> None:
     if result == "ok":
         MODEL_VERSION.clear()
         MODEL_VERSION.labels(version).set(1)
+
+
+class _LLMCollector:
+    """Read at scrape time from the LLM supervisor, so the time without an LLM includes the outage
+    still going on."""
+
+    def __init__(self) -> None:
+        self.source = None
+
+    def collect(self):
+        s = self.source
+        if s is None:
+            return
+        yield GaugeMetricFamily("explainrec_llm_up", "1 while the LLM answers its health check, else 0",
+                                value=1.0 if s.up else 0.0)
+        yield CounterMetricFamily("explainrec_llm_restarts", "times the local vLLM was restarted after dying",
+                                  value=s.restarts)
+        yield CounterMetricFamily("explainrec_llm_down_seconds", "seconds without an answering LLM (templates only)",
+                                  value=s.down_seconds())
+
+
+_LLM = _LLMCollector()
+REGISTRY.register(_LLM)
+
+
+def watch_llm(supervisor) -> None:
+    """Exports `supervisor`'s state (up, restarts, down_seconds()) as explainrec_llm_* metrics."""
+    _LLM.source = supervisor
 
 
 def record_justifications(justifications: Iterable) -> None:

@@ -109,12 +109,14 @@ class ExplainRecServicer(pb_grpc.ExplainRecServicer):
     @translate_errors
     async def RecordEvents(self, request, context):
         events = convert.events_from_proto(request, self.config)
-        return pb.RecordEventsResponse(recorded=await self.service.record_events(events))
+        key, fingerprint = convert.idempotency_from_proto(request)
+        return pb.RecordEventsResponse(recorded=await self.service.record_events(events, key, fingerprint))
 
     @translate_errors
     async def SubmitFeedback(self, request, context):
         fb = convert.feedback_from_proto(request, self.config, current_request_id())
-        return pb.SubmitFeedbackResponse(feedback_id=await self.service.submit_feedback(fb))
+        key, fingerprint = convert.idempotency_from_proto(request)
+        return pb.SubmitFeedbackResponse(feedback_id=await self.service.submit_feedback(fb, key, fingerprint))
 
     @translate_errors
     async def GetHistory(self, request, context):

@@ -78,17 +78,29 @@ def load_ranker(config: "ServerConfig", workdir: Path, catalog: Catalog):
 
 
 def build_explainer(config: "ServerConfig", workdir: Path, catalog: Catalog, lifecycle: "Lifecycle"):
+    """The explainer, and for an LLM a supervisor whose state drives the LLM's health entry and metrics:
+    a local vLLM is restarted when it dies, an external one is watched."""
     from explainer.config import ExplainerConfig
     from explainer.service import Explainer
+    from explainer.vllm_supervisor import LLMSupervisor
+    from server import metrics
     if config.llm == "off":
         return Explainer(ExplainerConfig(enabled=False), catalog)
     if config.llm == "url":
+        supervisor = LLMSupervisor(url=config.vllm_url, on_change=lifecycle.llm_state_changed)
+        lifecycle.on_close("LLM health watch", supervisor.stop)
+        metrics.watch_llm(supervisor.start())
         return Explainer(ExplainerConfig.from_env(vllm_url=config.vllm_url), catalog)
     from explainer.prepare import prepare_model
     from explainer.vllm_server import LocalVLLMServer
     local = LocalVLLMServer(ExplainerConfig.from_env(workdir=workdir, model_dir=prepare_model(workdir)))
-    lifecycle.on_close("local vLLM server", local.stop)
-    local.start()
+    supervisor = LLMSupervisor(local, on_change=lifecycle.llm_state_changed)
+    lifecycle.on_close("local vLLM server", supervisor.stop)
+    try:
+        local.start()
+    except Exception:  # noqa: BLE001 - serving on templates beats not serving; the supervisor retries
+        log.exception("the local vLLM did not start: templates answer while it is retried")
+    metrics.watch_llm(supervisor.start())
     return Explainer(ExplainerConfig.from_env(vllm_url=local.url, model=local.model_name, workdir=workdir), catalog)
 
 

@@ -10,6 +10,7 @@ that other replicas can re-index them (`watch_item_changes`); on SQLite that is 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -19,10 +20,11 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from store.db import Transaction, is_postgres_url, open_database
-from store.errors import UnknownItem, UnknownUser
+from store.errors import InvalidInput, UnknownItem, UnknownUser
 from store.migrations import migrate
 
 SPLITS = ("train", "valid", "test", "live")
+IDEMPOTENCY_TTL_S = 7 * 24 * 3600   # a write's idempotency key is remembered this long (pruned on open)
 # Several category paths of one item are stored in the one `category` column joined by this
 # (a film in "Drama" and "Romance" -> "Drama; Romance"); no Scientific path contains it.
 CATEGORY_SEPARATOR = "; "
@@ -82,6 +84,29 @@ def _row_to_item(row) -> Item:
     )
 
 
+def _fingerprint(value) -> str:
+    return hashlib.sha256(json.dumps(value, ensure_ascii=False).encode()).hexdigest()
+
+
+def _once(c: Transaction, method: str, key: str, fingerprint: str, write: Callable[[], int]) -> int:
+    """Inside the caller's transaction: the stored result of (method, key), or write() and remember it.
+    The key is claimed first: a concurrent call with the same key (another replica on PostgreSQL)
+    waits on that row and then reads the result, instead of writing twice. The key and the write
+    commit together, so a crash cannot keep one without the other."""
+    claimed = c.execute("INSERT INTO idempotency_keys(method, key, fingerprint, result, created_at)"
+                        " VALUES (?, ?, ?, -1, ?) ON CONFLICT DO NOTHING",
+                        (method, key, fingerprint, time.time())).rowcount
+    if not claimed:
+        row = c.execute("SELECT fingerprint, result FROM idempotency_keys WHERE method=? AND key=?",
+                        (method, key)).fetchone()
+        if row["fingerprint"] != fingerprint:
+            raise InvalidInput("idempotency_key", f"{key!r} was already used for a different request")
+        return int(row["result"])
+    result = int(write())
+    c.execute("UPDATE idempotency_keys SET result=? WHERE method=? AND key=?", (result, method, key))
+    return result
+
+
 class Catalog:
     """Thread-safe access to the catalog: `Catalog(path)` for SQLite, `Catalog("postgresql://…")`."""
 
@@ -94,6 +119,8 @@ class Catalog:
         self.origin = uuid.uuid4().hex     # tells this process's own change notices from others'
         try:
             migrate(self._db)
+            with self._db.transaction() as tx:
+                tx.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (time.time() - IDEMPOTENCY_TTL_S,))
         except BaseException:
             self._db.close()
             raise
@@ -231,8 +258,12 @@ class Catalog:
     def user_ids(self) -> list[str]:
         return [r["id"] for r in self._query("SELECT id FROM users ORDER BY rowid")]
 
-    def add_events(self, events: Sequence[Event], conn: Transaction | None = None) -> int:
-        """Adds events (creating users as needed); exact duplicates are ignored. Returns rows added."""
+    def add_events(self, events: Sequence[Event], conn: Transaction | None = None,
+                   idempotency_key: str = "", fingerprint: str = "") -> int:
+        """Adds events (creating users as needed); exact duplicates are ignored. Returns rows added.
+        With an idempotency key, a repeat of the same call returns the first call's count and writes nothing;
+        `fingerprint` says what "the same call" is (default: the events; the service passes the request's
+        hash, since an event without a time stamp is stamped on arrival)."""
         def run(c: Transaction) -> int:
             now = time.time()
             c.executemany("INSERT INTO users(id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
@@ -244,7 +275,10 @@ class Catalog:
         if conn is not None:
             return run(conn)
         with self.transaction() as c:
-            return run(c)
+            if not idempotency_key:
+                return run(c)
+            fingerprint = fingerprint or _fingerprint([(e.user_id, e.item_id, e.kind, e.ts, e.split) for e in events])
+            return _once(c, "events", idempotency_key, fingerprint, lambda: run(c))
 
     def events_of(self, user_ids: Iterable[str], splits: Sequence[str] = ("train", "valid", "test")) -> list[Event]:
         """These users' events in `splits`, per user in time order (re-ingest recomputes their split)."""
@@ -321,15 +355,23 @@ class Catalog:
         return self._query("SELECT COUNT(*) AS n FROM events")[0]["n"]
 
     # -- feedback -------------------------------------------------------------
-    def add_feedback(self, fb: Feedback) -> int:
-        """Stored durably (committed; SQLite synchronous=FULL) before this returns. Returns its id."""
+    def add_feedback(self, fb: Feedback, idempotency_key: str = "", fingerprint: str = "") -> int:
+        """Stored durably (committed; SQLite synchronous=FULL) before this returns. Returns its id.
+        With an idempotency key, a repeat of the same call returns the first call's id and writes nothing."""
         helpful = None if fb.helpful is None else int(fb.helpful)
-        with self.transaction() as c:
+
+        def insert(c: Transaction) -> int:
             cur = c.execute(
                 "INSERT INTO feedback(user_id, item_id, kind, helpful, reason, request_id, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (fb.user_id, fb.item_id, fb.kind, helpful, fb.reason, fb.request_id, time.time()))
             return int(cur.fetchone()["id"])
+        with self.transaction() as c:
+            if not idempotency_key:
+                return insert(c)
+            # the request id differs between retries of one call: it is not part of what the call means
+            fingerprint = fingerprint or _fingerprint((fb.user_id, fb.item_id, fb.kind, helpful, fb.reason))
+            return _once(c, "feedback", idempotency_key, fingerprint, lambda: insert(c))
 
     def feedback(self, user_id: str | None = None) -> list[dict]:
         if user_id is None:

@@ -65,3 +65,41 @@ def ingest(args: argparse.Namespace) -> int:
         catalog.close()
     print(json.dumps({"database": catalog.location, **report.as_dict()}))
     return 0
+
+
+def backup_arguments(p: argparse.ArgumentParser) -> None:
+    add_workdir_argument(p)
+    p.add_argument("--to", type=Path, required=True, help="file to write the backup to (replaced atomically)")
+
+
+def backup(args: argparse.Namespace) -> int:
+    """Online: the service may keep running and writing (SQLite backup API, one consistent snapshot)."""
+    from store.backup import BackupError
+    from store.backup import backup as run_backup
+    try:
+        report = run_backup(db_path(resolve_workdir(args)), args.to)
+    except (BackupError, OSError) as exc:
+        print(f"backup failed: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(report.as_dict()))
+    return 0
+
+
+def restore_arguments(p: argparse.ArgumentParser) -> None:
+    add_workdir_argument(p)
+    p.add_argument("--from", dest="source", type=Path, required=True, help="a file written by `explainrec backup`")
+    p.add_argument("--no-keep-current", dest="keep_current", action="store_false",
+                   help="do not keep the current database aside as <db>.before-restore-<time>")
+
+
+def restore(args: argparse.Namespace) -> int:
+    """Offline: refuses while a service has the database open."""
+    from store.backup import BackupError
+    from store.backup import restore as run_restore
+    try:
+        report = run_restore(args.source, db_path(resolve_workdir(args)), keep_current=args.keep_current)
+    except (BackupError, OSError) as exc:
+        print(f"restore failed: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(report.as_dict()))
+    return 0

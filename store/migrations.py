@@ -126,6 +126,26 @@ CREATE TABLE IF NOT EXISTS meta (
     value TEXT NOT NULL
 );
 """),
+    # A retried SubmitFeedback / RecordEvents with the same key writes once and gets the first reply.
+    Migration(2, "idempotency keys of writes", sqlite="""
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    method      TEXT NOT NULL,           -- 'feedback' / 'events'
+    key         TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,           -- sha256 of the request: a reused key with other content is refused
+    result      INTEGER NOT NULL,        -- feedback id / events recorded
+    created_at  REAL NOT NULL,
+    PRIMARY KEY (method, key)
+);
+""", postgresql="""
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    method      TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    result      BIGINT NOT NULL,
+    created_at  DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (method, key)
+);
+"""),
 ]
 
 

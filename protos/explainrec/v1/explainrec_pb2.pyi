@@ -253,10 +253,12 @@ class Event(_message.Message):
     def __init__(self, user_id: _Optional[str] = ..., item_id: _Optional[str] = ..., kind: _Optional[str] = ..., ts: _Optional[float] = ...) -> None: ...
 
 class RecordEventsRequest(_message.Message):
-    __slots__ = ("events",)
+    __slots__ = ("events", "idempotency_key")
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[Event]
-    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class RecordEventsResponse(_message.Message):
     __slots__ = ("recorded",)
@@ -265,20 +267,22 @@ class RecordEventsResponse(_message.Message):
     def __init__(self, recorded: _Optional[int] = ...) -> None: ...
 
 class SubmitFeedbackRequest(_message.Message):
-    __slots__ = ("user_id", "item_id", "kind", "helpful", "reason", "request_id")
+    __slots__ = ("user_id", "item_id", "kind", "helpful", "reason", "request_id", "idempotency_key")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     HELPFUL_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     item_id: str
     kind: FeedbackKind
     helpful: Helpfulness
     reason: str
     request_id: str
-    def __init__(self, user_id: _Optional[str] = ..., item_id: _Optional[str] = ..., kind: _Optional[_Union[FeedbackKind, str]] = ..., helpful: _Optional[_Union[Helpfulness, str]] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, user_id: _Optional[str] = ..., item_id: _Optional[str] = ..., kind: _Optional[_Union[FeedbackKind, str]] = ..., helpful: _Optional[_Union[Helpfulness, str]] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class SubmitFeedbackResponse(_message.Message):
     __slots__ = ("feedback_id",)
