@@ -67,8 +67,18 @@ def ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sqlite_store(args: argparse.Namespace) -> Path:
+    from store.backup import BackupError
+    from store.db import is_postgres_url
+    location = resolve_store(args)
+    if is_postgres_url(location):
+        raise BackupError("the store is PostgreSQL: back it up with pg_dump / pg_basebackup (see deploy/)")
+    return Path(location)
+
+
 def backup_arguments(p: argparse.ArgumentParser) -> None:
     add_workdir_argument(p)
+    add_store_argument(p)
     p.add_argument("--to", type=Path, required=True, help="file to write the backup to (replaced atomically)")
 
 
@@ -77,7 +87,7 @@ def backup(args: argparse.Namespace) -> int:
     from store.backup import BackupError
     from store.backup import backup as run_backup
     try:
-        report = run_backup(db_path(resolve_workdir(args)), args.to)
+        report = run_backup(_sqlite_store(args), args.to)
     except (BackupError, OSError) as exc:
         print(f"backup failed: {exc}", file=sys.stderr)
         return 1
@@ -87,6 +97,7 @@ def backup(args: argparse.Namespace) -> int:
 
 def restore_arguments(p: argparse.ArgumentParser) -> None:
     add_workdir_argument(p)
+    add_store_argument(p)
     p.add_argument("--from", dest="source", type=Path, required=True, help="a file written by `explainrec backup`")
     p.add_argument("--no-keep-current", dest="keep_current", action="store_false",
                    help="do not keep the current database aside as <db>.before-restore-<time>")
@@ -97,7 +108,7 @@ def restore(args: argparse.Namespace) -> int:
     from store.backup import BackupError
     from store.backup import restore as run_restore
     try:
-        report = run_restore(args.source, db_path(resolve_workdir(args)), keep_current=args.keep_current)
+        report = run_restore(args.source, _sqlite_store(args), keep_current=args.keep_current)
     except (BackupError, OSError) as exc:
         print(f"restore failed: {exc}", file=sys.stderr)
         return 1
