@@ -36,6 +36,7 @@ from store.history import HistoryItem, history_items
 
 if TYPE_CHECKING:
     from explainer.facts import ItemFacts
+    from explainer.justification_cache import JustificationCache
     from explainer.service import Explainer, Trace
     from ranker.service import Ranker
     from store.catalog import Catalog
@@ -62,8 +63,10 @@ class Prepared:
 
 
 class RecommendPipeline:
-    def __init__(self, catalog: "Catalog", ranker: "Ranker", explainer: "Explainer"):
+    def __init__(self, catalog: "Catalog", ranker: "Ranker", explainer: "Explainer",
+                 cache: "JustificationCache | None" = None):
         self.catalog, self.ranker, self.explainer = catalog, ranker, explainer
+        self.cache = cache      # step 5 answers from it when the same state was justified before
 
     # -- 1. rank -------------------------------------------------------------------------
     def rank(self, query: RankQuery) -> list[Candidate]:
@@ -77,9 +80,19 @@ class RecommendPipeline:
     # -- 2. load items -------------------------------------------------------------------
     def load_items(self, candidates: Sequence[Candidate], strict: bool = False) -> list[Recommendation]:
         """Catalog rows for the candidates, in order. strict=False skips ids deleted since ranking
-        (a ranking can race a DeleteItems); strict=True raises UnknownItem("item_ids")."""
-        items = self._items([c.item_id for c in candidates], "item_ids", strict)
-        by_id = {i.id: i for i in items}
+        (a ranking can race a DeleteItems); strict=True raises UnknownItem("item_ids").
+        The rows come from the ranker's in-memory item table (kept in step with every upsert and
+        delete) when it has one; the store answers otherwise."""
+        ids = [c.item_id for c in candidates]
+        indexed = getattr(self.ranker, "indexed_items", None)
+        if indexed is not None:
+            by_id = indexed(ids)
+            if strict:
+                for i in ids:
+                    if i not in by_id:
+                        raise UnknownItem(i, field="item_ids")
+        else:
+            by_id = {i.id: i for i in self._items(ids, "item_ids", strict)}
         return [Recommendation(by_id[c.item_id], c) for c in candidates if c.item_id in by_id]
 
     # -- 3. load history -----------------------------------------------------------------
@@ -91,6 +104,19 @@ class RecommendPipeline:
     # -- 4. facts ------------------------------------------------------------------------
     def facts(self, history: Sequence[Item], recs: Sequence[Recommendation]) -> list["ItemFacts"]:
         return self.explainer.facts(history, [(r.item, r.candidate) for r in recs])
+
+    # -- steps 1-2 for many queries at once (the server's batcher) -------------------------
+    def rank_many(self, queries: Sequence[RankQuery]) -> list["Prepared | Exception"]:
+        """Steps 1-2 for each query, the ranker working on all of them at once (one user-tower pass,
+        one index search); each query's Prepared (no history, no facts) or its own error, in order."""
+        out: list = []
+        for q, ranking in zip(queries, self.ranker.rank_many(queries)):
+            if isinstance(ranking, BaseException):
+                out.append(ranking)
+            else:
+                out.append(Prepared(q, tuple(self.load_items(ranking.candidates)),
+                                    excluded_no_price=ranking.excluded_no_price))
+        return out
 
     # -- steps 1-4 -----------------------------------------------------------------------
     def prepare(self, query: RankQuery, item_ids: Sequence[str] | None = None, justify: bool = True) -> Prepared:
@@ -140,9 +166,33 @@ class RecommendPipeline:
             return [], []
         if not use_llm:
             justs, traces = self.explainer.templates(prepared.facts, fallback_reason), []
-        else:
+        elif self.cache is None:
             justs, traces = await self.explainer.justify_traced(prepared.history, prepared.facts, deadline_s)
+        else:
+            justs, traces = await self._justify_cached(prepared, deadline_s)
         return [dataclasses.replace(r, justification=j) for r, j in zip(prepared.recommendations, justs)], traces
+
+    def _cache_keys(self, prepared: Prepared) -> list[tuple]:
+        ex, cfg = self.explainer, self.explainer.config
+        model = ex.client.model if ex.client is not None else ""
+        sampling = (cfg.n_samples, cfg.max_tokens, cfg.temperature, cfg.top_p)
+        state = self.cache.history_state(prepared.history)
+        return [self.cache.key(prepared.query.user_id, state, f, ex.prompt.id, model, sampling) for f in prepared.facts]
+
+    async def _justify_cached(self, prepared: Prepared, deadline_s: float | None
+                              ) -> tuple[list[Justification], list["Trace"]]:
+        """Cached items answer at once; only the others go to the LLM (traces cover those)."""
+        keys = self._cache_keys(prepared)
+        justs: list[Justification | None] = [self.cache.get(k) for k in keys]
+        todo = [n for n, j in enumerate(justs) if j is None]
+        traces: list = []
+        if todo:
+            fresh, traces = await self.explainer.justify_traced(prepared.history, [prepared.facts[n] for n in todo],
+                                                                deadline_s)
+            for n, j in zip(todo, fresh):
+                justs[n] = j
+                self.cache.put(keys[n], j)
+        return justs, traces
 
     async def justify_stream(self, prepared: Prepared, use_llm: bool = True, deadline_s: float | None = None,
                              fallback_reason: str = FALLBACK_DISABLED) -> AsyncIterator[StreamEvent]:

@@ -24,6 +24,7 @@ class Justification:
     facts: tuple[str, ...]         # the computed facts the text verbalises
     failed_rules: tuple[str, ...] = ()   # rules the LLM samples broke before this was chosen (audit)
     fallback_reason: str = ""      # why the template was used: "llm_unavailable", "deadline", "verifier", "disabled"
+    cached: bool = False           # returned from the justification cache: no LLM call was made for it
 
 
 @dataclass(frozen=True)

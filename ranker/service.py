@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from ranker.evidence import common_root, history_evidence
+from ranker.cache import LRUCache
 from ranker.index import IndexConfig, VectorIndex
 from ranker.scorers import Scorer, ZeroShotScorer, load_scorer
 from ranker.types import Candidate, Ranking, RankQuery
@@ -27,6 +28,18 @@ from store.catalog import Catalog, Item
 from store.errors import InvalidInput, UnknownItem, UnknownUser
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _UserSide:
+    """A query's user side before (vector None) and after the user tower."""
+
+    vector: np.ndarray | None
+    history: list[Item]
+    units: np.ndarray              # unit item vectors of the history (evidence)
+    qvec: np.ndarray | None        # unit item-space vector of the query text
+    steps: np.ndarray              # what the user tower reads
+    key: tuple | None              # user-vector cache key (None: not cacheable)
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,10 @@ class RankerConfig:
     over-fetches from the index and filters (a loose filter on a large catalog)."""
     index: IndexConfig = field(default_factory=IndexConfig)
     """Exact vs approximate search and its parameters."""
+    user_cache_size: int = 20_000
+    """User vectors kept (LRU), keyed by the history they were computed from (~2.5 KB each at 640-d)."""
+    batch_exclude_max: int = 1000
+    """A batched search over-fetches k + the query's exclusions; a query excluding more searches alone."""
 
     def __post_init__(self) -> None:
         for name in ("max_k", "max_text_chars", "max_history", "max_exclude", "max_category_chars"):
@@ -89,6 +106,7 @@ class Ranker:
         self.root_levels = 0
         self.version = "zero-shot" if isinstance(scorer, ZeroShotScorer) else "unversioned"
         """The model version serving this ranker (its directory name); replies carry it as model_version."""
+        self.user_vectors = LRUCache(self.config.user_cache_size)   # (model, history rows) -> user vector
 
     # -- construction -----------------------------------------------------------------
     @classmethod
@@ -304,8 +322,9 @@ class Ranker:
                     raise UnknownItem(i, field="history")
         return stored + list(query.history)
 
-    def _user(self, query: RankQuery) -> tuple[np.ndarray, list[Item], np.ndarray, np.ndarray | None]:
-        """(user vector, history items, their unit item vectors, unit item-space vector of the query text or None)."""
+    def _user_side(self, query: RankQuery) -> "_UserSide":
+        """Everything about the query's user side except the user tower's forward pass: the history
+        rows, items and unit vectors, the text step, and the user vector when the cache has it."""
         history_ids = self.resolve_history(query)
         text = (query.text or "").strip()
         qstep = qvec = None
@@ -317,20 +336,46 @@ class Ranker:
         with self._lock:
             known = [i for i in history_ids if i in self._row]
             items = [self._items[i] for i in known]
-            rows = [self._row[i] for i in known]
-            steps = self._hvecs[rows] if known else np.zeros((0, self.scorer.dim), np.float32)
-            units = self._unit[rows] if known else np.zeros((0, self.scorer.dim), np.float32)
+            rows = tuple(self._row[i] for i in known)
+            steps = self._hvecs[list(rows)] if known else np.zeros((0, self.scorer.dim), np.float32)
+            units = self._unit[list(rows)] if known else np.zeros((0, self.scorer.dim), np.float32)
+            scorer = self.scorer
         if qstep is not None:
             steps = np.concatenate([steps, qstep[None].astype(np.float32)])
         if not len(steps):
             if query.similar_to:   # "more like this" alone: the reference item is the whole query
-                return None, items, units, qvec
+                return _UserSide(None, items, units, qvec, steps, None)
             raise InvalidInput("user_id", f"user {query.user_id!r} has no history yet: give history item ids or a text query")
-        return self.scorer.user_vectors([steps])[0], items, units, qvec
+        # the key is the history itself (row numbers: a re-encoded item gets a new row) and the model,
+        # so a new event, an upsert of a history item or a model swap is a different key: never stale,
+        # and right across replicas that share the store. Text queries are not cached.
+        key = None if qstep is not None else (id(scorer), rows)
+        vector = self.user_vectors.get(key) if key is not None else None
+        return _UserSide(vector, items, units, qvec, steps, key)
+
+    def _run_user_tower(self, sides: Sequence["_UserSide"]) -> None:
+        """One forward pass of the user tower for every side without a vector (fills them in)."""
+        todo = [s for s in sides if s is not None and s.vector is None and len(s.steps)]
+        if not todo:
+            return
+        vecs = self.scorer.user_vectors([s.steps for s in todo])
+        for s, v in zip(todo, vecs):
+            s.vector = v
+            if s.key is not None:
+                self.user_vectors.put(s.key, v)
+
+    def _user(self, query: RankQuery) -> tuple[np.ndarray, list[Item], np.ndarray, np.ndarray | None]:
+        """(user vector, history items, their unit item vectors, unit item-space vector of the query text or None)."""
+        side = self._user_side(query)
+        self._run_user_tower([side])
+        return side.vector, side.history, side.units, side.qvec
 
     def _query_vector(self, query: RankQuery) -> tuple[np.ndarray, list[Item], np.ndarray, np.ndarray | None]:
         """The vector items are scored against: the user vector, the reference item's, or a blend."""
-        user, history, hvecs, qvec = self._user(query)
+        return self._blend(query, *self._user(query))
+
+    def _blend(self, query: RankQuery, user, history, hvecs, qvec
+               ) -> tuple[np.ndarray, list[Item], np.ndarray, np.ndarray | None]:
         if not query.similar_to:
             return user, history, hvecs, qvec
         with self._lock:
@@ -374,26 +419,90 @@ class Ranker:
 
     def rank(self, query: RankQuery) -> Ranking:
         """`recommend`, plus what the filters left out (items without a price under a price filter)."""
-        self._validate(query)
-        user, history, hvecs, qvec = self._query_vector(query)
+        result = self.rank_many([query])[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def rank_many(self, queries: Sequence[RankQuery]) -> list["Ranking | Exception"]:
+        """`rank` for several queries at once: one user-tower forward pass for every user whose vector
+        is not cached, and one index search for every query without filters. Each query's result, or
+        the error it alone raised, in order: one bad query does not fail the others."""
+        out: list = [None] * len(queries)
+        sides: list = [None] * len(queries)
+        for n, q in enumerate(queries):
+            try:
+                self._validate(q)
+                sides[n] = self._user_side(q)
+            except Exception as exc:  # noqa: BLE001 - reported for this query only
+                out[n] = exc
+        try:
+            self._run_user_tower([s for s in sides if s is not None])
+        except Exception:  # noqa: BLE001 - a batch-wide failure: retry one by one to find the culprit
+            for n, s in enumerate(sides):
+                if s is not None:
+                    try:
+                        self._run_user_tower([s])
+                    except Exception as exc:  # noqa: BLE001
+                        out[n], sides[n] = exc, None
+        plain: list[tuple[int, np.ndarray, set[int]]] = []     # unfiltered: searched together
+        blended: dict[int, tuple] = {}
         with self._lock:
-            excluded = {self._row[i] for i in query.exclude if i in self._row}
-            if query.similar_to:
-                excluded.add(self._row[query.similar_to])
-            if query.exclude_history:
-                excluded |= {self._row[i.id] for i in history}
-            eligible, no_price = self._eligible(query, excluded)
-            if eligible is None:
-                s, r = self.index.search(user[None], query.k, exclude=excluded)
+            for n, (q, side) in enumerate(zip(queries, sides)):
+                if side is None:
+                    continue
+                try:
+                    user, history, hvecs, qvec = self._blend(q, side.vector, side.history, side.units, side.qvec)
+                    blended[n] = (user, history, hvecs, qvec)
+                    excluded = self._excluded(q, history)
+                    eligible, no_price = self._eligible(q, excluded)
+                    if eligible is None:
+                        plain.append((n, user, excluded))
+                        continue
+                    if len(eligible) <= self.config.exact_filter_max:
+                        scores = self._vecs[eligible] @ user
+                        top = np.argsort(-scores, kind="stable")[:q.k]
+                        rows, scores = eligible[top], scores[top]
+                    else:
+                        rows, scores = self._search_filtered(user, q.k, eligible, excluded)
+                    out[n] = Ranking(self._candidates(rows, scores, history, hvecs, qvec), no_price)
+                except Exception as exc:  # noqa: BLE001
+                    out[n] = exc
+            for (n, _user, _excl), (rows, scores) in zip(plain, self._search_plain(queries, plain)):
+                _u, history, hvecs, qvec = blended[n]
+                out[n] = Ranking(self._candidates(rows, scores, history, hvecs, qvec), 0)
+        return out
+
+    def _excluded(self, query: RankQuery, history: list[Item]) -> set[int]:
+        excluded = {self._row[i] for i in query.exclude if i in self._row}
+        if query.similar_to:
+            excluded.add(self._row[query.similar_to])
+        if query.exclude_history:
+            excluded |= {self._row[i.id] for i in history}
+        return excluded
+
+    def _search_plain(self, queries: Sequence[RankQuery], plain: list[tuple[int, np.ndarray, set[int]]]
+                      ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Top-k of each unfiltered query by one index search: each asks for k plus its exclusions,
+        and its exclusions are dropped from its own answer. Queries with very many exclusions search
+        alone with an id selector. Caller holds the lock."""
+        results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        together = [(n, u, e) for n, u, e in plain if len(e) <= self.config.batch_exclude_max]
+        for n, u, e in plain:
+            if len(e) > self.config.batch_exclude_max:
+                s, r = self.index.search(u[None], queries[n].k, exclude=e)
                 keep = r[0] >= 0
-                found_rows, found_scores = r[0][keep], s[0][keep]
-            elif len(eligible) <= self.config.exact_filter_max:
-                scores = self._vecs[eligible] @ user
-                top = np.argsort(-scores, kind="stable")[:query.k]
-                found_rows, found_scores = eligible[top], scores[top]
-            else:
-                found_rows, found_scores = self._search_filtered(user, query.k, eligible, excluded)
-            return Ranking(self._candidates(found_rows, found_scores, history, hvecs, qvec), no_price)
+                results[n] = (r[0][keep], s[0][keep])
+        if together:
+            fetch = max(queries[n].k + len(e) for n, _u, e in together)
+            s, r = self.index.search(np.stack([u for _n, u, _e in together]), fetch)
+            for (n, _u, e), srow, rrow in zip(together, s, r):
+                keep = rrow >= 0
+                if e:
+                    keep &= ~np.isin(rrow, np.fromiter(e, dtype=np.int64, count=len(e)))
+                k = queries[n].k
+                results[n] = (rrow[keep][:k], srow[keep][:k])
+        return [results[n] for n, _u, _e in plain]
 
     def _eligible(self, query: RankQuery, excluded: set[int]) -> tuple[np.ndarray | None, int]:
         """(rows passing every filter, or None when only exclusions apply; items dropped for having no
@@ -459,6 +568,12 @@ class Ranker:
             return self._candidates(rows, self._vecs[rows] @ user, history, hvecs, qvec)
 
     # -- introspection --------------------------------------------------------------------
+    def indexed_items(self, item_ids: Sequence[str]) -> dict[str, Item]:
+        """The catalog rows of those ids that are indexed now, from memory: the table is built at
+        start-up and changed with every upsert and delete, so serving reads no item rows from the store."""
+        with self._lock:
+            return {i: self._items[i] for i in item_ids if i in self._row and self._active[self._row[i]]}
+
     def item_vector(self, item_id: str) -> np.ndarray:
         """The item's unit vector in the ranker's space (a copy)."""
         with self._lock:

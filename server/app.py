@@ -14,10 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, AsyncIterator, Callable, Sequence
 
+from explainer.justification_cache import JustificationCache
 from explainer.pipeline import Prepared, Recommendation, RecommendPipeline
 from explainer.types import FALLBACK_DEADLINE, FALLBACK_DISABLED, StreamEvent
 from ranker.types import RankQuery
 from server import metrics
+from server.batcher import BatcherConfig, DynamicBatcher
 from server.context import MODEL_VERSION
 from store.catalog import Event, Feedback, Item
 from store.errors import UnknownItem
@@ -44,12 +46,14 @@ class RecService:
     def __init__(self, catalog: "Catalog", ranker: "Ranker", explainer: "Explainer", config: "ServerConfig",
                  thread_init: Callable[[], None] | None = None):
         self.catalog, self.explainer, self.config = catalog, explainer, config
-        self.ranker = ranker
-        self.model_watcher = None   # server.model_swap.ModelWatcher when hot swap is on (server.setup)
+        self.justifications = JustificationCache(config.justification_cache_size) \
+            if config.justification_cache_size else None
         self.llm_enabled = config.llm != "off"
         # thread_init runs in each worker: per-thread runtime settings (OpenMP's thread count is per thread)
         self._pool = ThreadPoolExecutor(config.ranker_threads, thread_name_prefix="explainrec-rank",
                                         initializer=thread_init)
+        self.ranker = ranker
+        self.model_watcher = None   # server.model_swap.ModelWatcher when hot swap is on (server.setup)
 
     # -- the serving model (hot swap) ----------------------------------------------------------
     @property
@@ -58,8 +62,15 @@ class RecService:
 
     @ranker.setter
     def ranker(self, ranker: "Ranker") -> None:
-        """Swaps the model: one assignment of a (ranker, pipeline) pair, so a call sees one or the other."""
-        self._serving = (ranker, RecommendPipeline(self.catalog, ranker, self.explainer))
+        """Swaps the model: one assignment of a (ranker, pipeline, batcher) triple, so a call sees one or
+        the other. Concurrent Recommend calls share one user-tower pass and one index search (steps
+        1-2) through the model's batcher. Justifications written with the old model's evidence go."""
+        pipeline = RecommendPipeline(self.catalog, ranker, self.explainer, self.justifications)
+        batcher = DynamicBatcher(pipeline.rank_many, self._pool, BatcherConfig(
+            self.config.batch_max_size, self.config.batch_max_wait_ms / 1000.0, self.config.batch_in_flight))
+        if getattr(self, "_serving", None) is not None and self.justifications is not None:
+            self.justifications.clear()
+        self._serving = (ranker, pipeline, batcher)
 
     @property
     def pipeline(self) -> RecommendPipeline:
@@ -68,9 +79,12 @@ class RecService:
     def _serving_pipeline(self) -> RecommendPipeline:
         """The pipeline of the model serving now, taken once per call: a call that started before a
         swap finishes on the old model. Its version is recorded for the reply's model_version."""
-        ranker, pipeline = self._serving
-        MODEL_VERSION.set(getattr(ranker, "version", ""))
-        return pipeline
+        return self._serving_now()[1]
+
+    def _serving_now(self) -> tuple["Ranker", RecommendPipeline, DynamicBatcher]:
+        serving = self._serving
+        MODEL_VERSION.set(getattr(serving[0], "version", ""))
+        return serving
 
     async def _run(self, fn, *args, **kwargs):
         return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: fn(*args, **kwargs))
@@ -115,9 +129,13 @@ class RecService:
                                 ) -> RankedList:
         """`recommend`, with what the filters left out (the reply's excluded_no_price)."""
         deadline_at = self._deadline_at(time_remaining)
-        pipeline = self._serving_pipeline()
-        prepared = await self._run(pipeline.prepare, query, justify=explain)
-        recs = await self._justify(pipeline, prepared, deadline_at) if explain else list(prepared.recommendations)
+        _ranker, pipeline, batcher = self._serving_now()
+        prepared = await batcher.submit(query, deadline_at)     # steps 1-2, batched with concurrent calls
+        if explain:
+            grounded = await self._run(pipeline.ground, query, prepared.recommendations)
+            recs = await self._justify(pipeline, grounded, deadline_at)
+        else:
+            recs = list(prepared.recommendations)
         return RankedList(recs, prepared.excluded_no_price)
 
     async def explain(self, query: RankQuery, item_ids: Sequence[str], time_remaining: float | None = None
@@ -165,7 +183,11 @@ class RecService:
         for i, e in enumerate(events):
             if not self.catalog.has_item(e.item_id):
                 raise UnknownItem(e.item_id, field=f"events[{i}].item_id")
-        return self.catalog.add_events(events, idempotency_key=idempotency_key, fingerprint=fingerprint)
+        n = self.catalog.add_events(events, idempotency_key=idempotency_key, fingerprint=fingerprint)
+        if self.justifications is not None:      # their state changed: old entries can no longer be asked for
+            for user in {e.user_id for e in events}:
+                self.justifications.forget_user(user)
+        return n
 
     async def record_events(self, events: list[Event], idempotency_key: str = "", fingerprint: str = "") -> int:
         """With an idempotency key, a retry of the same call records nothing more and gets the same count."""
@@ -184,7 +206,12 @@ class RecService:
         n = self.catalog.upsert_items(items)
         self.ranker.add_items(items)      # encoded and searchable before the call returns
         self._refresh_explainer()
+        self._forget_items([i.id for i in items])
         return n
+
+    def _forget_items(self, item_ids: Sequence[str]) -> None:
+        if self.justifications is not None:
+            self.justifications.forget_items(item_ids)
 
     def _refresh_explainer(self) -> None:
         """The explainer's category names and known brands come from the catalog."""
@@ -199,6 +226,7 @@ class RecService:
         n = self.catalog.delete_items(item_ids)
         self.ranker.remove_items(item_ids)
         self._refresh_explainer()
+        self._forget_items(item_ids)
         return n
 
     async def delete_items(self, item_ids: Sequence[str]) -> int:

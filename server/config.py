@@ -67,6 +67,12 @@ class ServerConfig:
     search_threads: int = _f(1, "OpenMP threads of each ranking thread (vector search, tower forward pass). "
                                 "A call ranks one query, so fanning out costs more than it saves under "
                                 "concurrent load (one FAISS search on 2 cores: ~8 ms with 2 threads, ~0.2 ms with 1)")
+    batch_max_size: int = _f(32, "Recommend calls ranked together: one user-tower pass and one index search")
+    batch_max_wait_ms: float = _f(1.0, "how long the first Recommend call of a batch waits for others to join "
+                                       "(0: batch only the calls that queued while the previous batch ran)")
+    batch_in_flight: int = _f(2, "Recommend batches worked on at once")
+    justification_cache_size: int = _f(50_000, "justifications kept in memory (LRU) so a repeated Explain / "
+                                               "Recommend(explain) makes no LLM call; 0 disables the cache")
     grace_s: float = _f(20.0, "on SIGTERM, how long in-flight calls may take to finish")
     zero_shot: bool = _f(False, "serve the untuned MiniLM ranker (no training, no trained model needed)")
     train_if_missing: bool = _f(True, "on start, train the ranker when no trained model exists")
@@ -97,7 +103,7 @@ class ServerConfig:
                 raise ValueError(f"{name} must be a readable file (got {path!r})")
         for name in ("max_message_bytes", "max_concurrent_rpcs", "max_k", "max_history",
                      "max_items_per_call", "max_text_chars", "batch_concurrency", "ranker_threads",
-                     "search_threads"):
+                     "search_threads", "batch_max_size", "batch_in_flight"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
         if self.model_watch_s < 0:
@@ -105,7 +111,8 @@ class ServerConfig:
         self.token_table()          # a bad token entry is a configuration error that names its line
         if not 1 <= self.default_k <= self.max_k:
             raise ValueError(f"default_k must be in 1..max_k={self.max_k} (got {self.default_k})")
-        for name in ("min_llm_budget_s", "deadline_margin_s", "explain_deadline_s", "grace_s"):
+        for name in ("min_llm_budget_s", "deadline_margin_s", "explain_deadline_s", "grace_s", "batch_max_wait_ms",
+                     "justification_cache_size"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (got {getattr(self, name)})")
 

@@ -211,7 +211,8 @@ def evidence_to_proto(c: Candidate) -> list[pb.Evidence]:
 def justification_to_proto(j: "Justification") -> pb.Justification:
     return pb.Justification(text=j.text, source=j.source, template=j.template, model=j.model,
                             evidence_ids=list(j.evidence_ids), facts=list(j.facts),
-                            fallback_reason=j.fallback_reason, failed_rules=list(j.failed_rules))
+                            fallback_reason=j.fallback_reason, failed_rules=list(j.failed_rules),
+                            cached=j.cached)
 
 
 def recommended_to_proto(rank: int, item: Item, cand: Candidate, just: "Justification | None") -> pb.RecommendedItem:

@@ -12,6 +12,7 @@ import logging
 
 import grpc
 
+from server.batcher import DeadlineExceeded
 from store.errors import InvalidInput, UnknownItem, UnknownUser
 
 log = logging.getLogger("explainrec.server")
@@ -42,6 +43,7 @@ ERROR_TABLE: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (NotReady, grpc.StatusCode.UNAVAILABLE),
     (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
 )
 
 

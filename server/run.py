@@ -19,6 +19,9 @@ log = logging.getLogger("explainrec.server")
 async def run_server(config: "ServerConfig") -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)    # one line per LLM call drowns the log
     server, port, lifecycle = await new_server(config)
+    from server.loop_lag import LoopLagMonitor
+    lag_monitor = LoopLagMonitor().start()      # exported on /metrics: explainrec_event_loop_lag_*
+    lifecycle.on_close("event-loop lag monitor", lag_monitor.stop)
     if config.metrics_port >= 0:
         from server.metrics import start_metrics_server
         httpd, metrics_port = start_metrics_server(config.host, config.metrics_port)

@@ -1,0 +1,142 @@
+"""A dynamic batcher: concurrent calls that arrive within `max_wait_s` of each other share one
+run of `work(items)` in a worker thread (the Triton / Ray Serve design: a batch closes when it
+is full or when its first call has waited `max_wait_s`, whichever comes first).
+
+`work` takes a list of inputs and returns one result per input, in order; a result that is an
+exception fails only its own call, so one bad request never fails its batch. Each call may
+carry a deadline (a `time.monotonic()` instant): a batch never waits past its earliest
+deadline, a call whose deadline has passed before its batch runs is failed with
+`DeadlineExceeded` without being worked on, and the caller stops waiting at its deadline.
+
+The event loop only queues and resolves futures; all CPU work runs in the executor.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Callable, Generic, Sequence, TypeVar
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+class DeadlineExceeded(Exception):
+    """The caller's deadline passed before its batch could run or finish."""
+
+
+@dataclass(frozen=True)
+class BatcherConfig:
+    max_batch: int = 32
+    """Most calls worked on together."""
+    max_wait_s: float = 0.002
+    """How long the first call of a batch waits for others to join (0: never wait; batch only what
+    queued up while the previous batch ran)."""
+    max_in_flight: int = 2
+    """Batches run at once (one per core: a batch's forward pass and search are single-threaded)."""
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1 (got {self.max_batch})")
+        if self.max_wait_s < 0:
+            raise ValueError(f"max_wait_s must be >= 0 (got {self.max_wait_s})")
+        if self.max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be >= 1 (got {self.max_in_flight})")
+
+
+@dataclass
+class _Call(Generic[In]):
+    item: In
+    deadline_at: float | None
+    future: asyncio.Future
+
+
+class DynamicBatcher(Generic[In, Out]):
+    def __init__(self, work: Callable[[Sequence[In]], Sequence["Out | BaseException"]], executor: Executor | None,
+                 config: BatcherConfig = BatcherConfig()):
+        self.work, self.executor, self.config = work, executor, config
+        self._queue: list[_Call[In]] = []
+        self._wakeup: asyncio.Event | None = None
+        self._runner: asyncio.Task | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self.batches = 0          # batches run (tests and the bench read these)
+        self.calls = 0
+
+    async def submit(self, item: In, deadline_at: float | None = None) -> Out:
+        """The result of `work` for this item; raises its exception, or DeadlineExceeded."""
+        loop = asyncio.get_running_loop()
+        if self._runner is None or self._runner.done():
+            self._wakeup = asyncio.Event()
+            self._slots = asyncio.Semaphore(self.config.max_in_flight)
+            self._runner = loop.create_task(self._run())
+        call = _Call(item, deadline_at, loop.create_future())
+        self._queue.append(call)
+        self._wakeup.set()
+        if deadline_at is None:
+            return await call.future
+        try:
+            return await asyncio.wait_for(asyncio.shield(call.future), max(0.0, deadline_at - time.monotonic()))
+        except asyncio.TimeoutError:
+            raise DeadlineExceeded("the deadline passed while the call waited for its batch") from None
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                await self._slots.acquire()
+                await self._gather()
+                batch, self._queue = self._queue[:self.config.max_batch], self._queue[self.config.max_batch:]
+                asyncio.get_running_loop().create_task(self._execute(batch))
+
+    async def _gather(self) -> None:
+        """Waits until the batch is full, max_wait has passed since its first call, or its earliest
+        deadline is near, whichever comes first."""
+        if self.config.max_wait_s <= 0 or len(self._queue) >= self.config.max_batch:
+            return
+        until = time.monotonic() + self.config.max_wait_s
+        deadlines = [c.deadline_at for c in self._queue[:self.config.max_batch] if c.deadline_at is not None]
+        if deadlines:
+            until = min(until, min(deadlines))
+        while len(self._queue) < self.config.max_batch and (left := until - time.monotonic()) > 0:
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), left)
+            except asyncio.TimeoutError:
+                break
+
+    async def _execute(self, batch: list[_Call[In]]) -> None:
+        try:
+            now = time.monotonic()
+            live = []
+            for c in batch:
+                if c.future.done():
+                    continue
+                if c.deadline_at is not None and c.deadline_at <= now:
+                    c.future.set_exception(DeadlineExceeded("the deadline passed before the call's batch ran"))
+                else:
+                    live.append(c)
+            if not live:
+                return
+            self.batches += 1
+            self.calls += len(live)
+            items = [c.item for c in live]
+            try:
+                results = await asyncio.get_running_loop().run_in_executor(self.executor, self.work, items)
+                if len(results) != len(live):
+                    raise RuntimeError(f"batch work returned {len(results)} results for {len(live)} inputs")
+            except BaseException as exc:  # noqa: BLE001 - the whole batch failed: each call sees why
+                results = [exc] * len(live)
+            for c, r in zip(live, results):
+                if c.future.done():
+                    continue
+                if isinstance(r, BaseException):
+                    c.future.set_exception(r)
+                else:
+                    c.future.set_result(r)
+        finally:
+            self._slots.release()
+            for c in batch:   # an abandoned future's exception is never retrieved: mark it seen
+                if c.future.done() and not c.future.cancelled():
+                    c.future.exception()
