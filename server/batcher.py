@@ -91,14 +91,15 @@ class DynamicBatcher(Generic[In, Out]):
                 asyncio.get_running_loop().create_task(self._execute(batch))
 
     async def _gather(self) -> None:
-        """Waits until the batch is full, max_wait has passed since its first call, or its earliest
-        deadline is near, whichever comes first."""
+        """Waits until the batch is full, max_wait has passed since its first call, or half the time
+        left to its earliest deadline has gone (the other half is for the work), whichever comes first."""
         if self.config.max_wait_s <= 0 or len(self._queue) >= self.config.max_batch:
             return
-        until = time.monotonic() + self.config.max_wait_s
+        now = time.monotonic()
+        until = now + self.config.max_wait_s
         deadlines = [c.deadline_at for c in self._queue[:self.config.max_batch] if c.deadline_at is not None]
         if deadlines:
-            until = min(until, min(deadlines))
+            until = min(until, now + (min(deadlines) - now) / 2)
         while len(self._queue) < self.config.max_batch and (left := until - time.monotonic()) > 0:
             self._wakeup.clear()
             try:

@@ -65,7 +65,7 @@ class Evidence(_message.Message):
     def __init__(self, item_id: _Optional[str] = ..., similarity: _Optional[float] = ..., shared: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Justification(_message.Message):
-    __slots__ = ("text", "source", "template", "model", "evidence_ids", "facts", "fallback_reason", "failed_rules")
+    __slots__ = ("text", "source", "template", "model", "evidence_ids", "facts", "fallback_reason", "failed_rules", "cached")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     TEMPLATE_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +74,7 @@ class Justification(_message.Message):
     FACTS_FIELD_NUMBER: _ClassVar[int]
     FALLBACK_REASON_FIELD_NUMBER: _ClassVar[int]
     FAILED_RULES_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
     text: str
     source: str
     template: str
@@ -82,7 +83,8 @@ class Justification(_message.Message):
     facts: _containers.RepeatedScalarFieldContainer[str]
     fallback_reason: str
     failed_rules: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, text: _Optional[str] = ..., source: _Optional[str] = ..., template: _Optional[str] = ..., model: _Optional[str] = ..., evidence_ids: _Optional[_Iterable[str]] = ..., facts: _Optional[_Iterable[str]] = ..., fallback_reason: _Optional[str] = ..., failed_rules: _Optional[_Iterable[str]] = ...) -> None: ...
+    cached: bool
+    def __init__(self, text: _Optional[str] = ..., source: _Optional[str] = ..., template: _Optional[str] = ..., model: _Optional[str] = ..., evidence_ids: _Optional[_Iterable[str]] = ..., facts: _Optional[_Iterable[str]] = ..., fallback_reason: _Optional[str] = ..., failed_rules: _Optional[_Iterable[str]] = ..., cached: _Optional[bool] = ...) -> None: ...
 
 class RecommendedItem(_message.Message):
     __slots__ = ("rank", "item", "score", "evidence", "query_match", "justification")
