@@ -60,19 +60,23 @@ class DynamicBatcher(Generic[In, Out]):
         self._wakeup: asyncio.Event | None = None
         self._runner: asyncio.Task | None = None
         self._slots: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task] = set()     # running batches (a task needs a reference to live)
         self.batches = 0          # batches run (tests and the bench read these)
         self.calls = 0
 
     async def submit(self, item: In, deadline_at: float | None = None) -> Out:
         """The result of `work` for this item; raises its exception, or DeadlineExceeded."""
         loop = asyncio.get_running_loop()
-        if self._runner is None or self._runner.done():
+        if self._loop is not loop:      # asyncio primitives belong to one loop (tests run several)
+            self._loop, self._queue, self._runner, self._tasks = loop, [], None, set()
             self._wakeup = asyncio.Event()
             self._slots = asyncio.Semaphore(self.config.max_in_flight)
-            self._runner = loop.create_task(self._run())
         call = _Call(item, deadline_at, loop.create_future())
         self._queue.append(call)
         self._wakeup.set()
+        if self._runner is None or self._runner.done():   # the runner exits when the queue is empty
+            self._runner = loop.create_task(self._run())
         if deadline_at is None:
             return await call.future
         try:
@@ -81,14 +85,14 @@ class DynamicBatcher(Generic[In, Out]):
             raise DeadlineExceeded("the deadline passed while the call waited for its batch") from None
 
     async def _run(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._queue:
-                await self._slots.acquire()
-                await self._gather()
-                batch, self._queue = self._queue[:self.config.max_batch], self._queue[self.config.max_batch:]
-                asyncio.get_running_loop().create_task(self._execute(batch))
+        """Forms batches while calls are queued, then exits (no task outlives the traffic)."""
+        while self._queue:
+            await self._slots.acquire()
+            await self._gather()
+            batch, self._queue = self._queue[:self.config.max_batch], self._queue[self.config.max_batch:]
+            task = asyncio.get_running_loop().create_task(self._execute(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _gather(self) -> None:
         """Waits until the batch is full, max_wait has passed since its first call, or half the time
