@@ -73,7 +73,7 @@ def test_deadlines_are_kept_inside_a_batch():
 
     def slow_work(items):
         ran.append(list(items))
-        time.sleep(0.3)
+        time.sleep(0.8)
         return [i * 10 for i in items]
 
     async def run():
@@ -84,7 +84,7 @@ def test_deadlines_are_kept_inside_a_batch():
             short = asyncio.ensure_future(batcher.submit(1, t0 + 0.05))
             patient = asyncio.ensure_future(batcher.submit(2, t0 + 5))
             with pytest.raises(DeadlineExceeded):
-                await short                    # the work takes 0.3 s: the caller stops waiting at 0.05 s
+                await short                    # the caller stops waiting at 0.05 s
             short_took = time.monotonic() - t0
             assert await patient == 20         # its neighbour still gets its answer
             # a call whose deadline has passed before its batch runs is not worked on at all
@@ -96,7 +96,7 @@ def test_deadlines_are_kept_inside_a_batch():
                 await expired
             return short_took
     short_took = asyncio.run(run())
-    assert short_took < 0.2
+    assert short_took < 0.5     # the work takes 0.8 s: the caller did not wait for it
     assert [1, 2] in ran and all(4 not in batch for batch in ran)
 
 
