@@ -21,7 +21,7 @@ import sqlite3
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Callable, ContextManager, Iterator, Protocol, Sequence
 
 from store.errors import StoreError
 
@@ -59,7 +59,7 @@ class Database(Protocol):
     dialect: str            # "sqlite" or "postgresql"
     location: str           # a path, or the URL without its password
 
-    def transaction(self) -> Iterator[Transaction]: ...
+    def transaction(self) -> ContextManager[Transaction]: ...
     def query(self, sql: str, args: Sequence = ()) -> list: ...
     def notify(self, tx: Transaction, channel: str, payload: dict) -> None: ...
     def listen(self, channel: str, on_message: Callable[[dict | None], None]) -> Callable[[], None]: ...
