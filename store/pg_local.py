@@ -47,7 +47,10 @@ class LocalPostgres:
     def __init__(self, port: int | None = None, base_dir: str | Path | None = None):
         self.bindir = find_bindir()
         self.port = port or free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="explainrec-pg-", dir=base_dir))
+        # as root the server runs as another user, who must reach the directory: /tmp is
+        # world-traversable, a root-only $TMPDIR may not be
+        root = os.geteuid() == 0
+        self.dir = Path(tempfile.mkdtemp(prefix="explainrec-pg-", dir=base_dir or ("/tmp" if root else None)))
         self.data = self.dir / "data"
         self.log = self.dir / "server.log"
         self._as_user: list[str] = []
@@ -73,9 +76,16 @@ class LocalPostgres:
         # is as durable here as in production (the write-rate bench depends on it).
         self._run("initdb", "-D", str(self.data), "-U", ROLE, "--auth=trust", "-E", "UTF8",
                   "--locale=C", "--no-sync")
-        opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} "
-                "-c max_connections=200 -c shared_buffers=64MB")
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w", "-t", "60", "start")
+        for attempt in range(3):    # the free port may be taken meanwhile by another process
+            opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} "
+                    "-c max_connections=200 -c shared_buffers=64MB")
+            try:
+                self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w", "-t", "60", "start")
+                break
+            except RuntimeError:
+                if attempt == 2 or "could not bind" not in self.log.read_text(errors="replace"):
+                    raise
+                self.port = free_port()
         self.started = True
         return self
 
