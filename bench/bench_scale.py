@@ -113,7 +113,9 @@ def propagation(a_target: str, b_target: str, trials: int) -> dict:
             item_id = f"BENCH-PROPAGATION-{os.getpid()}-{n}"
             ca.upsert_items([pb.Item(id=item_id, title=title, category="Bench Probes", brand="Bench")])
             t0 = time.perf_counter()
-            while item_id not in [it.item.id for it in cb.recommend(query=title, k=5).items]:
+            # the category filter leaves only probe items: found iff B's index holds the new one
+            while item_id not in [it.item.id for it in
+                                  cb.recommend(query=title, k=5, category="Bench Probes").items]:
                 if time.perf_counter() - t0 > 120:
                     raise TimeoutError(f"{item_id} never reached replica B")
                 time.sleep(0.01)

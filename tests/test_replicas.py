@@ -69,7 +69,7 @@ def test_two_replicas_share_one_store_and_survive_one_dying(two_replicas, small_
         title = "Zorblax quantum flux capacitor calibration kit"
         ca.upsert_items([pb.Item(id="NEW-REPLICA-1", title=title, category="Lab Kits", brand="Zorblax")])
         t0 = time.monotonic()
-        while "NEW-REPLICA-1" not in _ids(cb.recommend(query=title, k=5)):
+        while "NEW-REPLICA-1" not in _ids(cb.recommend(query=title, k=5, category="Lab Kits")):
             assert time.monotonic() - t0 < 60, "the upserted item never reached replica B"
             time.sleep(0.1)
 
