@@ -99,13 +99,15 @@ def _link_lines(f_item: str, f_anchor: str, links: Links, variant: str) -> list[
 
 def compute_reply_facts(history: Sequence[Item], items: Sequence[tuple[Item, Candidate | None]],
                         categories: CategoryNames, co: CoPurchases | None = None,
-                        attribute_stats: "attrs_mod.AttributeStats | None" = None) -> list[ItemFacts]:
+                        attribute_stats: "attrs_mod.AttributeStats | None" = None,
+                        preference=None) -> list[ItemFacts]:
     """Facts for every item of one reply: anchors first, then names made distinct over the items
     and their anchors together, then the fact lines.
 
     History entries may be store.history.HistoryItem: their recorded event kinds choose how the
     anchor is cited ("you rated the X"); a plain Item has none and is cited neutrally."""
-    anchors = [choose_anchor(history, item, cand, categories, co, attribute_stats) for item, cand in items]
+    anchors = [choose_anchor(history, item, cand, categories, co, attribute_stats, preference)
+               for item, cand in items]
     involved: dict[str, Item] = {}
     keys: list[str] = []
     for n, ((item, _), (anchor, _)) in enumerate(zip(items, anchors)):

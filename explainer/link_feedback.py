@@ -96,3 +96,23 @@ def choose_preferred(options: Sequence[tuple[object, object]], prefs: LinkPrefer
         if best_key is None or key > best_key:
             best, best_key = (anchor, link), key
     return best if best is not None else (None, None)
+
+
+def link_kinds_for(pipeline, user_id: str, item_id: str) -> tuple[str, ...]:
+    """The link kinds the justification of (user, item) states, recomputed through the pipeline's
+    ranking + facts (steps 1-4; no LLM). () when the pair cannot be justified any more (unknown user,
+    deleted item): such a rating counts for nothing."""
+    from ranker.types import RankQuery
+    from store.errors import StoreError
+
+    try:
+        prepared = pipeline.prepare(RankQuery(user_id=user_id, k=1), item_ids=[item_id])
+    except (StoreError, ValueError):
+        return ()
+    return tuple(prepared.facts[0].links) if prepared.facts else ()
+
+
+def preferences_from_catalog(catalog, pipeline, max_ratings: int = 2000, **kwargs) -> LinkPreferences:
+    """Preferences from the most recent rated feedback rows in the store (a server start)."""
+    rated = [r for r in catalog.feedback() if r.get("helpful") is not None][-max_ratings:]
+    return LinkPreferences.from_ratings(rated, lambda u, i: link_kinds_for(pipeline, u, i), **kwargs)

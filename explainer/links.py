@@ -16,7 +16,7 @@ No link with any history item: no anchor, and the justification says what the it
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 from explainer import attributes as attrs_mod
 from explainer.categories import CategoryNames
@@ -135,10 +135,14 @@ def shared_category(item: Item, other: Item, categories: CategoryNames) -> tuple
 
 def choose_anchor(history: Sequence[Item], item: Item, candidate: Candidate | None,
                   categories: CategoryNames, co: CoPurchases | None,
-                  attribute_stats: "attrs_mod.AttributeStats | None" = None) -> tuple[Item | None, Links | None]:
+                  attribute_stats: "attrs_mod.AttributeStats | None" = None,
+                  preference: Callable[[Sequence[str]], float] | None = None) -> tuple[Item | None, Links | None]:
     """The history item with the strongest link to the item, and that link; (None, None) when no
     history item has any. Among equal links the more recent purchase wins; a history item with the
-    item's very title (the same product listed twice) is never cited."""
+    item's very title (the same product listed twice) is never cited.
+
+    preference(kinds) -> strength points added to a link (explainer.link_feedback: shoppers' ratings
+    of justifications per link kind); None adds nothing."""
     sims = {ev.item_id: ev.similarity for ev in (candidate.evidence if candidate else ())}
     best: tuple[float, int] | None = None
     out: tuple[Item | None, Links | None] = (None, None)
@@ -149,7 +153,7 @@ def choose_anchor(history: Sequence[Item], item: Item, candidate: Candidate | No
         link = links_between(item, h, categories, co, sims.get(h.id, 0.0), attribute_stats)
         if not link.kinds:
             continue
-        key = (link.strength(), pos)
+        key = (link.strength() + (preference(link.kinds) if preference is not None else 0.0), pos)
         if best is None or key > best:
             best, out = key, (h, link)
     return out

@@ -18,6 +18,7 @@ from explainer.client import LLMUnavailable, VLLMClient
 from explainer.config import ExplainerConfig
 from explainer.vllm_pool import make_llm_client
 from explainer.facts import CategoryNames, CoPurchases, ItemFacts, compute_reply_facts, item_name
+from explainer.link_feedback import LinkPreferences
 from explainer.prompts import FallbackTemplate, Prompt, PromptTemplate
 from explainer.types import (FALLBACK_DEADLINE, FALLBACK_DISABLED, FALLBACK_LLM_UNAVAILABLE, FALLBACK_VERIFIER,
                              SOURCE_LLM, SOURCE_TEMPLATE, Justification, StreamEvent)
@@ -71,6 +72,7 @@ class Explainer:
         self._verifier: Verifier | None = None
         self._co: CoPurchases | None = None
         self._attributes: AttributeStats | None = None
+        self.link_preferences: LinkPreferences | None = None   # set by the server from SubmitFeedback ratings
 
     # -- catalog-derived helpers (built on first use; refresh after catalog changes) -------------
     def refresh_catalog(self) -> None:
@@ -105,7 +107,9 @@ class Explainer:
     # -- facts and templates --------------------------------------------------------------------
     def facts(self, history: Sequence[Item], items: Sequence[tuple[Item, Candidate]]) -> list[ItemFacts]:
         cats = self.categories   # builds the co-purchase table too
-        return compute_reply_facts(history, items, cats, self._co, self._attributes)
+        prefs = self.link_preferences   # helpful / not-helpful ratings per link kind (explainer.link_feedback)
+        return compute_reply_facts(history, items, cats, self._co, self._attributes,
+                                   prefs.bonus if prefs is not None else None)
 
     def history_names(self, history: Sequence[Item]) -> list[tuple[str, str]]:
         """(what the shopper did, short name) of the most recent history items, for the prompt."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, AsyncIterator, Callable, Sequence
 
 from explainer.justification_cache import JustificationCache
+from explainer.link_feedback import link_kinds_for
 from explainer.pipeline import Prepared, Recommendation, RecommendPipeline
 from explainer.types import FALLBACK_DEADLINE, FALLBACK_DISABLED, StreamEvent
 from ranker.types import RankQuery
@@ -54,6 +55,7 @@ class RecService:
                                         initializer=thread_init)
         self.ranker = ranker
         self.model_watcher = None   # server.model_swap.ModelWatcher when hot swap is on (server.setup)
+        self._rated: set[int] = set()   # feedback ids whose rating reached the link preferences
 
     # -- the serving model (hot swap) ----------------------------------------------------------
     @property
@@ -196,7 +198,16 @@ class RecService:
     def _submit_feedback(self, fb: Feedback, idempotency_key: str = "", fingerprint: str = "") -> int:
         if not self.catalog.has_item(fb.item_id) and fb.item_id not in self.catalog.deleted_item_ids():
             raise UnknownItem(fb.item_id, field="item_id")
-        return self.catalog.add_feedback(fb, idempotency_key=idempotency_key, fingerprint=fingerprint)
+        feedback_id = self.catalog.add_feedback(fb, idempotency_key=idempotency_key, fingerprint=fingerprint)
+        prefs = getattr(self.explainer, "link_preferences", None)
+        if fb.helpful is not None and prefs is not None and feedback_id not in self._rated:
+            # a rating of a justification counts for the link kinds it stated (explainer.link_feedback);
+            # a retried call (same idempotency key, same id) counts once
+            self._rated.add(feedback_id)
+            kinds = link_kinds_for(self.pipeline, fb.user_id, fb.item_id)
+            if kinds:
+                prefs.record(kinds, fb.helpful)
+        return feedback_id
 
     async def submit_feedback(self, fb: Feedback, idempotency_key: str = "", fingerprint: str = "") -> int:
         """With an idempotency key, a retry of the same call stores nothing more and gets the same id."""
