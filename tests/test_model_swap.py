@@ -137,3 +137,19 @@ def test_corrupt_version_is_refused_and_the_old_one_keeps_serving(swap_server, s
         reply = client.recommend(query="digital thermometer", k=3)
         assert len(reply.items) == 3 and reply.model_version == serving
     assert watcher.check() is False          # not retried until the pointer moves
+
+
+def test_helpful_ratings_reach_the_explainers_link_preferences(swap_server, swap_workdir):
+    prefs = swap_server.lifecycle.service.explainer.link_preferences
+    user, _ = _fitting_user(db_path(swap_workdir))
+    with swap_server.client() as client:
+        reply = client.explain(user_id=user, item_ids=[it.item.id for it in client.recommend(user_id=user, k=5).items])
+        linked = [e for e in reply.explanations if len(e.justification.facts) > 1]
+        assert linked, "some top-5 justification states a link"
+        before = {k: v["helpful"] + v["not_helpful"] for k, v in prefs.summary().items()}
+        client.submit_feedback(user, linked[0].item.id, kind="rating", helpful=False)
+        client.submit_feedback(user, linked[0].item.id, kind="click")          # no rating: no change
+    after = {k: v["helpful"] + v["not_helpful"] for k, v in prefs.summary().items()}
+    changed = {k for k in after if after[k] != before.get(k, 0)}
+    assert changed and all(after[k] == before.get(k, 0) + 1 for k in changed)
+    assert all(prefs.mean(k) < 0.5 for k in changed)
