@@ -285,7 +285,8 @@ def _with_tag(name: str, tag: str, kind: str) -> str:
 def distinct_names(titles: Mapping[str, tuple[str, str]], names: Mapping[str, str]) -> dict[str, str]:
     """Names made distinct: `titles` id -> (title, brand), `names` id -> base name. Items that share a
     name get, step by step until they differ, the colour that tells them apart ("… in Blue"), a size
-    ("… (1.75 mm)"), a short title segment, their brand, or their model code."""
+    ("… (1.75 mm)"), a short title segment, their brand, or their model code; the same title listed
+    twice is told apart by the listing ("… (listing 2)")."""
     out = dict(names)
     parts = {i: _variant_parts(*titles[i]) for i in names}
     for kind in ("colour", "size", "segment", "brand", "code"):
@@ -300,6 +301,13 @@ def distinct_names(titles: Mapping[str, tuple[str, str]], names: Mapping[str, st
                 tag = next((p for p in parts[i][kind] if any(p.lower() not in o for o in others)), None)
                 if tag:
                     out[i] = _with_tag(out[i], tag, kind)
+    # the same title listed under several ids: nothing in the title tells them apart
+    clusters = {}
+    for iid, name in out.items():
+        clusters.setdefault(_word_set(name), []).append(iid)
+    for ids in clusters.values():
+        for n, i in enumerate(ids[1:], 2):
+            out[i] = f"{out[i]} (listing {n})"
     return out
 
 

@@ -91,3 +91,9 @@ def test_word_order_does_not_make_names_distinct():
 ])
 def test_name_problem_names_the_fault(name, problem):
     assert name_problem(name) == problem
+
+
+def test_the_same_title_listed_twice_gets_distinct_names():
+    t = "DBPOWER 2 MP 15M Tube USB Waterproof Hd 6-led Borescope Endoscope Inspection Camera(Silver Head)"
+    names = distinct_names({"a": (t, "DBPOWER"), "b": (t, "DBPOWER")}, {"a": short_name(t, "DBPOWER"), "b": short_name(t, "DBPOWER")})
+    assert duplicate_names(names.items()) == 0 and names["b"].endswith("(listing 2)")
