@@ -259,6 +259,8 @@ def misidentity(c: Context) -> bool:
     if f.anchor_name and re.search(_IS_A + re.escape(f.anchor_name), c.text, re.I) \
             and f.anchor_name.lower() not in f.item_name.lower():
         return True
+    if f.item_name and re.search(r"\bsame\s+(?:\w+\s+){0,2}as\s+the\s+" + re.escape(f.item_name), c.text, re.I):
+        return True   # "the X, the same product as the X"
     return bool(_IS_A_MAKER.search(c.text))
 
 
@@ -283,15 +285,20 @@ _CATEGORY_BEFORE = re.compile(r"\b(?:in|from|of)\s+(?:the\s+)?([^,.;!?]{2,60}?)\
 
 
 def category_claim(c: Context) -> bool:
-    """A category the text names must be the item's category or the one it shares with the anchor."""
-    real = [n for n in (c.facts.category, c.facts.shared_category) if n]
+    """A category the text names must be the item's category or, after "also"/"both", the one it
+    shares with the anchor; named with the category's own words, not more ("Fork Terminals" is not
+    "Terminals")."""
+    own = [n for n in (c.facts.category, c.facts.shared_category) if n]
+    shared = [c.facts.shared_category] if c.facts.shared_category else []
     for pat in (_CATEGORY_AFTER, _CATEGORY_BEFORE):
         for m in pat.finditer(c.unnamed):
             phrase = m.group(1).strip()
             if not content_words(phrase) or re.fullmatch(r"(?:same|this|that|a|one|its|their)\b.*", phrase, re.I) \
                     or re.match(r"(?:as|and|because|so)\b", phrase, re.I):
                 continue   # "in the category …", "in the same category"
-            if not any(mentions(phrase, n) and mentions(n, phrase) for n in real):   # the category, not more
+            real = shared if re.search(r"\b(?:also|both|too)\b", c.unnamed[max(0, m.start() - 25):m.start() + 5], re.I) \
+                else own
+            if not any(mentions(phrase, n) and set(content_words(phrase)) <= set(content_words(n)) for n in real):
                 return True
     return False
 
