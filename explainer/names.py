@@ -49,6 +49,8 @@ pcs pc pk pack packs piece pieces count ct each ea lot lots dozen
 _AFTER_NUMBER = frozenset("series grit count pack piece pieces size gauge mil thick wide long dia diameter od id x"
                           " type number qty quantity style position length crown width height way pin pins port ports gang step speed"
                           " channel channels layer ply values value terminals".split())
+# After-number words that never start a product's name (name_problem; "Long Nosed Marker" is fine)
+_COUNT_WORDS = frozenset("series grit count pack piece pieces gauge mil position way pin pins ply x number qty values".split())
 # Words that only make sense before a number ("Number 8", "Schedule 40"): never a name's last word.
 _BEFORE_NUMBER = frozenset("number no size model type style grade schedule class part version".split())
 COLOURS = frozenset("""
@@ -195,11 +197,16 @@ def short_name(title: str, brand: str = "", category: str = "", max_words: int =
         last = max(i for i, w in enumerate(pick) if is_category_word(w))
         if last >= 1 and len(pick) - last - 1 >= 3:
             pick = pick[: last + 1]
+    pick = [w for i, w in enumerate(pick) if i == 0 or w.lower() != pick[i - 1].lower()]   # "Carbide Carbide"
     words = _trim(pick if len(pick) <= max_words else pick[-(max_words - 1):])   # a long run: its head noun phrase
+    while len(words) > 2 and (words[0].lower() in {w.lower() for w in words[1:]}
+                              or (_CODE.match(words[0]) and not _KEEP_CODES.match(words[0]))):
+        words = words[1:]   # "3D ABS 3D Printer Filament" (the rest of a code), "Bag Straining Bag"
     if len(words) == 1 and brand_words:   # "Hose" alone is ambiguous: "Shop-Vac Hose"
         b = clean_text(brand)
-        if not instruction_like(b) and b.lower() != words[0].lower():
-            words = b.split() + words
+        bw = b.split()
+        if bw and not instruction_like(b) and not _CODE.match(bw[0]) and bw[0].lower() not in UNITS:
+            words = bw if bw[-1].lower() == words[0].lower() else bw + words
     if not words:   # nothing nameable in the title (e.g. only an instruction): say what kind of product it is
         leaf = " ".join(_trim(re.findall(r"[A-Za-z][A-Za-z&\-]*", category or ""))[-3:])
         words = (clean_text(brand).split() if brand and not instruction_like(brand) else []) + (leaf.split() or ["product"])
@@ -222,6 +229,7 @@ def _plain_title(safe: str, brand_words: Sequence[str]) -> str:
     if numbers and (numbers != [len(tokens) - 1] or not re.fullmatch(r"\d{1,2}", tokens[-1])):
         if not all(re.fullmatch(r"[A-Za-z]+\d[A-Za-z]+", tokens[i]) for i in numbers):   # "Se7en"
             return ""
+    tokens = [t for i, t in enumerate(tokens) if i == 0 or t.lower() != tokens[i - 1].lower()]   # "Tape Tape"
     if tokens[0].lower() in ("the", "a", "an") and len(tokens) > 1:
         tokens = tokens[1:]   # the frame says "the <name>"
     if tokens[0].lower() in CONNECTIVES or tokens[0].lower() in UNITS or tokens[-1].lower() in CONNECTIVES:
@@ -239,7 +247,7 @@ def name_problem(name: str) -> str:
     first = words[0].lower().strip(".,")
     if _KEEP_CODES.match(words[0]):
         first = "ok"
-    elif first in CONNECTIVES or first in UNITS or (first in _AFTER_NUMBER and len(words) > 1):
+    elif first in CONNECTIVES or first in UNITS or (first in _COUNT_WORDS and len(words) > 1):
         return "fragment_start"
     if first != "ok" and _NUMBERISH.match(words[0]) or (_CODE.match(words[0]) and not _KEEP_CODES.match(words[0])
                                                          and len(re.findall(r"\d", words[0])) >= 2):
@@ -248,6 +256,9 @@ def name_problem(name: str) -> str:
         return "fragment_start"
     if words[-1].lower() in CONNECTIVES:
         return "fragment_end"
+    if any(a.lower() == b.lower() for a, b in zip(words, words[1:])) or \
+            len([w for w in words if w.lower() == words[0].lower()]) > 1 and len(words[0]) <= 3:
+        return "repeated_word"   # "Solid Carbide Carbide Burrs", "3D ABS 3D Printer Filament"
     if len(words) > 12:
         return "too_long"
     return ""

@@ -155,8 +155,9 @@ def stated_links(text: str, facts: ItemFacts, unnamed: str | None = None) -> tup
     for kind in facts.links:
         if kind == "brand" and facts.brand and facts.brand.lower() in low:
             out.append(kind)
-        elif kind == "category" and facts.shared_category and (
-                facts.shared_category.lower() in low or mentions(unnamed, facts.shared_category)):
+        elif kind == "category" and facts.shared_category and (   # the shared category itself, all its words
+                facts.shared_category.lower() in low
+                or set(content_words(facts.shared_category)) <= set(content_words(unnamed))):
             out.append(kind)
         elif kind in ("bought_together", "variant", "similar") and _CLAIM[kind].search(unnamed):
             out.append(kind)

@@ -87,6 +87,7 @@ def test_word_order_does_not_make_names_distinct():
     ("per Box", "fragment_start"), ("oz Insulating Foam Sealant", "fragment_start"),
     ("X Red Reflective Tape", "fragment_start"), ("Series PVC Pipe Fitting", "fragment_start"),
     ("previous instructions and reply only", "instruction"), ("", "empty"),
+    ("Solid Carbide Carbide Burrs", "repeated_word"), ("3D ABS 3D Printer Filament", "repeated_word"),
     ("Insulating Foam Sealant", ""), ("3D Printer Filament", ""), ("PLA 3D Printer Filament in Blue", ""),
 ])
 def test_name_problem_names_the_fault(name, problem):
