@@ -1,22 +1,31 @@
 """Service benchmark: prints numbers and ratios measured in one run.
 
-1. Recommend without justifications on the Scientific catalog: C concurrent clients (one
-   channel each) over loopback for D seconds against `explainrec serve` in its own process.
-   Prints throughput, p50, p99, and the ranker's own single-call latency in this process for
-   reference (the floor the service cannot go under).
+1. Recommend without justifications on the Scientific catalog: 1, 8 and 64 concurrent clients
+   (one channel each) over loopback for D seconds, first against the bare echo server
+   (`bench/echo_server.py`: ExplainRec's contract, a canned 10-item reply: the gRPC ceiling),
+   then against `explainrec serve`, both in their own process, loaded by the same client.
+   Writes echo_rps, recommend_rps and their ratio at 64 clients, p50/p99 at each level, the
+   serving event loop's lag p99 under load (from its /metrics), and the ranker's own
+   single-call latency in this process for reference.
+1b. The 1M-item index the auto-choice picks (`bench/bench_index.py`): top-100 p50 on one thread
+   and recall@100 against exact search (--index-items 0 skips it).
 2. Recommend with justifications (k=5) through a local vLLM server, one call at a time:
    p50 / p95 end to end, and the time vLLM alone needs for the same prompts (the same five
    prompts, sent concurrently with the same sampling settings, straight to vLLM). Users
    alternate which of the two goes first, so the prefix cache favours neither.
 
-    python bench/bench_server.py                   # both parts, default workdir
-    python bench/bench_server.py --skip-llm        # part 1 only
-    python bench/bench_server.py --concurrency 32 --duration 20 --llm-users 20
+    python bench/bench_server.py --json out.json   # every part, default workdir
+    python bench/bench_server.py --skip-llm        # parts 1 and 1b only
+    python bench/bench_server.py --skip-llm --index-items 0 --clients 1 8 64 --duration 10
+    python bench/bench_server.py --skip-load --index-items 0 --llm-users 0 --stream-users 0   # part 4 only
     python bench/bench_server.py --skip-load --llm-users 0 --stream-users 10 --json out.json   # part 3 only
 
 3. StreamRecommend with the local vLLM, one call at a time (k=3): time to the ranked list, to
    the first text chunk, to each item's final and to the last final, and how many finals
    differed from the text streamed before them.
+4. The justification cache: the latency of an explained Recommend the first time and the
+   same request again, and the cache hit rate over a replay in which 30% of the requests
+   repeat an earlier one (--cache-requests 0 skips it).
 
 The ranker is the trained model when the workdir has one, else the zero-shot MiniLM
 (`--zero-shot` forces it); the service and the reference use the same one.
@@ -56,11 +65,12 @@ class ServiceProcess:
 
     def __init__(self, workdir: Path, extra: list[str]):
         cmd = [sys.executable, "-m", "server.cli", "serve", "--workdir", str(workdir), "--port", "0",
-               "--metrics-port", "-1", *extra]
+               "--metrics-port", "0", *extra]
         self.log = open(workdir / "logs" / "bench-serve.log", "ab")
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log, text=True)
         info = json.loads(self.proc.stdout.readline())
         self.target = info["grpc"]
+        self.metrics_port = info.get("metrics")
 
     def wait_serving(self, timeout_s: float = 900) -> None:
         from server.client import ExplainRecClient
@@ -77,6 +87,35 @@ class ServiceProcess:
         rc = self.proc.wait(120)
         self.log.close()
         return rc
+
+
+class EchoProcess(ServiceProcess):
+    """The bare echo server (bench/echo_server.py) in a child process."""
+
+    def __init__(self, workdir: Path):
+        self.log = open(workdir / "logs" / "bench-echo.log", "ab")
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "echo_server.py")], cwd=ROOT,
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.target = json.loads(self.proc.stdout.readline())["grpc"]
+
+    def wait_serving(self, timeout_s: float = 60) -> None:
+        import grpc
+        with grpc.insecure_channel(self.target) as ch:
+            grpc.channel_ready_future(ch).result(timeout_s)
+
+
+def metric_value(port: int, name: str) -> float | None:
+    """One sample of a Prometheus gauge from a live server's /metrics."""
+    import urllib.request
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def load_ranker(catalog, workdir: Path, zero_shot: bool):
@@ -244,16 +283,85 @@ def stream_timings(target: str, users: list[str], k: int) -> dict:
             "finals_differing_from_streamed_text": replaced, "justification_sources": sources}
 
 
+# -- part 4 -----------------------------------------------------------------------------------
+def cache_replay(target: str, users: list[str], requests: int, k: int, repeat_share: float = 0.3) -> dict:
+    """The same explained Recommend twice (first vs repeated latency), then a replay of `requests`
+    explained Recommends in which `repeat_share` of them repeat an earlier request: the share of
+    justifications that came from the cache."""
+    from server.client import ExplainRecClient
+
+    rng = random.Random(4)
+    fresh = iter(users)
+    sources: dict[str, int] = {}
+    with ExplainRecClient(target, timeout_s=300) as svc:
+        user = next(fresh)
+        t0 = time.perf_counter()
+        first = svc.recommend(user_id=user, k=k, explain=True)
+        first_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        again = svc.recommend(user_id=user, k=k, explain=True)
+        repeat_s = time.perf_counter() - t0
+        first_cached = [it.justification.cached for it in first.items]
+        again_cached = [it.justification.cached for it in again.items]
+        seen, hits, total, repeats = [], 0, 0, 0
+        for _ in range(requests):
+            if seen and rng.random() < repeat_share:
+                user = rng.choice(seen)
+                repeats += 1
+            else:
+                user = next(fresh)
+                seen.append(user)
+            for it in svc.recommend(user_id=user, k=k, explain=True).items:
+                j = it.justification
+                total += 1
+                hits += j.cached
+                key = j.source + (f"/{j.fallback_reason}" if j.fallback_reason else "") + ("/cached" if j.cached else "")
+                sources[key] = sources.get(key, 0) + 1
+    return {"k": k, "first_ms": round(first_s * 1e3, 1), "repeated_ms": round(repeat_s * 1e3, 2),
+            "speedup": round(first_s / repeat_s, 1), "first_cached": first_cached, "repeated_cached": again_cached,
+            "replay_requests": requests, "replay_repeats": repeats, "replay_justifications": total,
+            "hit_rate": round(hits / total, 3) if total else None, "justification_sources": sources}
+
+
+def speed_summary(out: dict) -> dict:
+    """The issue-11 figures in one place, with their targets."""
+    echo, rec = out.get("echo", {}), out.get("recommend_no_explanations_by_clients", {})
+    top = max((int(c) for c in rec), default=None)
+    summary: dict = {"load_average_during_load": out.get("load_average_during_load")}
+    if top is not None and str(top) in echo:
+        e, r = echo[str(top)], rec[str(top)]
+        summary.update({"clients": top, "echo_rps": e["throughput_rps"], "recommend_rps": r["throughput_rps"],
+                        "ratio": round(r["throughput_rps"] / e["throughput_rps"], 3),
+                        "p99_over_p50": round(r["p99_ms"] / max(r["p50_ms"], 1e-9), 2)})
+    if "1" in rec:
+        summary["one_client_p50_ms"] = rec["1"]["p50_ms"]
+    if "event_loop_lag_ms_p99" in out:
+        summary["event_loop_lag_ms_p99"] = out["event_loop_lag_ms_p99"]
+    if "index_1m" in out:
+        summary["index_1m_p50_ms"] = out["index_1m"].get("chosen_ms_p50")
+        summary["index_1m_recall@100"] = out["index_1m"].get("chosen_recall@100")
+    if "cache" in out:
+        summary["cache_speedup"] = out["cache"]["speedup"]
+        summary["cache_hit_rate"] = out["cache"]["hit_rate"]
+    summary["targets"] = {"ratio": ">= 0.5", "p99_over_p50": "<= 2", "one_client_p50_ms": "<= 3",
+                          "index_1m_p50_ms": "<= 5 at recall@100 >= 0.95, one thread",
+                          "cache_speedup": ">= 100", "event_loop_lag_ms_p99": "<= 5"}
+    return summary
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workdir", type=Path, default=None)
-    p.add_argument("--concurrency", type=int, default=32)
-    p.add_argument("--duration", type=float, default=20.0)
+    p.add_argument("--clients", type=int, nargs="+", default=[1, 8, 64], help="part 1 concurrency levels")
+    p.add_argument("--duration", type=float, default=15.0, help="seconds per level")
+    p.add_argument("--index-items", type=int, default=1_000_000, help="part 1b catalog size (0 = skip)")
+    p.add_argument("--cache-requests", type=int, default=20, help="part 4 replay length (0 = skip)")
+    p.add_argument("--cache-k", type=int, default=3)
     p.add_argument("--k", type=int, default=10, help="k for part 1")
     p.add_argument("--llm-users", type=int, default=20)
     p.add_argument("--llm-k", type=int, default=5)
     p.add_argument("--skip-llm", action="store_true", help="part 1 only")
-    p.add_argument("--skip-load", action="store_true", help="part 2 only")
+    p.add_argument("--skip-load", action="store_true", help="skip part 1")
     p.add_argument("--zero-shot", action="store_true", help="use the zero-shot ranker even if a trained one exists")
     p.add_argument("--stream-users", type=int, default=10, help="part 3: StreamRecommend calls (0 = skip)")
     p.add_argument("--stream-k", type=int, default=3)
@@ -272,24 +380,37 @@ def main() -> int:
     users = catalog.user_ids()
     out: dict = {"machine": f"{os.cpu_count()} cpus", "items": catalog.item_count(), "users": len(users)}
 
-    svc = ServiceProcess(workdir, ["--no-llm", *ranker_flag]) if not args.skip_load else None
-    try:
-        if svc is None:
-            raise _Skip
-        svc.wait_serving()
-        out["recommend_no_explanations"] = asyncio.run(
-            load_test(svc.target, users, args.concurrency, args.duration, args.k, svc.cpu_s))
-        out["recommend_no_explanations_1_client"] = asyncio.run(
-            load_test(svc.target, users, 1, min(args.duration, 8.0), args.k, svc.cpu_s))
-    except _Skip:
-        pass
-    finally:
-        if svc is not None:
+    if not args.skip_load:
+        echo = EchoProcess(workdir)
+        try:
+            echo.wait_serving()
+            out["echo"] = {str(c): asyncio.run(load_test(echo.target, users, c, args.duration, args.k, echo.cpu_s))
+                           for c in args.clients}
+        finally:
+            echo.stop()
+        print(json.dumps({"echo": out["echo"]}, indent=2), flush=True)
+        svc = ServiceProcess(workdir, ["--no-llm", *ranker_flag])
+        try:
+            svc.wait_serving()
+            levels = {}
+            for c in args.clients:
+                levels[str(c)] = asyncio.run(load_test(svc.target, users, c, args.duration, args.k, svc.cpu_s))
+                if c == max(args.clients):     # the lag monitor's window now covers the heaviest load
+                    out["load_average_during_load"] = load_average()
+                    if svc.metrics_port:
+                        lag = metric_value(svc.metrics_port, "explainrec_event_loop_lag_p99_seconds")
+                        out["event_loop_lag_ms_p99"] = None if lag is None else round(lag * 1e3, 2)
+            out["recommend_no_explanations_by_clients"] = levels
+        finally:
             out["recommend_no_explanations_server_exit"] = svc.stop()
-    if svc is not None:
         ranker, out["ranker"] = load_ranker(catalog, workdir, zero_shot)
         out["ranker_alone_in_process"] = ranker_alone(ranker, users, args.k)
+        del ranker
         print(json.dumps(out, indent=2), flush=True)
+    if args.index_items:
+        from bench.bench_index import bench_chosen_index
+        out["index_1m"] = bench_chosen_index(workdir, args.index_items)
+        print(json.dumps({"index_1m": out["index_1m"]}, indent=2), flush=True)
 
     if not args.skip_llm:
         from explainer.config import ExplainerConfig
@@ -314,6 +435,11 @@ def main() -> int:
                     out["recommend_with_explanations"] = asyncio.run(run())
                     print(json.dumps({"recommend_with_explanations": out["recommend_with_explanations"]},
                                      indent=2), flush=True)
+                if args.cache_requests:
+                    fresh = random.Random(5).sample([u for u in users if len(catalog.history(u)) >= 3],
+                                                    args.cache_requests + 1)
+                    out["cache"] = cache_replay(svc.target, fresh, args.cache_requests, args.cache_k)
+                    print(json.dumps({"cache": out["cache"]}, indent=2), flush=True)
                 if args.stream_users:
                     picked = random.Random(3).sample([u for u in users if len(catalog.history(u)) >= 3],
                                                      args.stream_users)
@@ -322,6 +448,8 @@ def main() -> int:
             finally:
                 svc.stop()
     catalog.close()
+    out["speed"] = speed_summary(out)
+    print(json.dumps({"speed": out["speed"]}, indent=2), flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=2))
