@@ -9,6 +9,7 @@ Catalogs with explicit separators (" > ", "/", "|") are compared level by level 
 """
 from __future__ import annotations
 
+import functools
 import re
 from typing import Sequence
 
@@ -50,8 +51,10 @@ def common_root(categories: Sequence[str]) -> int:
         depth += 1
 
 
+@functools.lru_cache(maxsize=65536)
 def shared_category(a: str, b: str, root_levels: int) -> tuple[str, str]:
-    """("category", whole) if equal; ("category_parent", shared prefix) if they agree beyond the root; else ("", "")."""
+    """("category", whole) if equal; ("category_parent", shared prefix) if they agree beyond the root; else ("", "").
+    Memoised: a catalog has few distinct paths, and serving compares the same pairs all day."""
     if not a.strip() or not b.strip():
         return "", ""
     if a.strip().lower() == b.strip().lower():
@@ -103,3 +106,38 @@ def history_evidence(candidate: Item, candidate_vec: np.ndarray, history: Sequen
         shared, cat = shared_attributes(candidate, item, root_levels)
         out.append(HistoryEvidence(item_id=item.id, similarity=round(s, 6), shared=shared, shared_category=cat))
     return tuple(out)
+
+
+def evidence_for_candidates(candidates: Sequence[Item], candidate_vecs: np.ndarray, history: Sequence[Item],
+                            history_vecs: np.ndarray, root_levels: int, top: int = 3
+                            ) -> list[tuple[HistoryEvidence, ...]]:
+    """`history_evidence` for several candidates of one query: one matrix product for all their
+    similarities instead of a Python loop over the history per candidate. Same choice and order:
+    distinct history items (first occurrence), strongest first, ties in history order."""
+    if not len(history) or not len(candidates) or top <= 0:
+        return [() for _ in candidates]
+    first: dict[str, int] = {}
+    for i, item in enumerate(history):
+        first.setdefault(item.id, i)
+    rows = np.fromiter(first.values(), dtype=np.int64, count=len(first))
+    ids = list(first)
+    sims = np.asarray(history_vecs, dtype=np.float32)[rows] @ np.asarray(candidate_vecs, dtype=np.float32).T
+    out = []
+    for c, cand in enumerate(candidates):
+        col = sims[:, c].astype(np.float64)
+        order = np.argsort(-col, kind="stable")
+        chosen = []
+        for j in order:
+            if ids[j] == cand.id:
+                continue
+            chosen.append(j)
+            if len(chosen) == top:
+                break
+        ev = []
+        for j in chosen:
+            item = history[rows[j]]
+            shared, cat = shared_attributes(cand, item, root_levels)
+            ev.append(HistoryEvidence(item_id=item.id, similarity=round(float(col[j]), 6), shared=shared,
+                                      shared_category=cat))
+        out.append(tuple(ev))
+    return out

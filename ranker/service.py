@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ranker.evidence import common_root, history_evidence
+from ranker.evidence import common_root, evidence_for_candidates
 from ranker.cache import LRUCache
 from ranker.index import IndexConfig, VectorIndex
 from ranker.scorers import Scorer, ZeroShotScorer, load_scorer
@@ -403,15 +403,13 @@ class Ranker:
 
     def _candidates(self, rows: Sequence[int], scores: Sequence[float], history: list[Item], hvecs: np.ndarray,
                     qvec: np.ndarray | None) -> list[Candidate]:
-        out = []
-        for r, s in zip(rows, scores):
-            item = self._items[self._ids[r]]
-            vec = self._unit[r]
-            evidence = history_evidence(item, vec, history, hvecs, self.root_levels, self.config.evidence_items) \
-                if self.config.evidence_items else ()
-            out.append(Candidate(item_id=item.id, score=float(s), evidence=evidence,
-                                 query_match=None if qvec is None else float(vec @ qvec)))
-        return out
+        rows = [int(r) for r in rows]
+        items = [self._items[self._ids[r]] for r in rows]
+        vecs = self._unit[rows] if rows else np.zeros((0, self._unit.shape[1]), np.float32)
+        evidence = evidence_for_candidates(items, vecs, history, hvecs, self.root_levels, self.config.evidence_items)
+        return [Candidate(item_id=item.id, score=float(s), evidence=ev,
+                          query_match=None if qvec is None else float(vec @ qvec))
+                for item, vec, s, ev in zip(items, vecs, scores, evidence)]
 
     def recommend(self, query: RankQuery) -> list[Candidate]:
         """Top-k items, best first, each with the history items that pulled it up."""
