@@ -50,7 +50,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import grpc  # noqa: E402
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
-from explainer.group_watchdog import group_members  # noqa: E402
+from explainer.group_watchdog import child_processes as children, group_members  # noqa: E402
 from protos.explainrec.v1 import explainrec_pb2 as pb  # noqa: E402
 from protos.explainrec.v1 import explainrec_pb2_grpc as pb_grpc  # noqa: E402
 from server.auth import new_token_line, required_scope  # noqa: E402
@@ -64,23 +64,6 @@ def pct(values: list[float], q: float) -> float:
         return float("nan")
     s = sorted(values)
     return s[min(len(s) - 1, max(0, math.ceil(q / 100 * len(s)) - 1))]
-
-
-def children(pid: int) -> list[tuple[int, str]]:
-    """(pid, command line) of the direct children of `pid`, from /proc."""
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-            if ppid == pid:
-                with open(f"/proc/{name}/cmdline", "rb") as fh:
-                    out.append((int(name), fh.read().replace(b"\0", b" ").decode(errors="replace")))
-        except (OSError, IndexError, ValueError):
-            continue
-    return out
 
 
 def alive(pid: int) -> bool:

@@ -38,6 +38,23 @@ def group_members(pgid: int) -> list[int]:
     return out
 
 
+def child_processes(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the live direct children of `pid`, from /proc (Linux)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                with open(f"/proc/{name}/cmdline", "rb") as fh:
+                    out.append((int(name), fh.read().replace(b"\0", b" ").decode(errors="replace")))
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
 def group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
