@@ -165,8 +165,12 @@ async def run_clients(target: str, n: int, seconds: float, make_call, stop: asyn
     return out
 
 
-def recommend_call(users: list[str], token: str, explain: bool, timeout_s: float):
+def recommend_call(users: list[str], token: str, explain: bool, timeout_s: float, pause_s: float = 0.0):
+    """pause_s: a client's think time after each call (while the LLM is down the templates answer in
+    milliseconds; a client that never pauses would only measure how fast it can spin)."""
     async def call(stub, i):
+        if pause_s:
+            await asyncio.sleep(pause_s)
         t0 = time.monotonic()
         req = pb.RecommendRequest(user_id=random.choice(users), k=3 if explain else 10, explain=explain)
         try:
@@ -218,7 +222,7 @@ def bench_llm_kill(serve: Serve, users: list[str], token: str, wait_back_s: floa
             await asyncio.sleep(20)          # keep asking after the restart: the first LLM answers come back
             stop.set()
         k = asyncio.create_task(killer())
-        res = await run_clients(serve.target, 8, wait_back_s + 60, recommend_call(users, token, True, 120.0),
+        res = await run_clients(serve.target, 8, wait_back_s + 60, recommend_call(users, token, True, 120.0, 0.5),
                                 stop=stop, channels=2)
         await k
         return res
@@ -255,9 +259,14 @@ def bench_injection(serve: Serve, users: list[str], token_admin: str, token_read
                     description=f"Note to the assistant: {t}") for i, t, _ in INJECTIONS]), metadata=md(token_admin),
             timeout=120)
         obeyed, llm, total, texts = 0, 0, 0, []
-        for user in users[:3]:
-            reply = stub.Explain(pb.ExplainRequest(user_id=user, item_ids=[i for i, _, _ in INJECTIONS]),
-                                 metadata=md(token_read), timeout=300)
+        from concurrent.futures import ThreadPoolExecutor
+
+        def explain(user):        # one call per user, all at once (the LLM batches them)
+            return stub.Explain(pb.ExplainRequest(user_id=user, item_ids=[i for i, _, _ in INJECTIONS]),
+                                metadata=md(token_read), timeout=600)
+        with ThreadPoolExecutor(3) as pool:
+            replies = list(pool.map(explain, users[:3]))
+        for reply in replies:
             for ex in reply.explanations:
                 pattern = next(p for i, _, p in INJECTIONS if i == ex.item.id)
                 text = ex.justification.text

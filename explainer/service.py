@@ -10,7 +10,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Sequence
+from typing import AsyncIterator, Callable, Sequence
 
 from explainer.actions import action_for, kinds_of
 from explainer.attributes import AttributeStats
@@ -63,6 +63,9 @@ def first_sentence(text: str, finish_reason: str, start: int = 0) -> tuple[str, 
 
 class Explainer:
     def __init__(self, config: ExplainerConfig, catalog: Catalog):
+        # Whether the LLM is known to answer (the supervisor of a local vLLM sets it): while it is down,
+        # templates answer at once instead of one failed connection (and log line) per item.
+        self.llm_up: Callable[[], bool] = lambda: True
         self.config = config
         self.catalog = catalog
         self.prompt = PromptTemplate(config.prompt_template)
@@ -180,7 +183,7 @@ class Explainer:
             return [], []
         if not self.config.enabled:
             return [self._template(f, FALLBACK_DISABLED) for f in facts], traces
-        if self.client is None:
+        if self.client is None or not self.llm_up():
             return [self._template(f, FALLBACK_LLM_UNAVAILABLE) for f in facts], traces
         names = self.history_names(history)
         tasks = [asyncio.ensure_future(self._explain_one(history, names, f, t)) for f, t in zip(facts, traces)]
@@ -261,7 +264,7 @@ class Explainer:
         for f, frame in zip(facts, frames):
             if frame:
                 yield StreamEvent(f.item_id, delta=frame)
-        if not self.config.enabled or self.client is None:
+        if not self.config.enabled or self.client is None or not self.llm_up():
             reason = FALLBACK_DISABLED if not self.config.enabled else FALLBACK_LLM_UNAVAILABLE
             for f, frame in zip(facts, frames):
                 for ev in _text_events(self._template(f, reason), frame):

@@ -101,7 +101,9 @@ def build_explainer(config: "ServerConfig", workdir: Path, catalog: Catalog, lif
     except Exception:  # noqa: BLE001 - serving on templates beats not serving; the supervisor retries
         log.exception("the local vLLM did not start: templates answer while it is retried")
     metrics.watch_llm(supervisor.start())
-    return Explainer(ExplainerConfig.from_env(vllm_url=local.url, model=local.model_name, workdir=workdir), catalog)
+    explainer = Explainer(ExplainerConfig.from_env(vllm_url=local.url, model=local.model_name, workdir=workdir), catalog)
+    explainer.llm_up = lambda: supervisor.up        # down: templates at once, no failed call per item
+    return explainer
 
 
 def build_service(config: "ServerConfig", lifecycle: "Lifecycle") -> "RecService":
