@@ -102,7 +102,10 @@ class RequestIdInterceptor(grpc.aio.ServerInterceptor):
                 context.set_trailing_metadata((("x-request-id", rid),))
                 yield
             finally:
-                REQUEST_ID.reset(token)
+                try:
+                    REQUEST_ID.reset(token)
+                except ValueError:      # an abandoned stream's generator is closed later, from another context
+                    pass
         return _wrap(handler, around)
 
 
@@ -141,6 +144,9 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
         @asynccontextmanager
         async def around(context):
             start = time.perf_counter()
+            # read while the call is alive: an abandoned stream's generator is finalised after the call
+            # is gone, and asking a finished call for its peer crashed grpc's C core (a segfault)
+            peer = context.peer()
             metrics.IN_FLIGHT.inc()
             code = grpc.StatusCode.OK
             try:
@@ -162,7 +168,7 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
                 level = logging.DEBUG if code == grpc.StatusCode.OK else logging.INFO
                 if log.isEnabledFor(level):
                     log.log(level, "%s %s %.1fms request_id=%s peer=%s token=%s user=%s", method, code.name,
-                            elapsed * 1e3, REQUEST_ID.get() or "-", context.peer(), TOKEN_NAME.get() or "-",
+                            elapsed * 1e3, REQUEST_ID.get() or "-", peer, TOKEN_NAME.get() or "-",
                             self._user(USER_ID.get()) or "-")
         return _wrap(handler, around, self._note_user)
 
