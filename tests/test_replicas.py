@@ -60,8 +60,11 @@ def test_two_replicas_share_one_store_and_survive_one_dying(two_replicas, small_
         assert after != before and not set(others) & set(after)   # bought items are not recommended again
         assert [e.item.id for e in cb.history(user, limit=len(others)).entries] == others[::-1]
 
-        # feedback written through A lands in the table B writes to (one id sequence)
-        fid_a = ca.submit_feedback(user, others[0], "rating", helpful=True, reason="via A")
+        # feedback written through A is read through B: the same call repeated on B under the same
+        # idempotency key returns A's row id, and B's own next row follows it in one sequence
+        fid_a = ca.submit_feedback(user, others[0], "rating", helpful=True, reason="via A", idempotency_key="fb-1")
+        assert cb.submit_feedback(user, others[0], "rating", helpful=True, reason="via A",
+                                  idempotency_key="fb-1") == fid_a
         fid_b = cb.submit_feedback(user, others[1], "rating", helpful=False, reason="via B")
         assert fid_b == fid_a + 1
 
