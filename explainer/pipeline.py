@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, AsyncIterator, Sequence
 from explainer.types import FALLBACK_DISABLED, Justification, StreamEvent
 from ranker.types import Candidate, RankQuery
 from store.catalog import Item
-from store.errors import UnknownItem
+from core.errors import UnknownItem
 from store.history import HistoryItem, history_items
 
 if TYPE_CHECKING:

@@ -25,7 +25,8 @@ from ranker.index import IndexConfig, VectorIndex
 from ranker.scorers import Scorer, ZeroShotScorer, load_scorer
 from ranker.types import Candidate, Ranking, RankQuery
 from store.catalog import Catalog, Item
-from store.errors import InvalidInput, UnknownItem, UnknownUser
+from core.errors import InvalidInput, UnknownItem, UnknownUser
+from core.validation import Limits, check_item_ids, validate_query
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +45,10 @@ class _UserSide:
 
 @dataclass(frozen=True)
 class RankerConfig:
-    max_k: int = 1000
-    """Largest k a query may ask for."""
+    limits: Limits = field(default_factory=Limits)
+    """The request limits (k, ids, text...): the same `core.validation.Limits` the server checks with."""
     evidence_items: int = 3
     """History items cited per candidate."""
-    max_text_chars: int = 2000
-    """Longest free-text query accepted."""
-    max_history: int = 1000
-    """Most inline history ids accepted in one query."""
-    max_exclude: int = 10_000
-    """Most ids in `exclude`."""
-    max_category_chars: int = 200
-    """Longest category filter accepted."""
-    max_brands: int = 100
-    """Most names in `brands` or `exclude_brands`."""
     similar_weight: float = 0.6
     """Share of the reference item in a "more like this" query that also has a user side (history or
     text); the rest is the user vector. Both are unit length before blending."""
@@ -72,9 +63,6 @@ class RankerConfig:
     """A batched search over-fetches k + the query's exclusions; a query excluding more searches alone."""
 
     def __post_init__(self) -> None:
-        for name in ("max_k", "max_text_chars", "max_history", "max_exclude", "max_category_chars"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
         if self.evidence_items < 0:
             raise ValueError(f"evidence_items must be >= 0 (got {self.evidence_items})")
         if not 0.0 <= self.similar_weight <= 1.0:
@@ -273,36 +261,8 @@ class Ranker:
 
     # -- queries --------------------------------------------------------------------------
     def _validate(self, q: RankQuery) -> None:
-        c = self.config
-        if not isinstance(q.k, int) or isinstance(q.k, bool) or not 1 <= q.k <= c.max_k:
-            raise InvalidInput("k", f"k must be in 1..{c.max_k} (got {q.k!r})")
-        if not q.user_id and not q.history and not (q.text or "").strip() and not q.similar_to:
-            raise InvalidInput("user_id", "give a user_id, inline history item ids, a text query or a similar item")
-        if q.user_id is not None and (not isinstance(q.user_id, str) or len(q.user_id) > 256):
-            raise InvalidInput("user_id", "must be a string of at most 256 characters")
-        if len(q.text or "") > c.max_text_chars:
-            raise InvalidInput("text", f"text must be at most {c.max_text_chars} characters (got {len(q.text)})")
-        if len(q.history) > c.max_history:
-            raise InvalidInput("history", f"at most {c.max_history} item ids (got {len(q.history)})")
-        if any(not isinstance(i, str) or not i for i in q.history):
-            raise InvalidInput("history", "item ids must be non-empty strings")
-        if len(q.exclude) > c.max_exclude:
-            raise InvalidInput("exclude", f"at most {c.max_exclude} item ids (got {len(q.exclude)})")
-        if len(q.category or "") > c.max_category_chars:
-            raise InvalidInput("category", f"at most {c.max_category_chars} characters (got {len(q.category)})")
-        for name in ("min_price", "max_price"):
-            v = getattr(q, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0):
-                raise InvalidInput(name, f"must be a number >= 0 (got {v!r})")
-        if q.min_price is not None and q.max_price is not None and q.min_price > q.max_price:
-            raise InvalidInput("max_price", f"must be >= min_price ({q.min_price}) (got {q.max_price})")
-        for name in ("brands", "exclude_brands"):
-            names = getattr(q, name)
-            if len(names) > c.max_brands:
-                raise InvalidInput(name, f"at most {c.max_brands} brands (got {len(names)})")
-            for n, b in enumerate(names):
-                if not isinstance(b, str) or not b.strip() or len(b) > c.max_category_chars:
-                    raise InvalidInput(f"{name}[{n}]", f"must be a brand name of 1..{c.max_category_chars} characters")
+        """The one validation (`core.validation`), with the proto's field names in its errors."""
+        validate_query(q, self.config.limits)
 
     def resolve_history(self, query: RankQuery) -> list[str]:
         """Stored history (oldest first) followed by the inline history.
@@ -553,10 +513,7 @@ class Ranker:
     def score_items(self, query: RankQuery, item_ids: Sequence[str]) -> list[Candidate]:
         """Scores and evidence for the given items, in the order given ("why am I seeing this?")."""
         self._validate(query)
-        if not item_ids:
-            raise InvalidInput("item_ids", "give at least one item id")
-        if len(item_ids) > self.config.max_k:
-            raise InvalidInput("item_ids", f"at most {self.config.max_k} item ids (got {len(item_ids)})")
+        check_item_ids(item_ids, self.config.limits)
         user, history, hvecs, qvec = self._user(query)
         with self._lock:
             for i in item_ids:

@@ -23,7 +23,7 @@ from server import metrics
 from server.batcher import BatcherConfig, DynamicBatcher
 from server.context import MODEL_VERSION
 from store.catalog import Event, Feedback, Item
-from store.errors import UnknownItem
+from core.errors import UnknownItem
 
 if TYPE_CHECKING:
     from explainer.service import Explainer

@@ -15,6 +15,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.validation import Limits
+
 ENV_PREFIX = "EXPLAINREC_SERVER_"
 LLM_MODES = ("local", "url", "off")
 
@@ -56,7 +58,8 @@ class ServerConfig:
     max_k: int = _f(100, "largest k a caller may ask for")
     default_k: int = _f(10, "k when the request leaves it at 0")
     max_history: int = _f(500, "longest inline history (item ids)")
-    max_items_per_call: int = _f(1000, "most items / events / ids in one catalog call, or item ids to explain")
+    max_items_per_call: int = _f(1000, "most items / events / ids in one catalog call, and most exclude_item_ids "
+                                       "in a query (item ids to explain are bounded by max_k)")
     max_text_chars: int = _f(2000, "longest free-text query or feedback reason")
     min_llm_budget_s: float = _f(1.0, "when the caller's remaining deadline is below this, template "
                                       "justifications are returned instead of calling the LLM")
@@ -157,6 +160,12 @@ class ServerConfig:
     @classmethod
     def from_args(cls, args: argparse.Namespace, file: str | Path | None = None) -> "ServerConfig":
         return cls.load(file, **{f.name: getattr(args, f.name, None) for f in dataclasses.fields(cls)})
+
+    @property
+    def limits(self) -> Limits:
+        """The request limits, shared by the server's conversion and the ranker (`core.validation`)."""
+        return Limits(max_k=self.max_k, max_text_chars=self.max_text_chars, max_history=self.max_history,
+                      max_ids=self.max_items_per_call)
 
     @property
     def tls(self) -> bool:

@@ -1,7 +1,9 @@
 """proto <-> domain conversion and request validation. Pure functions, no I/O.
 
-Validation errors are `store.errors.InvalidInput(field, message)` naming the request field
+Validation errors are `core.errors.InvalidInput(field, message)` naming the request field
 (`k`, `history[3]`, `items[0].title`, ...); the error table turns them into INVALID_ARGUMENT.
+A ranking request is checked by `core.validation.validate_query`, the same function the ranker
+calls, with the limits of `ServerConfig.limits`.
 """
 from __future__ import annotations
 
@@ -14,14 +16,12 @@ from typing import TYPE_CHECKING, Sequence
 from protos.explainrec.v1 import explainrec_pb2 as pb
 from ranker.types import Candidate, RankQuery
 from store.catalog import Event, Feedback, Item
-from store.errors import InvalidInput
+from core.errors import InvalidInput
+from core.validation import DEFAULT_LIMITS, check_id, check_ids, check_item_ids, check_text, validate_query
 
 if TYPE_CHECKING:
     from explainer.types import Justification
     from server.config import ServerConfig
-
-MAX_ID_CHARS = 128
-MAX_BRANDS = 100
 
 FEEDBACK_KINDS = {
     pb.FEEDBACK_KIND_CLICK: "click",
@@ -32,106 +32,47 @@ FEEDBACK_KINDS = {
 HELPFUL = {pb.HELPFULNESS_UNSPECIFIED: None, pb.HELPFULNESS_HELPFUL: True, pb.HELPFULNESS_NOT_HELPFUL: False}
 
 
-# -- validation helpers ----------------------------------------------------------
-def _check_id(value: str, field: str) -> str:
-    if not value or not value.strip():
-        raise InvalidInput(field, "must be a non-empty id")
-    if len(value) > MAX_ID_CHARS or any(c.isspace() for c in value) or not value.isprintable():
-        raise InvalidInput(field, f"must be a printable id of at most {MAX_ID_CHARS} characters without spaces "
-                                  f"(got {value[:40]!r})")
-    return value
-
-
-def _check_ids(values: Sequence[str], field: str, limit: int) -> tuple[str, ...]:
-    if len(values) > limit:
-        raise InvalidInput(field, f"at most {limit} ids (got {len(values)})")
-    return tuple(_check_id(v, f"{field}[{i}]") for i, v in enumerate(values))
-
-
-def _check_text(value: str, field: str, limit: int) -> str:
-    if len(value) > limit:
-        raise InvalidInput(field, f"at most {limit} characters (got {len(value)})")
-    return value
-
-
 # -- requests -> domain ------------------------------------------------------------
-def _check_price(req: pb.RecommendRequest, field: str) -> float | None:
-    if not req.HasField(field):
-        return None
-    value = getattr(req, field)
-    if not math.isfinite(value) or value < 0:
-        raise InvalidInput(field, f"must be a number >= 0 (got {value})")
-    return value
-
-
-def _check_brands(values: Sequence[str], field: str) -> tuple[str, ...]:
-    if len(values) > MAX_BRANDS:
-        raise InvalidInput(field, f"at most {MAX_BRANDS} brands (got {len(values)})")
-    for i, v in enumerate(values):
-        if not v.strip() or len(v) > 200 or not v.isprintable():
-            raise InvalidInput(f"{field}[{i}]", "must be a printable brand name of 1..200 characters")
-    return tuple(v.strip() for v in values)
-
-
 def to_rank_query(req: pb.RecommendRequest, cfg: "ServerConfig") -> RankQuery:
-    if not (req.user_id or req.history or req.query.strip() or req.similar_to_item_id):
-        raise InvalidInput("user_id", "give a user_id, a history, a query or similar_to_item_id (all were empty)")
-    min_price, max_price = _check_price(req, "min_price"), _check_price(req, "max_price")
-    if min_price is not None and max_price is not None and min_price > max_price:
-        raise InvalidInput("max_price", f"must be >= min_price {min_price} (got {max_price})")
-    k = req.k or cfg.default_k
-    if not 1 <= k <= cfg.max_k:
-        raise InvalidInput("k", f"must be in 1..{cfg.max_k} (got {req.k})")
-    return RankQuery(
-        user_id=_check_id(req.user_id, "user_id") if req.user_id else None,
-        history=_check_ids(req.history, "history", cfg.max_history),
-        text=_check_text(req.query, "query", cfg.max_text_chars).strip(),
-        k=k,
-        category=_check_text(req.category, "category", 200),
-        exclude=_check_ids(req.exclude_item_ids, "exclude_item_ids", cfg.max_items_per_call),
-        exclude_history=not req.include_history,
-        similar_to=_check_id(req.similar_to_item_id, "similar_to_item_id") if req.similar_to_item_id else "",
-        min_price=min_price, max_price=max_price,
-        brands=_check_brands(req.brands, "brands"),
-        exclude_brands=_check_brands(req.exclude_brands, "exclude_brands"),
+    """The request as a RankQuery, checked by the one validation (`core.validation`)."""
+    query = RankQuery(
+        user_id=req.user_id or None, history=tuple(req.history), text=req.query, k=req.k or cfg.default_k,
+        category=req.category, exclude=tuple(req.exclude_item_ids), exclude_history=not req.include_history,
+        similar_to=req.similar_to_item_id,
+        min_price=req.min_price if req.HasField("min_price") else None,
+        max_price=req.max_price if req.HasField("max_price") else None,
+        brands=tuple(req.brands), exclude_brands=tuple(req.exclude_brands),
     )
+    return validate_query(query, cfg.limits)
 
 
 def to_explain_query(req: pb.ExplainRequest, cfg: "ServerConfig") -> tuple[RankQuery, tuple[str, ...]]:
     """The query that says whose history to use, and the item ids to justify."""
-    if not req.item_ids:
-        raise InvalidInput("item_ids", "give at least one item id to explain")
-    if len(req.item_ids) > cfg.max_k:
-        raise InvalidInput("item_ids", f"at most {cfg.max_k} items per call (got {len(req.item_ids)})")
+    item_ids = check_item_ids(req.item_ids, cfg.limits)
     if not (req.user_id or req.history):
         raise InvalidInput("user_id", "give a user_id or a history to explain against (both were empty)")
-    item_ids = _check_ids(req.item_ids, "item_ids", cfg.max_k)
-    query = RankQuery(
-        user_id=_check_id(req.user_id, "user_id") if req.user_id else None,
-        history=_check_ids(req.history, "history", cfg.max_history),
-        text=_check_text(req.query, "query", cfg.max_text_chars).strip(),
-        k=len(item_ids), exclude_history=False,
-    )
-    return query, item_ids
+    query = RankQuery(user_id=req.user_id or None, history=tuple(req.history), text=req.query,
+                      k=len(item_ids), exclude_history=False)
+    return validate_query(query, cfg.limits), item_ids
 
 
 def item_from_proto(p: pb.Item, field: str) -> Item:
-    _check_id(p.id, f"{field}.id")
+    check_id(p.id, f"{field}.id")
     if not p.title.strip():
         raise InvalidInput(f"{field}.title", "must not be empty")
     if p.HasField("price") and (math.isnan(p.price) or p.price < 0):
         raise InvalidInput(f"{field}.price", f"must be a non-negative number (got {p.price})")
-    return Item(id=p.id, title=_check_text(p.title, f"{field}.title", 1000), category=p.category, brand=p.brand,
+    return Item(id=p.id, title=check_text(p.title, f"{field}.title", 1000), category=p.category, brand=p.brand,
                 price=p.price if p.HasField("price") else None,
-                description=_check_text(p.description, f"{field}.description", 20000),
+                description=check_text(p.description, f"{field}.description", 20000),
                 attributes=dict(p.attributes))
 
 
 def items_from_proto(req: pb.UpsertItemsRequest, cfg: "ServerConfig") -> list[Item]:
     if not req.items:
         raise InvalidInput("items", "give at least one item")
-    if len(req.items) > cfg.max_items_per_call:
-        raise InvalidInput("items", f"at most {cfg.max_items_per_call} items per call (got {len(req.items)})")
+    if len(req.items) > cfg.limits.max_ids:
+        raise InvalidInput("items", f"at most {cfg.limits.max_ids} items per call (got {len(req.items)})")
     items = [item_from_proto(p, f"items[{i}]") for i, p in enumerate(req.items)]
     seen: set[str] = set()
     for i, it in enumerate(items):
@@ -144,14 +85,14 @@ def items_from_proto(req: pb.UpsertItemsRequest, cfg: "ServerConfig") -> list[It
 def delete_ids_from_proto(req: pb.DeleteItemsRequest, cfg: "ServerConfig") -> tuple[str, ...]:
     if not req.item_ids:
         raise InvalidInput("item_ids", "give at least one item id")
-    return _check_ids(req.item_ids, "item_ids", cfg.max_items_per_call)
+    return check_ids(req.item_ids, "item_ids", cfg.limits.max_ids)
 
 
 def events_from_proto(req: pb.RecordEventsRequest, cfg: "ServerConfig", now: float | None = None) -> list[Event]:
     if not req.events:
         raise InvalidInput("events", "give at least one event")
-    if len(req.events) > cfg.max_items_per_call:
-        raise InvalidInput("events", f"at most {cfg.max_items_per_call} events per call (got {len(req.events)})")
+    if len(req.events) > cfg.limits.max_ids:
+        raise InvalidInput("events", f"at most {cfg.limits.max_ids} events per call (got {len(req.events)})")
     now = time.time() if now is None else now
     out = []
     for i, e in enumerate(req.events):
@@ -160,8 +101,8 @@ def events_from_proto(req: pb.RecordEventsRequest, cfg: "ServerConfig", now: flo
         kind = e.kind or "purchase"
         if len(kind) > 32 or not kind.isidentifier():
             raise InvalidInput(f"events[{i}].kind", f"must be a short word like 'purchase' (got {kind[:40]!r})")
-        out.append(Event(user_id=_check_id(e.user_id, f"events[{i}].user_id"),
-                         item_id=_check_id(e.item_id, f"events[{i}].item_id"),
+        out.append(Event(user_id=check_id(e.user_id, f"events[{i}].user_id"),
+                         item_id=check_id(e.item_id, f"events[{i}].item_id"),
                          kind=kind, ts=e.ts or now, split="live"))
     return out
 
@@ -187,10 +128,10 @@ def feedback_from_proto(req: pb.SubmitFeedbackRequest, cfg: "ServerConfig", requ
         raise InvalidInput("helpful", f"unknown value {req.helpful}")
     if req.kind == pb.FEEDBACK_KIND_RATING and req.helpful == pb.HELPFULNESS_UNSPECIFIED:
         raise InvalidInput("helpful", "a rating must say helpful or not helpful")
-    return Feedback(user_id=_check_id(req.user_id, "user_id"), item_id=_check_id(req.item_id, "item_id"),
+    return Feedback(user_id=check_id(req.user_id, "user_id"), item_id=check_id(req.item_id, "item_id"),
                     kind=FEEDBACK_KINDS[req.kind], helpful=HELPFUL[req.helpful],
-                    reason=_check_text(req.reason, "reason", cfg.max_text_chars),
-                    request_id=req.request_id[:MAX_ID_CHARS] or request_id)
+                    reason=check_text(req.reason, "reason", cfg.max_text_chars),
+                    request_id=req.request_id[:DEFAULT_LIMITS.max_id_chars] or request_id)
 
 
 # -- domain -> replies --------------------------------------------------------------
@@ -231,15 +172,15 @@ def explanation_to_proto(item: Item, cand: Candidate, just: "Justification") -> 
 
 def history_query_from_proto(req: pb.GetHistoryRequest, cfg: "ServerConfig") -> tuple[str, int]:
     limit = req.limit or 50
-    if not 1 <= limit <= cfg.max_items_per_call:
-        raise InvalidInput("limit", f"must be in 1..{cfg.max_items_per_call} (got {req.limit})")
-    return _check_id(req.user_id, "user_id"), limit
+    if not 1 <= limit <= cfg.limits.max_ids:
+        raise InvalidInput("limit", f"must be in 1..{cfg.limits.max_ids} (got {req.limit})")
+    return check_id(req.user_id, "user_id"), limit
 
 
 def item_ids_from_proto(req: pb.GetItemsRequest, cfg: "ServerConfig") -> tuple[str, ...]:
     if not req.item_ids:
         raise InvalidInput("item_ids", "give at least one item id")
-    return _check_ids(req.item_ids, "item_ids", cfg.max_items_per_call)
+    return check_ids(req.item_ids, "item_ids", cfg.limits.max_ids)
 
 
 def history_to_proto(entries: Sequence[tuple[Event, Item]], total: int, request_id: str) -> pb.GetHistoryResponse:

@@ -12,8 +12,8 @@ import logging
 
 import grpc
 
+from core.errors import InvalidInput, UnknownItem, UnknownUser
 from server.batcher import DeadlineExceeded
-from store.errors import InvalidInput, UnknownItem, UnknownUser
 
 log = logging.getLogger("explainrec.server")
 

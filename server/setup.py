@@ -56,11 +56,12 @@ def set_search_threads(n: int) -> None:
 
 
 def load_ranker(config: "ServerConfig", workdir: Path, catalog: Catalog):
-    from ranker.service import Ranker
+    from ranker.service import Ranker, RankerConfig
     set_search_threads(config.search_threads)
+    rcfg = RankerConfig(limits=config.limits)   # the ranker validates with the server's limits
     if config.zero_shot:
         log.info("ranker: zero-shot MiniLM (asked for)")
-        return Ranker.zero_shot(catalog)
+        return Ranker.zero_shot(catalog, config=rcfg)
     from ranker.versions import current_version_dir
     mdir = current_version_dir(workdir) or model_dir(workdir)   # the promoted version, else the trained base
     if not (mdir / "config.json").exists() and config.train_if_missing:
@@ -72,9 +73,9 @@ def load_ranker(config: "ServerConfig", workdir: Path, catalog: Catalog):
     mdir = current_version_dir(workdir) or mdir
     if (mdir / "config.json").exists():
         log.info("ranker: trained model from %s", mdir)
-        return Ranker.load(mdir, catalog)
+        return Ranker.load(mdir, catalog, config=rcfg)
     log.warning("ranker: no trained model in %s; serving the zero-shot MiniLM ranker", mdir)
-    return Ranker.zero_shot(catalog)
+    return Ranker.zero_shot(catalog, config=rcfg)
 
 
 def build_explainer(config: "ServerConfig", workdir: Path, catalog: Catalog, lifecycle: "Lifecycle"):

@@ -1,39 +1,13 @@
-"""Domain errors raised by the store; the server maps them to status codes in one table."""
+"""The store's own errors. The domain errors it raises (unknown item / user, invalid input) live
+in `core.errors`, shared by every layer; they are re-exported here for older imports."""
+from core.errors import DomainError, InvalidInput, UnknownItem, UnknownUser
+
+StoreError = DomainError   # the base class `except StoreError` has always caught
+
+__all__ = ["DomainError", "IngestError", "InvalidInput", "StoreError", "UnknownItem", "UnknownUser"]
 
 
-class StoreError(Exception):
-    """Base class for storage errors."""
-
-
-class InvalidInput(StoreError, ValueError):
-    """A request field is malformed. The message names the field."""
-
-    def __init__(self, field: str, message: str):
-        self.field = field
-        super().__init__(f"{field}: {message}")
-
-
-class UnknownItem(StoreError, KeyError):
-    def __init__(self, item_id: str, field: str = "item_id"):
-        self.item_id = item_id
-        self.field = field
-        super().__init__(f"{field}: unknown item {item_id!r}")
-
-    def __str__(self) -> str:  # KeyError quotes its message otherwise
-        return self.args[0]
-
-
-class UnknownUser(StoreError, KeyError):
-    def __init__(self, user_id: str, field: str = "user_id"):
-        self.user_id = user_id
-        self.field = field
-        super().__init__(f"{field}: unknown user {user_id!r}")
-
-    def __str__(self) -> str:
-        return self.args[0]
-
-
-class IngestError(StoreError, ValueError):
+class IngestError(DomainError, ValueError):
     """A bad input row: names the file, the line and the field."""
 
     def __init__(self, path: str, line: int, field: str, message: str):

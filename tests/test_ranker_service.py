@@ -64,13 +64,16 @@ def test_filters_category_and_exclude(zero_shot_ranker, ranker_catalog):
 
 @pytest.mark.parametrize("query, field", [
     (RankQuery(user_id="x", k=0), "k"),
-    (RankQuery(user_id="x", k=1001), "k"),
+    (RankQuery(user_id="x", k=101), "k"),                 # the server's limit, not a looser one of its own
     (RankQuery(), "user_id"),
-    (RankQuery(text="a" * 5000), "text"),
-    (RankQuery(history=("",)), "history"),
+    (RankQuery(user_id="u" * 200), "user_id"),
+    (RankQuery(text="a" * 5000), "query"),                # the proto's field names, as over gRPC
+    (RankQuery(history=("",)), "history[0]"),
+    (RankQuery(history=("A",), exclude=("B",) * 1001), "exclude_item_ids"),
     (RankQuery(history=("A",), category="c" * 300), "category"),
 ])
 def test_validation_names_the_field(zero_shot_ranker, query, field):
+    """One validation (core.validation) for the ranker and the server: same limits, proto field names."""
     with pytest.raises(InvalidInput) as err:
         zero_shot_ranker.recommend(query)
     assert err.value.field == field and field in str(err.value)

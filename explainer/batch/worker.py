@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from explainer.batch.inputs import Group, Row
 from explainer.pipeline import Prepared, RecommendPipeline
 from ranker.types import RankQuery
-from store.errors import StoreError
+from core.errors import DomainError
 
 if TYPE_CHECKING:
     from explainer.service import Explainer
@@ -104,7 +104,7 @@ class GroupWorker:
         """
         try:
             prepared, rows, rejects = await asyncio.to_thread(self.prepare, group)
-        except StoreError as exc:
+        except DomainError as exc:
             return [], [(r, str(exc)) for r in group.rows]
         if not rows:
             return [], rejects
