@@ -1,85 +1,90 @@
-"""ExplainerConfig: one typed configuration for the explainer, validated on construction."""
+"""ExplainerConfig: one typed configuration for the explainer, validated on construction.
+
+The same mechanism as the server's (`core.settings`): each field is an environment variable
+`EXPLAINREC_LLM_<FIELD>`, a key of a TOML file (flat or an `[llm]` table) and, where a command
+exposes it, a flag. Bad values are errors naming the field, never silent defaults.
+"""
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
+
+from core.settings import Settings, setting
 
 
 @dataclass
-class ExplainerConfig:
-    vllm_url: str = ""
-    """Base URL of a running OpenAI-compatible vLLM server (e.g. http://gpu-box:8000), or several
-    separated by commas: requests are spread over those that are up (`explainer/vllm_pool.py`).
-    Empty: local mode, the caller starts a LocalVLLMServer and sets this to its URL."""
+class ExplainerConfig(Settings):
+    ENV_PREFIX: ClassVar[str] = "EXPLAINREC_LLM_"
+    TOML_TABLE: ClassVar[str] = "llm"
 
-    model: str = ""
-    """Served model name sent in each request. Empty: asked from the server's /v1/models once."""
+    vllm_url: str = setting("", 'Base URL of a running OpenAI-compatible vLLM server (e.g. http://gpu- '
+                                'box:8000), or several separated by commas: requests are spread over those that '
+                                'are up (`explainer/vllm_pool.py`). Empty: local mode, the caller starts a '
+                                'LocalVLLMServer and sets this to its URL.')
 
-    enabled: bool = True
-    """False: never call the LLM; every justification is the deterministic template."""
+    model: str = setting("", "Served model name sent in each request. Empty: asked from the server's /v1/models "
+                             'once.')
 
-    prompt_template: str = "link"
-    """Name of the Jinja prompt under explainer/templates/ (without the .j2); its version is in the file."""
+    enabled: bool = setting(True, 'False: never call the LLM; every justification is the deterministic '
+                                  'template.')
 
-    n_samples: int = 4
-    """Samples per item in one call (`n`); the first that passes the verifier is returned."""
+    prompt_template: str = setting("link", 'Name of the Jinja prompt under explainer/templates/ (without the '
+                                           '.j2); its version is in the file.')
 
-    temperature: float = 0.7
-    """Sampling temperature for the samples (the first sample is not special: all use this)."""
+    n_samples: int = setting(4, 'Samples per item in one call (`n`). Passing samples are ranked (citing an '
+                                'attribute too, then the most grounded, then the shortest); the best is returned.')
 
-    top_p: float = 0.9
-    """Nucleus sampling cut-off."""
+    temperature: float = setting(0.7, 'Sampling temperature for the samples (the first sample is not special: '
+                                      'all use this).')
 
-    max_tokens: int = 40
-    """Output budget per sample. A text cut by this limit fails the verifier (truncated)."""
+    top_p: float = setting(0.9, 'Nucleus sampling cut-off.')
 
-    request_timeout_s: float = 20.0
-    """Per-call HTTP timeout (seconds). A call past it falls back to the template."""
+    max_tokens: int = setting(40, 'Output budget per sample. A text cut by this limit fails the verifier '
+                                  '(truncated).')
 
-    deadline_s: float | None = None
-    """Default whole-request deadline (seconds) when explain() is called without one. None: only the per-call timeout."""
+    request_timeout_s: float = setting(20.0, 'Per-call HTTP timeout (seconds). A call past it falls back to the '
+                                             'template.')
 
-    concurrency: int = 32
-    """Most LLM calls in flight at once from this process (vLLM batches them)."""
+    deadline_s: float | None = setting(None, 'Default whole-request deadline (seconds) when explain() is called '
+                                             'without one. None: only the per-call timeout.')
 
-    preferred_attributes: tuple[str, ...] = field(default_factory=tuple)
-    """Item attribute names this catalog's reasons should use first (e.g. "genres,year"; comma-separated
-    in EXPLAINREC_LLM_PREFERRED_ATTRIBUTES). Others are ranked from the catalog: ids and near-constant
-    attributes last."""
+    concurrency: int = setting(32, 'Most LLM calls in flight at once from this process (vLLM batches them).')
+
+    preferred_attributes: tuple[str, ...] = setting(help="Item attribute names this catalog's reasons should "
+                                                         'use first (e.g. "genres,year"; comma-separated in '
+                                                         'EXPLAINREC_LLM_PREFERRED_ATTRIBUTES). Others are '
+                                                         'ranked from the catalog: ids and near-constant '
+                                                         'attributes last.', default_factory=tuple)
 
     # --- local mode: how LocalVLLMServer starts the engine -----------------------
-    model_dir: Path | None = None
-    """HF model directory to serve (prepare_model's output). None: prepared under workdir."""
+    model_dir: Path | None = setting(None, "HF model directory to serve (prepare_model's output). None: "
+                                           'prepared under workdir.')
 
-    workdir: Path | None = None
-    """Working directory for the model, the vLLM cache and the server log. None: store.paths.default_workdir()."""
+    workdir: Path | None = setting(None, 'Working directory for the model, the vLLM cache and the server log. '
+                                         'None: store.paths.default_workdir().')
 
-    host: str = "127.0.0.1"
-    """Interface the local server binds."""
+    host: str = setting("127.0.0.1", 'Interface the local server binds.')
 
-    port: int = 0
-    """Port of the local server; 0 picks a free one."""
+    port: int = setting(0, 'Port of the local server; 0 picks a free one.')
 
-    enforce_eager: bool = True
-    """Skip torch.compile/graph capture: start-up about 20-40 s instead of 75-120 s on this CPU."""
+    enforce_eager: bool = setting(True, 'Skip torch.compile/graph capture: start-up about 20-40 s instead of '
+                                        '75-120 s on this CPU.')
 
-    kv_cache_gib: int = 1
-    """VLLM_CPU_KVCACHE_SPACE: KV cache size in GiB (the machine is shared; keep it small)."""
+    kv_cache_gib: int = setting(1, 'VLLM_CPU_KVCACHE_SPACE: KV cache size in GiB (the machine is shared; keep '
+                                   'it small).')
 
-    max_model_len: int = 2048
-    """Longest prompt + output the local server accepts (tokens)."""
+    max_model_len: int = setting(2048, 'Longest prompt + output the local server accepts (tokens).')
 
-    enable_prefix_caching: bool = True
-    """vLLM automatic prefix caching (the bench turns it off to measure its effect)."""
+    enable_prefix_caching: bool = setting(True, 'vLLM automatic prefix caching (the bench turns it off to '
+                                                'measure its effect).')
 
-    startup_timeout_s: float = 300.0
-    """How long start() waits for /health before giving up (seconds)."""
+    startup_timeout_s: float = setting(300.0, 'How long start() waits for /health before giving up (seconds).')
 
-    extra_args: tuple[str, ...] = field(default_factory=tuple)
-    """More api_server flags for the local server, verbatim."""
+    extra_args: tuple[str, ...] = setting(help='More api_server flags for the local server, verbatim.', default_factory=tuple)
 
     def __post_init__(self) -> None:
+        self.check_types()
         if self.n_samples < 1 or self.n_samples > 16:
             raise ValueError(f"n_samples must be in 1..16 (got {self.n_samples})")
         if not 0.0 <= self.temperature <= 2.0:
@@ -116,21 +121,7 @@ class ExplainerConfig:
             self.workdir = Path(self.workdir)
 
     @classmethod
-    def from_env(cls, **overrides) -> "ExplainerConfig":
-        """Fields from EXPLAINREC_LLM_<FIELD> environment variables, then `overrides`."""
-        values: dict = {}
-        for f in fields(cls):
-            raw = os.environ.get(f"EXPLAINREC_LLM_{f.name.upper()}")
-            if raw is None or f.name == "extra_args":
-                continue
-            default = getattr(cls(), f.name)
-            if isinstance(default, bool):
-                values[f.name] = raw.lower() in ("1", "true", "yes", "on")
-            elif isinstance(default, int):
-                values[f.name] = int(raw)
-            elif isinstance(default, float) or f.name == "deadline_s":
-                values[f.name] = float(raw)
-            else:
-                values[f.name] = raw
-        values.update(overrides)
-        return cls(**values)
+    def from_env(cls, **overrides: Any) -> "ExplainerConfig":
+        """Fields from EXPLAINREC_LLM_<FIELD> environment variables, then `overrides` (None ignored).
+        A value that does not parse (EXPLAINREC_LLM_ENABLED=maybe) is an error naming the variable."""
+        return cls.load(None, None, **overrides)

@@ -2,34 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
 
 from store.cli import add_store_argument, add_workdir_argument, resolve_store, resolve_workdir
-
-
-def _add_dataclass_flags(p: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
-    """One --flag per field of a config dataclass, its docstring as help (read from the source)."""
-    import ast
-    import inspect
-
-    docs: dict[str, str] = {}
-    body = ast.parse(inspect.getsource(cls)).body[0].body
-    for prev, node in zip(body, body[1:]):
-        if isinstance(prev, ast.AnnAssign) and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
-            docs[prev.target.id] = " ".join(str(node.value.value).split())
-    for f in dataclasses.fields(cls):
-        if f.name in skip:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        help_text = f"{docs.get(f.name, '')} (default: {f.default!r})"
-        if f.type in (bool, "bool"):
-            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
-        else:
-            kind = {"int": int, "float": float, "str": str}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
-            p.add_argument(flag, dest=f.name, type=kind, default=f.default, help=help_text)
 
 
 def train_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,7 +16,8 @@ def train_arguments(p: argparse.ArgumentParser) -> None:
     add_store_argument(p)
     p.add_argument("--force", action="store_true", help="retrain even if a model directory exists")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    _add_dataclass_flags(p, TrainConfig)
+    p.add_argument("--config", type=Path, default=None, help="TOML file with a [train] table (flags win)")
+    TrainConfig.add_arguments(p)
 
 
 def train(args: argparse.Namespace) -> int:
@@ -58,8 +36,8 @@ def train(args: argparse.Namespace) -> int:
         print(f"train: no catalog at {store} (run `explainrec ingest` first)", file=sys.stderr)
         return 1
     try:
-        cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
-    except ValueError as exc:
+        cfg = TrainConfig.from_args(args, args.config)
+    except (ValueError, OSError) as exc:
         print(f"train: {exc}", file=sys.stderr)
         return 2
     catalog = Catalog(store)

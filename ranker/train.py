@@ -19,69 +19,62 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
+
+from core.settings import Settings, setting
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 60
-    """Upper bound on passes over the train split (early stopping usually ends sooner)."""
-    batch_size: int = 128
-    """Users per optimisation step (each contributes all its prefixes)."""
-    lr: float = 3e-4
-    """AdamW learning rate."""
-    weight_decay: float = 0.0
-    """AdamW weight decay on the towers."""
-    dim: int = 256
-    """Width of the item/user space (and of the FAISS index)."""
-    layers: int = 1
-    """Transformer layers in the user tower."""
-    heads: int = 2
-    """Attention heads."""
-    dropout: float = 0.4
-    """Dropout in the user tower."""
-    max_len: int = 50
-    """Most recent history items the user tower reads."""
-    score: str = "cosine"
-    """"cosine" or "dot" (see ranker.model.ModelConfig)."""
-    recency_mix: bool = True
-    """Recency-mean skip path in the user tower."""
-    residual: bool = True
-    """Per-item residual vectors."""
-    tied: bool = False
-    """User tower reads the item tower's vectors (True) or a separate input item tower (False)."""
-    residual_dropout: float = 0.3
-    """Per step, each item's residual is dropped with this probability (DropoutNet-style), so the
-    projected text vector alone must rank it: what a new item has. 0 = always use the residual."""
-    residual_min_events: int = 1
-    """Items with fewer train events than this never get a residual (evidence gate): they are served,
-    like an item added after training, from their text alone."""
-    patience: int = 4
-    """Stop after this many epochs without a better valid NDCG@10."""
-    time_budget_s: float = 600.0
-    """Per ensemble member: stop starting new epochs after this many seconds (bounds a CPU run)."""
-    max_users: int = 0
-    """Train on at most this many users (0 = all); for smoke tests."""
-    blend_weights: str = "0,0.1,0.25,0.5,1"
-    """Weights w tried for score = model + w * zero-shot MiniLM (picked on valid; 0 = model alone)."""
-    threads: int = 0
-    """CPU threads for torch; 0 = auto (1 when the CPU is already busy: spinning OpenMP threads on an
-    oversubscribed 2-core machine made a step 5x slower than one thread)."""
-    ensemble: int = 2
-    """Towers trained with seeds seed, seed+1, ...; their scores are summed (one concatenated vector each side)."""
-    seed: int = 0
-    """Seed for torch and numpy (member k uses seed + k)."""
-    device: str = ""
-    """"cuda", "cpu" or "" (CUDA when present)."""
-    dismiss_weight: float = 1.0
-    """Weight of the unlikelihood loss on dismissed items (retrain; 0 = ignore dismissals)."""
-    new_weight: int = 2
-    """Retrain: users with live events or feedback are seen this many times per epoch."""
-    hard_deadline: bool = False
-    """Stop inside an epoch when time_budget_s is spent (retrain's bound), not only between epochs."""
+class TrainConfig(Settings):
+    """Every field is a flag of `explainrec train`, an env var EXPLAINREC_TRAIN_<FIELD> and a key of a
+    TOML file's [train] table (`core.settings`)."""
+
+    ENV_PREFIX: ClassVar[str] = "EXPLAINREC_TRAIN_"
+    TOML_TABLE: ClassVar[str] = "train"
+
+    epochs: int = setting(60, 'Upper bound on passes over the train split (early stopping usually ends sooner).')
+    batch_size: int = setting(128, 'Users per optimisation step (each contributes all its prefixes).')
+    lr: float = setting(3e-4, 'AdamW learning rate.')
+    weight_decay: float = setting(0.0, 'AdamW weight decay on the towers.')
+    dim: int = setting(256, 'Width of the item/user space (and of the FAISS index).')
+    layers: int = setting(1, 'Transformer layers in the user tower.')
+    heads: int = setting(2, 'Attention heads.')
+    dropout: float = setting(0.4, 'Dropout in the user tower.')
+    max_len: int = setting(50, 'Most recent history items the user tower reads.')
+    score: str = setting("cosine", '"cosine" or "dot" (see ranker.model.ModelConfig).')
+    recency_mix: bool = setting(True, 'Recency-mean skip path in the user tower.')
+    residual: bool = setting(True, 'Per-item residual vectors.')
+    tied: bool = setting(False, "User tower reads the item tower's vectors (True) or a separate input item "
+                                'tower (False).')
+    residual_dropout: float = setting(0.3, "Per step, each item's residual is dropped with this probability "
+                                           '(DropoutNet-style), so the projected text vector alone must rank '
+                                           'it: what a new item has. 0 = always use the residual.')
+    residual_min_events: int = setting(1, 'Items with fewer train events than this never get a residual '
+                                          '(evidence gate): they are served, like an item added after training, '
+                                          'from their text alone.')
+    patience: int = setting(4, 'Stop after this many epochs without a better valid NDCG@10.')
+    time_budget_s: float = setting(600.0, 'Per ensemble member: stop starting new epochs after this many '
+                                          'seconds (bounds a CPU run).')
+    max_users: int = setting(0, 'Train on at most this many users (0 = all); for smoke tests.')
+    blend_weights: str = setting("0,0.1,0.25,0.5,1", 'Weights w tried for score = model + w * zero-shot MiniLM '
+                                                     '(picked on valid; 0 = model alone).')
+    threads: int = setting(0, 'CPU threads for torch; 0 = auto (1 when the CPU is already busy: spinning OpenMP '
+                              'threads on an oversubscribed 2-core machine made a step 5x slower than one '
+                              'thread).')
+    ensemble: int = setting(2, 'Towers trained with seeds seed, seed+1, ...; their scores are summed (one '
+                               'concatenated vector each side).')
+    seed: int = setting(0, 'Seed for torch and numpy (member k uses seed + k).')
+    device: str = setting("", '"cuda", "cpu" or "" (CUDA when present).')
+    dismiss_weight: float = setting(1.0, 'Weight of the unlikelihood loss on dismissed items (retrain; 0 = '
+                                         'ignore dismissals).')
+    new_weight: int = setting(2, 'Retrain: users with live events or feedback are seen this many times per '
+                                 'epoch.')
+    hard_deadline: bool = setting(False, "Stop inside an epoch when time_budget_s is spent (retrain's bound), "
+                                         'not only between epochs.')
 
     def model_config(self, n_items: int, text_dim: int):
         """The towers' config: every ModelConfig field this config also has is taken from it by name."""
@@ -91,6 +84,7 @@ class TrainConfig:
         return ModelConfig(n_items=n_items, text_dim=text_dim, **{k: getattr(self, k) for k in shared})
 
     def __post_init__(self) -> None:
+        self.check_types()
         if self.dismiss_weight < 0:
             raise ValueError(f"dismiss_weight must be >= 0 (got {self.dismiss_weight})")
         for name in ("epochs", "batch_size", "dim", "layers", "heads", "max_len", "patience", "ensemble", "new_weight"):

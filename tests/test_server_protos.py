@@ -43,9 +43,16 @@ def test_config_env_type_errors_name_the_variable():
         ServerConfig.load(env={"EXPLAINREC_SERVER_PORT": "eighty"})
 
 
-def test_config_documentation_lists_every_setting():
+def test_config_documentation_is_the_readme_table():
+    """The README's settings table is documentation() verbatim: every row, default and help text."""
+    from pathlib import Path
     doc = documentation()
     assert "EXPLAINREC_SERVER_AUTH_TOKEN" in doc and "min_llm_budget_s" in doc
+    readme = (Path(__file__).resolve().parents[1] / "server" / "README.md").read_text()
+    section = readme[readme.index("## Settings"):]
+    table = section[section.index("| setting |"):].split("\n")
+    table = "\n".join(line for line in table[:next(i for i, ln in enumerate(table) if not ln.startswith("|"))])
+    assert table == doc, "regenerate the table in server/README.md from server.config.documentation()"
 
 
 def test_llm_budget_leaves_a_margin_and_falls_back_below_the_minimum():

@@ -16,6 +16,7 @@ import logging
 import sys
 from pathlib import Path
 
+from explainer.batch.config import BatchConfig, Engine
 from store.cli import add_store_argument, add_workdir_argument, resolve_store, resolve_workdir
 
 log = logging.getLogger(__name__)
@@ -33,28 +34,8 @@ def explain_batch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--parquet", type=Path, default=None, help="also write this Parquet file when complete")
     p.add_argument("--rejects", type=Path, default=None,
                    help="bad rows as JSON lines {file, line, key, reason} (default: <output>.rejects.jsonl)")
-    p.add_argument("--users-topk", type=int, default=0, metavar="K",
-                   help="input is user ids; justify the ranker's top K items of each (keys user#rank)")
-    p.add_argument("--engine", choices=("local", "ray"), default="local")
-    p.add_argument("--ray-address", default="", help="Ray cluster address (default: start a small local Ray)")
-    p.add_argument("--ray-workers", type=int, default=1, help="Ray actors (each builds a ranker + explainer)")
-    p.add_argument("--vllm-url", action="append", default=[],
-                   help="OpenAI-compatible vLLM endpoint; repeat for several (Ray actors spread over them). "
-                        "Default: start a local vLLM server for the job")
-    p.add_argument("--model", default="", help="served model name (default: asked from the server)")
-    p.add_argument("--no-llm", action="store_true", help="deterministic templates only, no vLLM")
-    p.add_argument("--ranker-dir", type=Path, default=None,
-                   help="trained ranker directory (default: <workdir>/ranker if trained, else zero-shot)")
-    p.add_argument("--zero-shot", action="store_true", help="use the untuned MiniLM ranker")
-    p.add_argument("--concurrency", type=int, default=32, help="items in flight to vLLM (per process / actor)")
-    p.add_argument("--max-group", type=int, default=16, help="most items of one user per Explainer call")
-    p.add_argument("--chunk-size", type=int, default=64, help="output lines per fsync'ed chunk")
-    p.add_argument("--n-samples", type=int, default=None, help="LLM samples per item (explainer default if unset)")
-    p.add_argument("--deadline-s", type=float, default=None, help="per-group LLM deadline (seconds; default none)")
-    p.add_argument("--request-timeout-s", type=float, default=300.0,
-                   help="per-request HTTP timeout. Batch jobs queue many requests on purpose, so this is "
-                        "much longer than the service's: a timeout here means a template, not a retry")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--config", type=Path, default=None, help="TOML file with a [batch] table (flags win)")
+    BatchConfig.add_arguments(p)
 
 
 def output_paths(output: Path, parquet: Path | None) -> tuple[Path, Path | None]:
@@ -72,15 +53,11 @@ def explain_batch(args: argparse.Namespace) -> int:
     from store.paths import model_dir, store_missing
 
     logging.getLogger("httpx").setLevel(logging.WARNING)   # one line per request drowns the progress bar
-    if not 1 <= args.max_group <= 256:
-        print(f"max_group must be in 1..256 (got {args.max_group})", file=sys.stderr)
+    try:
+        cfg = BatchConfig.from_args(args, args.config)
+    except (ValueError, OSError) as exc:
+        print(f"explain-batch: bad configuration: {exc}", file=sys.stderr)
         return 2
-    for name, value, low in (("concurrency", args.concurrency, 1),
-                             ("chunk_size", args.chunk_size, 1), ("ray_workers", args.ray_workers, 1),
-                             ("users_topk", args.users_topk, 0)):
-        if value < low:
-            print(f"{name} must be >= {low} (got {value})", file=sys.stderr)
-            return 2
     if not args.input.exists():
         print(f"input: {args.input} does not exist", file=sys.stderr)
         return 2
@@ -103,7 +80,7 @@ def explain_batch(args: argparse.Namespace) -> int:
             log.warning("dropped a torn last line (%d bytes) from %s", journal.truncated_bytes, jsonl)
         catalog = Catalog(db)
         try:
-            work = plan(args.input, catalog, journal.done, topk=args.users_topk, max_group=args.max_group)
+            work = plan(args.input, catalog, journal.done, topk=cfg.users_topk, max_group=cfg.max_group)
         except ValueError as exc:
             print(str(exc), file=sys.stderr)
             return 2
@@ -118,12 +95,12 @@ def explain_batch(args: argparse.Namespace) -> int:
         runtime_rejects = 0
         if work.pending:
             ranker_dir = ""
-            if not args.zero_shot:
-                cand = Path(args.ranker_dir) if args.ranker_dir else model_dir(workdir)
-                if args.ranker_dir or cand.exists():
+            if not cfg.zero_shot:
+                cand = Path(cfg.ranker_dir) if cfg.ranker_dir else model_dir(workdir)
+                if cfg.ranker_dir or cand.exists():
                     ranker_dir = str(cand)
             try:
-                runtime_rejects = _run(args, work, journal, rejects_path, str(db), ranker_dir, workdir)
+                runtime_rejects = _run(args, cfg, work, journal, rejects_path, str(db), ranker_dir, workdir)
             except KeyboardInterrupt:
                 # finished groups were flushed on the way out; the journal makes the rest resumable
                 print(f"interrupted: {len(journal.done & work.order.keys())} of {work.total} keys in {jsonl}; "
@@ -141,7 +118,8 @@ def explain_batch(args: argparse.Namespace) -> int:
     return 0 if complete else 1
 
 
-def _run(args, work, journal, rejects_path: Path, db: str, ranker_dir: str, workdir: Path) -> int:
+def _run(args: argparse.Namespace, cfg: BatchConfig, work, journal, rejects_path: Path, db: str, ranker_dir: str,
+         workdir: Path) -> int:
     """Run the pending groups on the chosen engine; returns the rows rejected at run time."""
     import asyncio
     import signal
@@ -161,31 +139,31 @@ def _run(args, work, journal, rejects_path: Path, db: str, ranker_dir: str, work
     server = None
     progress = None
     try:
-        urls = tuple(args.vllm_url)
-        if not urls and not args.no_llm:
+        urls = cfg.vllm_url
+        if not urls and cfg.llm:
             from explainer.config import ExplainerConfig
             from explainer.vllm_server import LocalVLLMServer
             server = LocalVLLMServer(ExplainerConfig(workdir=workdir)).start()
             urls = (server.url,)
-        overrides: dict = {"concurrency": args.concurrency, "request_timeout_s": args.request_timeout_s}
-        if args.no_llm:
+        overrides: dict = {"concurrency": cfg.concurrency, "request_timeout_s": cfg.request_timeout_s}
+        if not cfg.llm:
             overrides["enabled"] = False
-        if args.n_samples is not None:
-            overrides["n_samples"] = args.n_samples
-        spec = WorkerSpec(db_path=db, ranker_dir=ranker_dir, vllm_urls=() if args.no_llm else urls,
-                          model=args.model, deadline_s=args.deadline_s, explainer_overrides=overrides)
+        if cfg.n_samples is not None:
+            overrides["n_samples"] = cfg.n_samples
+        spec = WorkerSpec(db_path=db, ranker_dir=ranker_dir, vllm_urls=() if not cfg.llm else urls,
+                          model=cfg.model, deadline_s=cfg.deadline_s, explainer_overrides=overrides)
         progress = tqdm(total=work.total, initial=work.done, unit="expl", dynamic_ncols=True,
-                        disable=args.no_progress, desc="explain-batch")
-        sink = Sink(journal, rejects_path, str(args.input), progress=progress, chunk_size=args.chunk_size)
-        if args.engine == "ray":
+                        disable=not cfg.progress, desc="explain-batch")
+        sink = Sink(journal, rejects_path, str(args.input), progress=progress, chunk_size=cfg.chunk_size)
+        if cfg.engine == Engine.RAY:
             from explainer.batch.ray_engine import run_ray
-            run_ray(work.groups, spec, sink, address=args.ray_address, workers=args.ray_workers,
-                    concurrency=args.concurrency)
+            run_ray(work.groups, spec, sink, address=cfg.ray_address, workers=cfg.ray_workers,
+                    concurrency=cfg.concurrency)
         else:
             async def main():
                 worker, aclose = build_worker(spec)
                 try:
-                    await run_local(work.groups, worker, sink, args.concurrency)
+                    await run_local(work.groups, worker, sink, cfg.concurrency)
                 finally:
                     await aclose()
             asyncio.run(main())
