@@ -76,17 +76,36 @@ class Explainer:
         self._co: CoPurchases | None = None
         self._attributes: AttributeStats | None = None
         self.link_preferences: LinkPreferences | None = None   # set by the server from SubmitFeedback ratings
+        self._known_items: dict[str, Item] = {}
 
     # -- catalog-derived helpers (built on first use; refresh after catalog changes) -------------
     def refresh_catalog(self) -> None:
-        """(Re)build the catalog-wide tables: category names, brands, co-purchases. Runs on first use
-        (about a second on the Scientific data); call it at start-up to keep that off the first request."""
+        """(Re)build the catalog-wide tables: category names, brands, attributes, co-purchases. About a
+        second on the Scientific data: `explainrec serve` calls it at start-up; `add_items` keeps the
+        tables current after an upsert without rebuilding the co-purchase table."""
         items = self.catalog.all_items(include_deleted=True)
+        self._known_items = {i.id: i for i in items}
         self._categories = CategoryNames(i.category for i in items)
         self._verifier = Verifier(i.brand for i in items)
         self._attributes = AttributeStats(items, self.config.preferred_attributes)
         # "other shoppers bought both" counts purchases only: a view or a rating is not a purchase
         self._co = CoPurchases(self.catalog.sequences(("train", "valid", "live"), kinds=("purchase",)))
+
+    def add_items(self, items: Sequence[Item]) -> None:
+        """New or changed catalog items: their categories, brands and attributes join the tables.
+        Events are unchanged, so the co-purchase table is kept. Deleted items stay in the tables on
+        purpose (an old history still names them), so a delete needs no call."""
+        if self._categories is None or not items:
+            return   # not built yet: the first use builds them from the catalog
+        old = {i.id: i for i in self._known_items.values()}
+        self._known_items.update({i.id: i for i in items})
+        known = list(self._known_items.values())
+        if any(i.category and i.category not in {o.category for o in old.values()} for i in items):
+            self._categories = CategoryNames(i.category for i in known)
+        if any(i.brand and i.brand not in {o.brand for o in old.values()} for i in items):
+            self._verifier = Verifier(i.brand for i in known)
+        if any(i.attributes for i in items) or any(old.get(i.id) and old[i.id].attributes for i in items):
+            self._attributes = AttributeStats(known, self.config.preferred_attributes)
 
     @property
     def categories(self) -> CategoryNames:

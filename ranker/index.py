@@ -49,7 +49,9 @@ def auto_nprobe(nlist: int) -> int:
 
 
 class VectorIndex:
-    """Thread-safe wrapper: search runs concurrently, add/remove take the write lock."""
+    """Thread-safe wrapper: one lock serialises search, add and remove (a search waits for a
+    running add or remove, and searches run one at a time; the ranker also holds its own lock
+    around each query)."""
 
     def __init__(self, index, kind: str, dim: int, nprobe: int = 0):
         self.index = index

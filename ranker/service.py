@@ -197,9 +197,11 @@ class Ranker:
 
     # -- catalog changes ----------------------------------------------------------------
     def add_items(self, items: Sequence[Item]) -> None:
-        """Cold start: stores the items in the catalog (idempotent upsert) and indexes them at once.
+        """Cold start: encodes the items and indexes them at once; they are searchable when it returns.
 
-        An item already indexed is re-encoded (its text may have changed) and replaces the old vector.
+        The ranker owns its index only: the caller stores the items in the catalog (before, so that a
+        ranking never returns an item the catalog does not know). An item already indexed is
+        re-encoded (its text may have changed) and replaces the old vector.
         """
         items = list(items)
         if not items:
@@ -207,7 +209,6 @@ class Ranker:
         for n, item in enumerate(items):
             if not isinstance(item, Item) or not item.id or not item.title.strip():
                 raise InvalidInput(f"items[{n}]", "each item needs an id and a title")
-        self.catalog.upsert_items(items)
         self._index_items(items)
 
     def _index_items(self, items: Sequence[Item]) -> None:
@@ -242,7 +243,7 @@ class Ranker:
         return len(changed), len(gone)
 
     def remove_items(self, item_ids: Sequence[str]) -> None:
-        """Takes the items out of the index and soft-deletes them in the catalog.
+        """Takes the items out of the index (the caller soft-deletes them in the catalog).
 
         Raises UnknownItem(field="item_ids") if an id is not currently indexed (nothing is changed then).
         """
@@ -255,9 +256,6 @@ class Ranker:
             self.index.remove(rows)
             self._active[rows] = False
             self._category_rows.clear()
-        in_catalog = [i for i in item_ids if self.catalog.has_item(i)]
-        if in_catalog:
-            self.catalog.delete_items(in_catalog)
 
     # -- queries --------------------------------------------------------------------------
     def _validate(self, q: RankQuery) -> None:

@@ -214,9 +214,9 @@ class RecService:
         return await self._run(self._submit_feedback, fb, idempotency_key, fingerprint)
 
     def _upsert(self, items: list[Item]) -> int:
-        n = self.catalog.upsert_items(items)
-        self.ranker.add_items(items)      # encoded and searchable before the call returns
-        self._refresh_explainer()
+        n = self.catalog.upsert_items(items)   # the one catalog write; the ranker owns only its index
+        self.ranker.add_items(items)           # encoded and searchable before the call returns
+        self.explainer.add_items(items)        # their categories, brands and attributes, incrementally
         self._forget_items([i.id for i in items])
         return n
 
@@ -224,19 +224,14 @@ class RecService:
         if self.justifications is not None:
             self.justifications.forget_items(item_ids)
 
-    def _refresh_explainer(self) -> None:
-        """The explainer's category names and known brands come from the catalog."""
-        refresh = getattr(self.explainer, "refresh_catalog", None)
-        if refresh is not None:
-            refresh()
-
     async def upsert_items(self, items: list[Item]) -> int:
         return await self._run(self._upsert, items)
 
     def _delete(self, item_ids: Sequence[str]) -> int:
-        n = self.catalog.delete_items(item_ids)
+        item_ids = list(dict.fromkeys(item_ids))   # an id given twice is one item
+        n = self.catalog.delete_items(item_ids)    # all or nothing: UnknownItem("item_ids") changes nothing
         self.ranker.remove_items(item_ids)
-        self._refresh_explainer()
+        # the explainer's tables keep deleted items on purpose (old history still names them)
         self._forget_items(item_ids)
         return n
 

@@ -91,7 +91,9 @@ class ExplainRecServicer(pb_grpc.ExplainRecServicer):
             try:
                 async for msg in request_iterator:
                     await slots.acquire()     # back-pressure: stop reading while all slots are busy
-                    tasks.add(asyncio.create_task(one(msg)))
+                    task = asyncio.create_task(one(msg))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)   # a long stream keeps only what is in flight
                 await asyncio.gather(*tasks)
             finally:
                 for t in tasks:

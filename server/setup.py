@@ -116,6 +116,10 @@ def build_service(config: "ServerConfig", lifecycle: "Lifecycle") -> "RecService
     try:
         ranker = load_ranker(config, workdir, catalog)
         explainer = build_explainer(config, workdir, catalog, lifecycle)
+        t1 = time.perf_counter()
+        explainer.refresh_catalog()   # here, not on the first justified request
+        log.info("explainer tables built in %.1f s (categories, brands, attributes, co-purchases)",
+                 time.perf_counter() - t1)
     except BaseException:
         catalog.close()
         raise

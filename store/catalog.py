@@ -192,7 +192,9 @@ class Catalog:
         return len(rows)
 
     def delete_items(self, item_ids: Sequence[str]) -> int:
-        """Soft delete: events and feedback that name the item stay valid."""
+        """Soft delete: events and feedback that name the item stay valid. Returns the number of
+        distinct items deleted (an id given twice is one item)."""
+        item_ids = list(dict.fromkeys(item_ids))
         with self.transaction() as c:
             missing = [i for i in item_ids if not c.execute(
                 "SELECT 1 FROM items WHERE id=? AND deleted=0", (i,)).fetchone()]

@@ -95,6 +95,7 @@ def test_cold_start_item_searchable_at_once_then_removed(catalog, ranker_encoder
     ranker = Ranker.zero_shot(catalog, device="cpu", encoder=ranker_encoder)
     new = Item(id="NEW-FLUX-1", title="Flux capacitor calibration kit for time machines",
                category="Industrial & Scientific Time Travel Supplies", brand="Doc Brown Labs")
+    catalog.upsert_items([new])      # the catalog is the caller's; the ranker owns only its index
     ranker.add_items([new])
     top = ranker.recommend(RankQuery(text="flux capacitor for a time machine", k=3))
     assert top[0].item_id == new.id
@@ -104,6 +105,7 @@ def test_cold_start_item_searchable_at_once_then_removed(catalog, ranker_encoder
     [c] = ranker.score_items(RankQuery(user_id="u-new"), [SANDING_80])
     assert c.evidence[0].item_id == new.id
     ranker.remove_items([new.id])
+    assert catalog.get_item(new.id).id == new.id, "the ranker does not write the catalog"
     assert new.id not in {c.item_id for c in ranker.recommend(RankQuery(text="flux capacitor time machine", k=10))}
     with pytest.raises(UnknownItem):
         ranker.remove_items([new.id])

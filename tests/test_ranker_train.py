@@ -19,8 +19,12 @@ def test_train_then_load_serve_and_eval(small_db, tmp_path, ranker_encoder):
     shutil.copy(small_db, db_path(workdir))
     args = ["train", "--workdir", str(workdir), "--quiet", "--epochs", "2", "--dim", "32", "--max-users", "200",
             "--blend-weights", "0,0.5", "--ensemble", "2", "--device", "cpu"]
+    stale = model_dir(workdir).with_name(model_dir(workdir).name + ".tmp")
+    stale.mkdir(parents=True)
+    (stale / "model_2.pt").write_bytes(b"left by a crashed run")     # would read as a third member
     assert main(args) == 0
     out = model_dir(workdir)
+    assert not (out / "model_2.pt").exists() and not stale.exists()
     config = json.loads((out / "config.json").read_text())
     assert {"model.pt", "model_1.pt", "item_ids.json", "item_vectors.npy", "index.faiss", "text_emb.npy"} <= {p.name for p in out.iterdir()}
     assert config["best_epoch"] in (1, 2) and len(config["history"]) == 2
