@@ -3,6 +3,8 @@ service attached yet (still loading) answers every call UNAVAILABLE; the server'
 says how many attempts reached it."""
 from __future__ import annotations
 
+import time
+
 import grpc
 import pytest
 from prometheus_client import REGISTRY
@@ -13,8 +15,16 @@ pytestmark = pytest.mark.slow
 
 
 def _attempts(method: str) -> float:
-    return REGISTRY.get_sample_value("explainrec_requests_total",
-                                     {"method": f"/explainrec.v1.ExplainRec/{method}", "code": "UNAVAILABLE"}) or 0.0
+    """The server counts a call after its reply is sent: wait until the count stops moving."""
+    def read() -> float:
+        return REGISTRY.get_sample_value("explainrec_requests_total", {
+            "method": f"/explainrec.v1.ExplainRec/{method}", "code": "UNAVAILABLE"}) or 0.0
+    value = read()
+    while True:
+        time.sleep(0.3)
+        if (now := read()) == value:
+            return value
+        value = now
 
 
 @pytest.fixture(scope="module")
