@@ -98,6 +98,7 @@ def main() -> int:
     # 3. the items arrive (UpsertItems -> Ranker.add_items), then their events (RecordEvents -> live)
     ranker = Ranker.load(model_dir(work), catalog, device="cpu", encoder=encoder)
     t0 = time.time()
+    catalog.upsert_items(list(held.values()))   # what UpsertItems writes; the ranker owns only its index
     ranker.add_items(list(held.values()))
     upsert_s = time.time() - t0
     catalog.add_events(replay)

@@ -1,4 +1,5 @@
-"""The client retries on UNAVAILABLE only the calls that are safe to replay. A server that has no
+"""The client retries on UNAVAILABLE only the calls that are safe to replay (DeleteItems is not:
+a replay of an applied delete reports NOT_FOUND). A server that has no
 service attached yet (still loading) answers every call UNAVAILABLE; the server's request counter
 says how many attempts reached it."""
 from __future__ import annotations
@@ -37,7 +38,7 @@ def loading_server():
 @pytest.mark.parametrize("method, call, retried", [
     ("Recommend", lambda c: c.recommend(user_id="u1", k=2), True),
     ("RecordEvents", lambda c: c.record_events([("u1", "i1")]), True),    # replay deduplicated by the store
-    ("SubmitFeedback", lambda c: c.submit_feedback("u1", "i1", "click"), False),
+    ("SubmitFeedback", lambda c: c.submit_feedback("u1", "i1", "click"), True),   # idempotency key
     ("DeleteItems", lambda c: c.delete_items(["i1", "i2"]), False),
 ])
 def test_non_idempotent_calls_are_not_replayed(loading_server, method, call, retried):
