@@ -1,5 +1,6 @@
-"""Support-desk page latency: from a shopper lookup to the ranked list, to the first streamed word,
-and to the last verified justification, read from the page's own event stream (/api/stream).
+"""Support-desk page latency: from a shopper lookup to the ranked list, to the first streamed word
+(the verified stream starts with each item's frame, written from the facts), to the first and the
+last verified justification, read from the page's own event stream (/api/stream).
 
     # against a running page (explainrec serve --http-port 8080, or explainrec desk):
     python bench/bench_desk.py --desk http://127.0.0.1:8080/ --db .explainrec/catalog.sqlite --users 10
@@ -56,6 +57,7 @@ def one(http: httpx.Client, user: str, k: int) -> dict:
                     out["first_word_s"] = now
                 elif event == "final":
                     finals += 1
+                    out.setdefault("first_final_s", now)
                     out.setdefault("first_word_s", now)
                     out.setdefault("sources", []).append(data["justification"]["source"])
                 elif event == "done":
@@ -110,10 +112,11 @@ def main() -> int:
                 r = one(http, u, args.k)
                 runs.append(r)
                 print(f"{u}: list {r['ranked_s']:.2f} s, first word {r['first_word_s']:.2f} s, "
+                      f"first verified {r['first_final_s']:.2f} s, "
                       f"all {r['finals']} justified {r['all_final_s']:.2f} s, llm {r['sources'].count('llm')}/{r['finals']}",
                       flush=True)
         summary = {"users": len(runs), "k": args.k}
-        for key in ("ranked_s", "first_word_s", "all_final_s"):
+        for key in ("ranked_s", "first_word_s", "first_final_s", "all_final_s"):
             vals = sorted(r[key] for r in runs)
             summary[key] = {"p50": round(statistics.median(vals), 3), "max": round(vals[-1], 3)}
         summary["llm_share"] = round(sum(r["sources"].count("llm") for r in runs) / sum(r["finals"] for r in runs), 3)

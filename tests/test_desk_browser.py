@@ -103,7 +103,8 @@ def test_scientific_shopper_streamed_highlight_and_feedback(browser, llm_server,
     timings.update(user=some_user, items=len(recs), shared_marks=len(shared), cited=cited_id)
     (OUT / "timings.json").write_text(json.dumps(timings, indent=1))
     print(f"desk page with the local LLM: ranked list {timings['ranked_s']:.2f} s, first streamed word "
-          f"{timings['first_word_s']:.2f} s, all {len(recs)} justified {timings['all_final_s']:.2f} s after the lookup")
+          f"{timings['first_word_s']:.2f} s, first verified justification {timings['first_final_s']:.2f} s, "
+          f"all {len(recs)} justified {timings['all_final_s']:.2f} s after the lookup")
 
 
 def test_like_item_but_cheaper_on_priced_catalog(browser, priced_desk, priced_catalog):

@@ -210,6 +210,9 @@
     if (state.timings.first_word_s === undefined && j.text) {
       state.timings.first_word_s = (performance.now() - state.t0) / 1000;
     }
+    if (state.timings.first_final_s === undefined) {
+      state.timings.first_final_s = (performance.now() - state.t0) / 1000;
+    }
     if ([...state.recs.values()].every((r) => r.justification)) {
       state.timings.all_final_s = (performance.now() - state.t0) / 1000;
       status(`${state.recs.size} recommendations, all justified.`);
@@ -222,6 +225,7 @@
     const parts = [];
     if (t.ranked_s !== undefined) parts.push(`list after ${t.ranked_s.toFixed(2)} s`);
     if (t.first_word_s !== undefined) parts.push(`first words after ${t.first_word_s.toFixed(2)} s`);
+    if (t.first_final_s !== undefined) parts.push(`first checked justification after ${t.first_final_s.toFixed(2)} s`);
     if (t.all_final_s !== undefined) parts.push(`all justified after ${t.all_final_s.toFixed(2)} s`);
     $("#timing").textContent = parts.join(" · ");
   }
