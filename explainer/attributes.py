@@ -239,6 +239,9 @@ def shares_attribute(item: Item, other: Item, stats: AttributeStats | None = Non
 
 
 def states_link(text: str, facts) -> bool:
-    """The text names a shared attribute value (evaluation's attribute-link rate)."""
+    """The text names a shared attribute value (evaluation's attribute-link rate). A value that is also
+    the shared category's name ("Animation" as a genre and as the category) does not count: the
+    category link states it anyway."""
     low = text.lower()
-    return any(v.lower() in low for v in getattr(facts, "shared_values", ()))
+    category = (getattr(facts, "shared_category", "") or "").lower()
+    return any(v.lower() in low and v.lower() not in category for v in getattr(facts, "shared_values", ()))

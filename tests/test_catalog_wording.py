@@ -206,3 +206,16 @@ def test_a_lying_llm_text_on_the_film_fixture_fails(tmp_path):
         assert "false_action" in Verifier([]).verify(lie, f, [h.title for h in hist],
                                                      history_kinds=[h.kinds for h in hist]).failed
     assert dataclasses.replace(f, anchor_kinds=("purchase",)).anchor_kinds == ("purchase",)
+
+
+def test_attribute_link_rate_counts_attribute_values_beyond_the_category():
+    from explainer.attributes import states_link
+
+    h = HistoryItem("T", "Toy Story", "Animation", attributes={"genres": ["Animation", "Family"], "year": 1995},
+                    kinds=("rating",))
+    item = Item("L", "The Lion King", "Animation", attributes={"genres": ["Animation", "Family"], "year": 1994})
+    f = compute_facts([h], item, Candidate("L", .5, (HistoryEvidence("T", .5),)), CategoryNames(["Animation"]))
+    assert f.shared_category == "Animation" and "Family" in f.shared_values
+    assert not states_link("Because you rated the Toy Story, you may like the Lion King: both are Animation.", f)
+    assert states_link("Because you rated the Toy Story, you may like the Lion King: both are Family films.", f)
+    assert states_link("Because you rated the Toy Story, you may like the Lion King: both are from the 1990s.", f)
