@@ -65,7 +65,27 @@ def item_from_proto(p: pb.Item, field: str) -> Item:
     return Item(id=p.id, title=check_text(p.title, f"{field}.title", 1000), category=p.category, brand=p.brand,
                 price=p.price if p.HasField("price") else None,
                 description=check_text(p.description, f"{field}.description", 20000),
-                attributes=dict(p.attributes))
+                attributes=attributes_from_proto(p.attributes, f"{field}.attributes"))
+
+
+def attributes_from_proto(attrs, field: str) -> dict:
+    """The proto map holds strings; a list-valued attribute travels as its JSON text (as item_to_proto
+    writes it), so `"genres": "[\\"Drama\\", \\"Romance\\"]"` comes back a list. Checked like the ingest."""
+    from store.errors import IngestError
+    from store.ingest import parse_attributes
+
+    raw: dict = {}
+    for k, v in attrs.items():
+        if v.startswith("["):
+            try:
+                v = json.loads(v)
+            except ValueError:
+                pass   # a string that merely starts with "[" stays a string
+        raw[k] = v
+    try:
+        return parse_attributes(raw)
+    except IngestError as exc:
+        raise InvalidInput(f"{field}.{exc.field.removeprefix('attributes.')}", str(exc).split(": ", 2)[-1]) from None
 
 
 def items_from_proto(req: pb.UpsertItemsRequest, cfg: "ServerConfig") -> list[Item]:

@@ -219,3 +219,15 @@ def test_attribute_link_rate_counts_attribute_values_beyond_the_category():
     assert not states_link("Because you rated the Toy Story, you may like the Lion King: both are Animation.", f)
     assert states_link("Because you rated the Toy Story, you may like the Lion King: both are Family films.", f)
     assert states_link("Because you rated the Toy Story, you may like the Lion King: both are from the 1990s.", f)
+
+
+def test_list_attributes_survive_the_grpc_contract_and_bad_ones_name_the_field():
+    from core.errors import InvalidInput
+    from server.convert import attributes_from_proto, item_from_proto, item_to_proto
+
+    item = Item("F1", "Titanic", "Drama", attributes={"genres": ["Drama", "Romance"], "note": "[draft]"})
+    back = item_from_proto(item_to_proto(item), "items[0]")
+    assert back.attributes == {"genres": ["Drama", "Romance"], "note": "[draft]"}
+    with pytest.raises(InvalidInput) as err:
+        attributes_from_proto({"genres": '["Drama", {"x": 1}]'}, "items[0].attributes")
+    assert err.value.field == "items[0].attributes.genres[1]"
