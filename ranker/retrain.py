@@ -92,13 +92,13 @@ def retrain(catalog, workdir: Path, time_budget_s: float = DEFAULT_BUDGET_S, for
     t_eval = time.time()
     before = _metrics(load_scorer(current, cfg.device), data)
     t_eval = time.time() - t_eval
-    # What is left of the budget goes to training, minus the measuring still to come (about one
-    # more metrics pass per epoch plus the final one) and writing.
-    left = time_budget_s - (time.time() - t0) - 2 * t_eval - 5.0
+    # What is left of the budget goes to training, minus the measuring still to come: one valid pass
+    # at the end of the last epoch (picks the epoch), the final metrics pass, and writing.
+    left = time_budget_s - (time.time() - t0) - 2.5 * t_eval - 5.0
     cfg = dataclasses.replace(cfg, time_budget_s=max(left, 1.0) / members)
     log.info("retrain: %.0f s of training per member (%d members)", cfg.time_budget_s, members)
     out = new_version_dir(workdir)
-    fit_and_write(data, out, cfg, progress, inits=inits, new_users=data.new_seqs, replace=False,
+    fit_and_write(data, out, cfg, progress, inits=inits, new_users=data.new_seqs, replace=False, measure=False,
                   extra={"parent": version_name(current), "retrain_data": data.counts})
     after = _metrics(load_scorer(out, cfg.device), data)
     promoted = force or after["score"] >= before["score"]

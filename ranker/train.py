@@ -148,6 +148,9 @@ def choose_blend(scorer, data, weights: list[float]):
     from ranker.evaluate import evaluate_ranks, scorer_ranks
     from ranker.scorers import BlendScorer
 
+    if len(weights) == 1:   # nothing to choose (retrain keeps its parent's weight): no valid pass
+        w = weights[0]
+        return (BlendScorer(scorer, w) if w > 0 else scorer), w, {}
     results = {}
     best = (None, -1.0, 0.0)
     for w in weights:
@@ -287,7 +290,7 @@ def train(catalog, model_dir: Path, cfg: TrainConfig, encoder=None, progress: bo
 
 def fit_and_write(data, model_dir: Path, cfg: TrainConfig, progress: bool = True, inits: list[dict] | None = None,
                   new_users: set[int] | None = None, extra: dict | None = None, encode_s: float = 0.0,
-                  replace: bool = True) -> Path:
+                  replace: bool = True, measure: bool = True) -> Path:
     """Fits cfg.ensemble members (member k warm-started from inits[k] when given), picks the blend on
     valid and writes the model directory (through a .tmp sibling, renamed when complete)."""
     import torch
@@ -316,7 +319,8 @@ def fit_and_write(data, model_dir: Path, cfg: TrainConfig, progress: bool = True
     scorer, blend_weight, blend_valid = choose_blend(scorer, data, weights)
     log.info("blend with zero-shot: valid ndcg@10 by weight %s -> w=%s", blend_valid, blend_weight)
     item_vecs = scorer.item_vectors(data.item_ids, data.text_emb)
-    valid = evaluate_ranks(scorer_ranks(scorer, data, "valid", item_vecs=item_vecs))
+    # measure=False: the caller measures the written model itself (retrain: valid + live, once)
+    valid = evaluate_ranks(scorer_ranks(scorer, data, "valid", item_vecs=item_vecs)) if measure else None
 
     model_dir = Path(model_dir)
     tmp = model_dir.with_name(model_dir.name + ".tmp")
@@ -348,7 +352,7 @@ def fit_and_write(data, model_dir: Path, cfg: TrainConfig, progress: bool = True
                     for k in range(len(models))],
         "blend_weight": blend_weight,
         "blend_valid_ndcg@10": {str(k): v for k, v in blend_valid.items()},
-        "valid": valid.metrics,
+        "valid": valid.metrics if valid is not None else None,
         "history": history,
         "index": index.describe(),
         "timings_s": {"encode_items": round(encode_s, 1), "total": round(time.time() - t_start, 1),
@@ -364,5 +368,6 @@ def fit_and_write(data, model_dir: Path, cfg: TrainConfig, progress: bool = True
 
         shutil.rmtree(model_dir)
     tmp.rename(model_dir)   # a half-written model dir never looks finished
-    log.info("model written to %s (best epoch %d, valid ndcg@10 %.4f)", model_dir, best_epoch, valid.score)
+    log.info("model written to %s (best epoch %d%s)", model_dir, best_epoch,
+             f", valid ndcg@10 {valid.score:.4f}" if valid is not None else "")
     return model_dir
