@@ -77,7 +77,10 @@ def shared_attributes(candidate: Item, other: Item, root_levels: int) -> tuple[t
     shared: list[str] = []
     if candidate.brand.strip() and candidate.brand.strip().lower() == other.brand.strip().lower():
         shared.append("brand")
-    kind, text = shared_category(candidate.category, other.category, root_levels)
+    # an item may have several category paths ("Drama; Romance"): the best-matching pair counts
+    pairs = [shared_category(a, b, root_levels) for a in candidate.categories() for b in other.categories()]
+    kind, text = min(pairs, key=lambda kt: ({"category": 0, "category_parent": 1}.get(kt[0], 2), -len(kt[1])),
+                     default=("", ""))
     if kind:
         shared.append(kind)
     return tuple(shared), text

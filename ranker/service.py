@@ -167,7 +167,7 @@ class Ranker:
         with self._lock:
             rows = self._append_rows(items, vecs, hvecs, active)
             self.index = VectorIndex.build(vecs[active], rows[active], self.config.index)
-            self.root_levels = common_root([i.category for i in items])
+            self.root_levels = common_root([p for i in items for p in i.categories()])
         log.info("ranker (%s): %d items, index %s", self.scorer.name, int(active.sum()), self.index.describe())
 
     def _build_from_saved(self, model_dir: Path) -> None:
@@ -191,7 +191,7 @@ class Ranker:
                 active = np.array([i.id not in deleted for i in new], dtype=bool)
                 rows = self._append_rows(new, new_vecs, new_hvecs, active)
                 self.index.add(new_vecs[active], rows[active])
-            self.root_levels = common_root([i.category for i in catalog_items.values()])
+            self.root_levels = common_root([p for i in catalog_items.values() for p in i.categories()])
         log.info("ranker (model %s): %d saved items, %d new, %d removed; index %s", model_dir,
                  len(saved_ids), len(new), len(gone), self.index.describe())
 

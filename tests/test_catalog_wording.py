@@ -231,3 +231,12 @@ def test_list_attributes_survive_the_grpc_contract_and_bad_ones_name_the_field()
     with pytest.raises(InvalidInput) as err:
         attributes_from_proto({"genres": '["Drama", {"x": 1}]'}, "items[0].attributes")
     assert err.value.field == "items[0].attributes.genres[1]"
+
+
+def test_ranker_evidence_compares_each_category_path():
+    from ranker.evidence import shared_attributes
+
+    bulb = Item("B", "Smart LED Bulb", "Home > Lighting > Bulbs; Electronics > Smart Home")
+    speaker = Item("S", "Smart Speaker", "Electronics > Audio > Speakers; Electronics > Smart Home")
+    assert shared_attributes(bulb, speaker, 1) == (("category",), "Electronics > Smart Home")
+    assert shared_attributes(bulb, Item("Y", "Yoga Mat", "Sports > Fitness > Yoga"), 1) == ((), "")
