@@ -98,3 +98,11 @@ def test_the_same_title_listed_twice_gets_distinct_names():
     t = "DBPOWER 2 MP 15M Tube USB Waterproof Hd 6-led Borescope Endoscope Inspection Camera(Silver Head)"
     names = distinct_names({"a": (t, "DBPOWER"), "b": (t, "DBPOWER")}, {"a": short_name(t, "DBPOWER"), "b": short_name(t, "DBPOWER")})
     assert duplicate_names(names.items()) == 0 and names["b"].endswith("(listing 2)")
+
+
+def test_every_scientific_title_gets_a_clean_name(catalog):
+    from explainer.categories import CategoryNames
+    items = catalog.all_items()
+    cats = CategoryNames(i.category for i in items)
+    bad = [(i.title, n) for i in items if name_problem(n := short_name(i.title, i.brand, cats.name(i.category)))]
+    assert len(items) > 4000 and bad == []
