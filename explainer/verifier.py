@@ -127,7 +127,7 @@ class Context:
         self.unnamed = _without_names(self.text, f)
         self.own_unnamed = _without_names(self.own, f)
         self.claimed = tuple(k for k, pat in _CLAIM.items() if _claims(pat, self.unnamed, f))
-        self.stated = stated_links(self.text, f, self.unnamed)
+        self.stated = stated_links(self.text, f)
 
 
 def _claims(pat: re.Pattern, text: str, facts: ItemFacts) -> bool:
@@ -137,19 +137,23 @@ def _claims(pat: re.Pattern, text: str, facts: ItemFacts) -> bool:
                for m in pat.finditer(text))
 
 
-def _without_names(text: str, facts: ItemFacts) -> str:
+def _without_names(text: str, facts: ItemFacts, count: int = 0) -> str:
+    """The text with the item's and the anchor's names taken out (count=1: only their first mention,
+    so a category that is also a name, "Because you bought the Brad Nails … both are in Brad Nails",
+    still counts)."""
     for name in sorted({facts.item_name, facts.anchor_name}, key=len, reverse=True):
         if name:
-            text = re.sub(r"(?<![A-Za-z0-9])" + re.escape(name) + r"(?![A-Za-z0-9])", " ", text, flags=re.I)
+            text = re.sub(r"(?<![A-Za-z0-9])" + re.escape(name) + r"(?![A-Za-z0-9])", " ", text, count=count,
+                          flags=re.I)
     return text
 
 
-def stated_links(text: str, facts: ItemFacts, unnamed: str | None = None) -> tuple[str, ...]:
+def stated_links(text: str, facts: ItemFacts) -> tuple[str, ...]:
     """The link kinds (facts.links) that the text states: each needs its words, and the brand or
     the category its name."""
     if not facts.anchor_name or facts.anchor_name.lower() not in text.lower():   # the cited item, by its name
         return ()
-    unnamed = _without_names(text, facts) if unnamed is None else unnamed
+    unnamed = _without_names(text, facts, count=1)
     low = unnamed.lower()
     out = []
     for kind in facts.links:

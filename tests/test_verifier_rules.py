@@ -118,3 +118,10 @@ def test_name_quality_fails_garbled_and_equal_names():
 def test_praise_that_the_facts_state_is_not_evaluative():
     facts = dataclasses.replace(LINKED, lines=LINKED.lines + ('The "x" is a premium grade nut.',))
     assert "evaluative" not in failed(f"Because you bought the {A}, you may like the {I}, a premium nut also by Hillman.", facts)
+
+
+def test_a_category_named_like_the_anchor_still_counts_as_stated():
+    facts = dataclasses.replace(LINKED, anchor_name="Locknuts")
+    text = f"Because you bought the Locknuts, you may like the {I}: both are in Locknuts."
+    assert failed(text, facts) == ()
+    assert "missing_link" in failed(f"Because you bought the Locknuts, you may like the {I}.", facts)
