@@ -66,7 +66,11 @@ def format_price(price: float | None) -> str:
 
 
 def item_name(item: Item, categories: CategoryNames) -> str:
-    return short_name(item.title, item.brand, categories.name(item.category))
+    cat = categories.name(item.category)
+    name = short_name(item.title, item.brand, cat)
+    if name.lower() == categories.root.lower():   # a title that is only the catalog's name: its brand and category
+        name = short_name("", item.brand, cat)
+    return name
 
 
 def _link_order(links: Links) -> tuple[str, ...]:
@@ -114,11 +118,16 @@ def compute_reply_facts(history: Sequence[Item], items: Sequence[tuple[Item, Can
         key = item.id if involved.get(item.id, item) == item else f"{item.id}#{n}"   # two versions of one id
         involved[key] = item
         keys.append(key)
+    # anchors with one title are one product to the shopper (bought twice, under two listings): one name
+    anchor_key = {a.id: (a.id if a.id in involved else "t:" + clean_text(a.title).lower())
+                  for a, _ in anchors if a is not None}
+    for anchor, _ in anchors:
         if anchor is not None:
-            involved.setdefault(anchor.id, anchor)
+            involved.setdefault(anchor_key[anchor.id], anchor)
     base = {i: item_name(it, categories) for i, it in involved.items()}
     names = distinct_names({i: (it.title, it.brand) for i, it in involved.items()}, base)
-    return [_facts(item, anchor, links, names[key], names[anchor.id] if anchor else "", categories, attribute_stats)
+    return [_facts(item, anchor, links, names[key], names[anchor_key[anchor.id]] if anchor else "", categories,
+                   attribute_stats)
             for key, (item, _), (anchor, links) in zip(keys, items, anchors)]
 
 

@@ -87,3 +87,10 @@ def test_titles_only_catalog_gets_linked_or_honest_reasons(tmp_path):
         assert all("PWNED" not in f.item_name and "instructions" not in f.item_name for _, f in texts.values())
     finally:
         cat.close()
+
+
+def test_one_product_bought_under_two_listings_keeps_one_name():
+    twin = Item("fw2", FILAMENT_W.title, FILAMENT_W.category, FILAMENT_W.brand)
+    facts = compute_reply_facts([FILAMENT_W, twin], [(FILAMENT_B, None), (ESUN, None)], CATS)
+    assert {f.anchor_name for f in facts if f.anchor_id} <= {"PLA 3D Printer Filament in White"}
+    assert all("listing" not in f.anchor_name for f in facts)
