@@ -59,6 +59,7 @@ def _lookup(driver, url: str, user: str) -> None:
 def test_scientific_shopper_streamed_highlight_and_feedback(browser, llm_server, server_catalog, some_user):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     desk = start_desk(llm_server)
     try:
@@ -84,8 +85,17 @@ def test_scientific_shopper_streamed_highlight_and_feedback(browser, llm_server,
         browser.save_screenshot(str(OUT / "scientific_hover.png"))
         ActionChains(browser).move_to_element(browser.find_element(By.TAG_NAME, "h1")).perform()
         _wait(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, "#history-list li.cited"), 5, "the highlight to clear")
-        browser.execute_script("arguments[0].focus()", rec.find_element(By.CSS_SELECTOR, ".justification"))
+        # the same by keyboard: Tab from the shopper box to the justification highlights the cited item
+        target = rec.find_element(By.CSS_SELECTOR, ".justification").get_attribute("id")
+        browser.find_element(By.ID, "user").click()
+        for _ in range(80):
+            browser.switch_to.active_element.send_keys(Keys.TAB)
+            if browser.switch_to.active_element.get_attribute("id") == target:
+                break
+        assert browser.switch_to.active_element.get_attribute("id") == target
         assert browser.find_element(By.CSS_SELECTOR, "#history-list li.cited").get_attribute("data-item-id") == cited_id
+        browser.switch_to.active_element.send_keys(Keys.TAB)
+        assert browser.switch_to.active_element.text == "Helpful"
 
         # "not helpful" is stored by SubmitFeedback
         item_id = rec.get_attribute("data-item-id")
@@ -124,3 +134,24 @@ def test_like_item_but_cheaper_on_priced_catalog(browser, priced_desk, priced_ca
     assert all(s.startswith("$") and float(s[1:].replace(",", "")) < ref.price for s in shown), shown
     assert "like" in browser.find_element(By.ID, "filters").text
     browser.save_screenshot(str(OUT / "priced_cheaper.png"))
+
+    # screen readers: every form control has a label, every justification says what it justifies
+    unlabelled = browser.execute_script(
+        "return [...document.querySelectorAll('input, button')].filter(e => !e.labels?.length "
+        "&& !e.getAttribute('aria-label') && !e.textContent.trim()).map(e => e.id || e.outerHTML)")
+    assert unlabelled == []
+    assert all(j.get_attribute("aria-label").startswith("Why ") for j in browser.find_elements(By.CSS_SELECTOR, ".justification"))
+    # keyboard: Tab from the search box reaches the first justification and then its buttons
+    browser.find_element(By.ID, "search-text").click()
+    for _ in range(40):
+        browser.switch_to.active_element.send_keys(Keys.TAB)
+        if "justification" in (browser.switch_to.active_element.get_attribute("class") or ""):
+            break
+    assert "justification" in browser.switch_to.active_element.get_attribute("class")
+    first = browser.switch_to.active_element
+    assert first.get_attribute("id") == "just-1"
+    # no shopper looked up: the feedback buttons are disabled (and say why), so Tab goes to the next item
+    buttons = recs[0].find_elements(By.CSS_SELECTOR, "button.fb")
+    assert all(not b.is_enabled() and "shopper" in b.get_attribute("title") for b in buttons)
+    first.send_keys(Keys.TAB)
+    assert browser.switch_to.active_element.get_attribute("id") == "just-2"

@@ -92,3 +92,26 @@ def test_errors_name_the_field(priced_desk, params, status, field):
     with httpx.Client(base_url=priced_desk.url, timeout=30) as http:
         bad = http.post("/api/feedback", json={"user_id": "U001", "item_id": "P0001", "kind": "love"})
         assert bad.status_code == 422 and "kind" in bad.text
+
+
+def test_the_page_uses_the_services_token_scopes(priced_catalog, priced_ranker):
+    """The desk passes the agent's token on: a read-only token may look but not record feedback."""
+    from tests.fixtures_desk import start_desk
+    from tests.fixtures_server import ServerHarness, server_config, template_service_factory
+    cfg = server_config(auth_tokens="viewer read viewer-secret-0123456789;agent read,write agent-secret-0123456789")
+    harness = ServerHarness(cfg, template_service_factory(priced_catalog, priced_ranker, cfg))
+    desk = start_desk(harness)
+    user = priced_catalog.user_ids()[9]
+    fb = {"user_id": user, "item_id": priced_catalog.history(user)[0], "kind": "click"}
+    try:
+        with httpx.Client(base_url=desk.url, timeout=60) as http:
+            assert http.get("/api/history", params={"user_id": user}).status_code == 401
+            viewer = {"Authorization": "Bearer viewer-secret-0123456789"}
+            assert http.get("/api/history", params={"user_id": user}, headers=viewer).status_code == 200
+            denied = http.post("/api/feedback", json=fb, headers=viewer)
+            assert denied.status_code == 403 and denied.json()["error"] == "PERMISSION_DENIED"
+            ok = http.post("/api/feedback", json=fb, headers={"Authorization": "Bearer agent-secret-0123456789"})
+            assert ok.status_code == 200 and ok.json()["recorded"]
+    finally:
+        harness.run(desk.stop())
+        harness.close()
