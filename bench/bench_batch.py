@@ -148,7 +148,6 @@ def main() -> int:
     from explainer.batch.runner import Sink, run_local
     from explainer.batch.worker import WorkerSpec, build_worker
     from explainer.config import ExplainerConfig
-    from store.catalog import Catalog
     from store.paths import db_path, default_workdir, model_dir
 
     workdir = Path(args.workdir or default_workdir())

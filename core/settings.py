@@ -190,7 +190,7 @@ class Settings:
             if f.name in skip or not f.metadata.get("flag", True):
                 continue
             flag = "--" + f.name.replace("_", "-")
-            default = f.default if f.default is not _MISSING else f.default_factory()  # type: ignore[misc]
+            default = _default(f)
             env = f"; env {cls.env_name(f.name)}" if cls.ENV_PREFIX else ""
             help_text = f"{f.metadata.get('help', '')} (default: {_show(default)}{env})"
             tp = cls.field_type(f.name)
@@ -220,10 +220,15 @@ class Settings:
         head = "| setting | env | default | meaning |" if cls.ENV_PREFIX else "| setting | default | meaning |"
         lines = [head, "|---|---|---|---|" if cls.ENV_PREFIX else "|---|---|---|"]
         for f in cls._fields():
-            default = f.default if f.default is not _MISSING else f.default_factory()  # type: ignore[misc]
+            default = _default(f)
             env = f" `{cls.env_name(f.name)}` |" if cls.ENV_PREFIX else ""
             lines.append(f"| `{f.name}` |{env} `{_show(default)}` | {f.metadata.get('help', '')} |")
         return "\n".join(lines)
+
+
+def _default(f: dataclasses.Field) -> Any:
+    factory: Any = f.default_factory
+    return f.default if f.default is not _MISSING else factory()
 
 
 def _show(value: Any) -> str:

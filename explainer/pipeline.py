@@ -164,6 +164,7 @@ class RecommendPipeline:
         deadline_s: the LLM's time for the whole call (None: the explainer's configured default)."""
         if not prepared.recommendations:
             return [], []
+        traces: list["Trace"]
         if not use_llm:
             justs, traces = self.explainer.templates(prepared.facts, fallback_reason), []
         elif self.cache is None:
@@ -173,6 +174,7 @@ class RecommendPipeline:
         return [dataclasses.replace(r, justification=j) for r, j in zip(prepared.recommendations, justs)], traces
 
     def _cache_keys(self, prepared: Prepared) -> list[tuple]:
+        assert self.cache is not None
         ex, cfg = self.explainer, self.explainer.config
         model = ex.client.model if ex.client is not None else ""
         sampling = (cfg.n_samples, cfg.max_tokens, cfg.temperature, cfg.top_p)
@@ -182,16 +184,18 @@ class RecommendPipeline:
     async def _justify_cached(self, prepared: Prepared, deadline_s: float | None
                               ) -> tuple[list[Justification], list["Trace"]]:
         """Cached items answer at once; only the others go to the LLM (traces cover those)."""
+        assert self.cache is not None
         keys = self._cache_keys(prepared)
-        justs: list[Justification | None] = [self.cache.get(k) for k in keys]
-        todo = [n for n, j in enumerate(justs) if j is None]
-        traces: list = []
+        cached: list[Justification | None] = [self.cache.get(k) for k in keys]
+        todo = [n for n, j in enumerate(cached) if j is None]
+        traces: list["Trace"] = []
         if todo:
             fresh, traces = await self.explainer.justify_traced(prepared.history, [prepared.facts[n] for n in todo],
                                                                 deadline_s)
             for n, j in zip(todo, fresh):
-                justs[n] = j
+                cached[n] = j
                 self.cache.put(keys[n], j)
+        justs = [j for j in cached if j is not None]   # every slot is filled by now
         return justs, traces
 
     async def justify_stream(self, prepared: Prepared, use_llm: bool = True, deadline_s: float | None = None,

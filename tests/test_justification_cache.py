@@ -16,7 +16,7 @@ from explainer.config import ExplainerConfig
 from explainer.service import Explainer
 from explainer.types import SOURCE_LLM, Justification
 from ranker.types import RankQuery
-from store.catalog import Event, Item
+from store.catalog import Event
 from tests.fixtures_server import server_config
 
 

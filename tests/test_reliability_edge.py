@@ -11,7 +11,6 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos.explainrec.v1 import explainrec_pb2 as pb
-from protos.explainrec.v1 import explainrec_pb2_grpc as pb_grpc
 from server.auth import METHOD_SCOPES, TokenTable, digest, required_scope
 
 TOKENS = {"read": "r" * 20, "write": "w" * 20, "admin": "a" * 20}
