@@ -295,6 +295,10 @@ def category_claim(c: Context) -> bool:
     "Terminals")."""
     own = [n for n in (c.facts.category, c.facts.shared_category) if n]
     shared = [c.facts.shared_category] if c.facts.shared_category else []
+    for name in (c.facts.item_name, c.facts.anchor_name):   # "in the category of <a product's name>"
+        if name and name.lower() not in {n.lower() for n in own} and re.search(
+                r"\bcategor(?:y|ies)\s*(?:of|:|,|is|called|named)?\s*(?:the\s+)?" + re.escape(name), c.text, re.I):
+            return True
     for pat in (_CATEGORY_AFTER, _CATEGORY_BEFORE):
         for m in pat.finditer(c.unnamed):
             phrase = m.group(1).strip()

@@ -125,3 +125,7 @@ def test_a_category_named_like_the_anchor_still_counts_as_stated():
     text = f"Because you bought the Locknuts, you may like the {I}: both are in Locknuts."
     assert failed(text, facts) == ()
     assert "missing_link" in failed(f"Because you bought the Locknuts, you may like the {I}.", facts)
+
+
+def test_a_product_name_is_no_category():
+    assert "category_claim" in failed(f"Because you bought the {A}, you may like the {I}, which is also in the category of {I}.")
