@@ -54,6 +54,8 @@ def main() -> int:
     ap.add_argument("--retrain-budget-s", type=float, default=None, help="default: retrain's own default")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", type=Path, default=None, help="keep the bench workdir here (default: a temp dir)")
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse --keep from an earlier run (same --seed): skip steps 1-3, score and retrain again")
     args = ap.parse_args()
 
     from ranker.data import load_split_data
@@ -66,14 +68,22 @@ def main() -> int:
     from store.paths import db_path, default_workdir, model_dir
 
     src = db_path(args.workdir or default_workdir())
+    if args.resume and not (args.keep and (model_dir(args.keep) / "config.json").exists()):
+        ap.error("--resume needs --keep DIR from an earlier run")
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-loop-"))
     work.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(src) as s, sqlite3.connect(db_path(work)) as d:
-        s.backup(d)                                    # a consistent copy, WAL included
+    if not args.resume:
+        with sqlite3.connect(src) as s, sqlite3.connect(db_path(work)) as d:
+            s.backup(d)                                # a consistent copy, WAL included
     catalog = Catalog(db_path(work))
     rng = np.random.default_rng(args.seed)
-    items = catalog.all_items()
+    items = catalog.all_items()                        # the same rows in the same order on --resume
     held = {items[i].id: items[i] for i in rng.choice(len(items), int(round(args.hold_out * len(items))), replace=False)}
+    encoder = TextEncoder("cpu")
+    init_s = upsert_s = 0.0
+    if args.resume:
+        replay = catalog.events_of(catalog.user_ids(), ("live",))
+        return _score_and_retrain(args, work, catalog, encoder, held, replay, init_s, upsert_s)
 
     # 1. hold out: their train events leave the database (kept aside to be replayed as live)
     con = sqlite3.connect(db_path(work))
@@ -88,7 +98,6 @@ def main() -> int:
     print(f"held out {len(held)} of {len(items)} items and their {len(replay)} train events", flush=True)
 
     # 2. initial model without them
-    encoder = TextEncoder("cpu")
     t0 = time.time()
     train(catalog, model_dir(work), TrainConfig(ensemble=1, time_budget_s=args.init_budget_s, device="cpu"),
           encoder=encoder, progress=False)
@@ -102,6 +111,14 @@ def main() -> int:
     ranker.add_items(list(held.values()))
     upsert_s = time.time() - t0
     catalog.add_events(replay)
+    return _score_and_retrain(args, work, catalog, encoder, held, replay, init_s, upsert_s)
+
+
+def _score_and_retrain(args, work, catalog, encoder, held, replay, init_s, upsert_s) -> int:
+    from ranker.data import load_split_data
+    from ranker.retrain import DEFAULT_BUDGET_S, retrain
+    from ranker.scorers import load_scorer
+    from store.paths import model_dir
 
     # 4. before
     data = load_split_data(catalog, encoder, live=True, hold_out_live=False)

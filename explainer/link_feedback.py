@@ -99,9 +99,10 @@ def choose_preferred(options: Sequence[tuple[object, object]], prefs: LinkPrefer
 
 
 def link_kinds_for(pipeline, user_id: str, item_id: str) -> tuple[str, ...]:
-    """The link kinds the justification of (user, item) states, recomputed through the pipeline's
-    ranking + facts (steps 1-4; no LLM). () when the pair cannot be justified any more (unknown user,
-    deleted item): such a rating counts for nothing."""
+    """The link kind the justification of (user, item) leads with (the strongest, stated first),
+    recomputed through the pipeline's ranking + facts (steps 1-4; no LLM). The rating is credited to
+    that kind only: crediting every kind a link has would give each kind the same mean. () when the
+    pair cannot be justified any more (unknown user, deleted item) or states no link."""
     from ranker.types import RankQuery
     from store.errors import StoreError
 
@@ -109,7 +110,7 @@ def link_kinds_for(pipeline, user_id: str, item_id: str) -> tuple[str, ...]:
         prepared = pipeline.prepare(RankQuery(user_id=user_id, k=1), item_ids=[item_id])
     except (StoreError, ValueError):
         return ()
-    return tuple(prepared.facts[0].links) if prepared.facts else ()
+    return tuple(prepared.facts[0].links[:1]) if prepared.facts else ()
 
 
 def preferences_from_catalog(catalog, pipeline, max_ratings: int = 2000, **kwargs) -> LinkPreferences:
