@@ -7,7 +7,7 @@ Shoppers (test users of W's catalog, seeded order) are split in two halves. Rati
 half's top-5 justifications are replayed through the same path the server uses on SubmitFeedback
 (`link_kinds_for` -> `LinkPreferences.record`). They come from --ratings (JSONL rows with user_id,
 item_id, helpful), else from a seeded simulated rater whose probability of "helpful" depends on
-the link kind the justification states first (RATER below), written to <json stem>.ratings.jsonl.
+the link kind the justification states first (RATERS below, --rater), written to <json stem>.ratings.jsonl.
 On the second half the justifications' facts are computed without and with the learned
 preferences: the share of each first-stated link kind, how many anchors changed, and the
 expected helpful rate under the rater.
@@ -25,8 +25,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # The simulated shoppers: P(helpful) by the first link kind stated (a shared category and "other
 # shoppers bought both" read as good reasons; "also by <brand>" and a bare similarity less so).
-RATER = {"variant": 0.6, "bought_together": 0.8, "category": 0.7, "attribute": 0.55, "brand": 0.35,
-         "similar": 0.25, "": 0.2}
+RATERS = {
+    "default": {"variant": 0.6, "bought_together": 0.8, "category": 0.7, "attribute": 0.55, "brand": 0.35,
+                "similar": 0.25, "": 0.2},
+    # shoppers who distrust "other shoppers bought both" and like a shared category or brand: their
+    # taste disagrees with the explainer's built-in order (bought together > category > brand)
+    "contrarian": {"variant": 0.6, "bought_together": 0.3, "category": 0.8, "attribute": 0.55, "brand": 0.7,
+                   "similar": 0.25, "": 0.2},
+}
 
 
 def main() -> int:
@@ -36,7 +42,9 @@ def main() -> int:
     ap.add_argument("--ratings", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rater", choices=sorted(RATERS), default="default", help="the simulated shoppers' taste")
     args = ap.parse_args()
+    RATER = RATERS[args.rater]
 
     from explainer.config import ExplainerConfig
     from explainer.link_feedback import LinkPreferences, link_kinds_for
@@ -106,7 +114,7 @@ def main() -> int:
               "before": summary(before), "after": summary(after),
               "anchor_changed_share": round(sum(before[k][1] != after[k][1] for k in keys) / len(keys), 4),
               "first_link_changed_share": round(sum(before[k][0] != after[k][0] for k in keys) / len(keys), 4),
-              "rater": RATER if not args.ratings else "replayed from file", "ranker": ranker.version}
+              "rater": {args.rater: RATER} if not args.ratings else f"replayed from {args.ratings}", "ranker": ranker.version}
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -38,10 +38,10 @@ class LinkPreferences:
     """Prior pseudo-count of helpful ratings per kind (Beta a)."""
     prior_b: float = 2.0
     """Prior pseudo-count of not-helpful ratings per kind (Beta b)."""
-    weight: float = 20.0
-    """Strength points per unit of (posterior mean - prior mean): 20 lets a kind rated helpful 3 times
-    out of 4 (mean .75 after enough ratings) outweigh a brand (15) or a shallow category over a kind
-    rated .25, but never a variant (100)."""
+    weight: float = 40.0
+    """Strength points per unit of (posterior mean - prior mean). Two kinds rated .8 and .3 end 20
+    points apart: enough to prefer a deep shared category (8 + 4 per level) or a brand (15) over
+    "other shoppers bought both" (30-40), never enough to pass over a variant (100)."""
     scores: dict[str, BetaScore] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
