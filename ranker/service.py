@@ -167,6 +167,7 @@ class Ranker:
         with self._lock:
             rows = self._append_rows(items, vecs, hvecs, active)
             self.index = VectorIndex.build(vecs[active], rows[active], self.config.index)
+            self.index.attach_vectors(self._full_vectors)
             self.root_levels = common_root([p for i in items for p in i.categories()])
         log.info("ranker (%s): %d items, index %s", self.scorer.name, int(active.sum()), self.index.describe())
 
@@ -185,6 +186,7 @@ class Ranker:
         with self._lock:
             self._append_rows(known, saved_vecs, saved_hvecs, np.array([i in catalog_items and i not in deleted for i in saved_ids], bool))
             self.index = index
+            self.index.attach_vectors(self._full_vectors)
             gone = [r for r, i in enumerate(saved_ids) if i not in catalog_items or i in deleted]
             self.index.remove(gone)
             if new:
@@ -194,6 +196,10 @@ class Ranker:
             self.root_levels = common_root([p for i in catalog_items.values() for p in i.categories()])
         log.info("ranker (model %s): %d saved items, %d new, %d removed; index %s", model_dir,
                  len(saved_ids), len(new), len(gone), self.index.describe())
+
+    def _full_vectors(self, rows: np.ndarray) -> np.ndarray:
+        """The index's exact re-rank reads the item vectors from here (an IVF-PQ index keeps only codes)."""
+        return self._vecs[rows]
 
     # -- catalog changes ----------------------------------------------------------------
     def add_items(self, items: Sequence[Item]) -> None:

@@ -1,0 +1,134 @@
+"""The large-catalog index by measurement: top-100 latency on one thread and recall@100 against
+exact search, for the index the auto-choice (`IndexConfig.kind_for`) picks at this size, and with
+--compare for every kind (flat exact, IVF-Flat, IVF-PQ + exact re-rank).
+
+Items: N synthetic unit vectors around the trained model's real item vectors (real vector plus
+noise, so the clusters look like a real catalog; as bench/bench_ranker.py). Queries: the trained
+user tower over 200 real shoppers' histories (zero-shot MiniLM when no model is trained).
+
+    python bench/bench_index.py --items 1000000 --json out.json
+    python bench/bench_index.py --items 300000 --compare
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def synthetic(base: np.ndarray, n: int, noise: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, base.shape[1]), dtype=np.float32)
+    for s in range(0, n, 100_000):
+        m = min(100_000, n - s)
+        x = base[rng.integers(0, len(base), m)] + noise * rng.standard_normal((m, base.shape[1]), dtype=np.float32) \
+            / np.sqrt(base.shape[1])
+        out[s:s + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def real_queries(workdir: Path, n: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """(item vectors of the real catalog, user vectors of n real shoppers)."""
+    from ranker.scorers import load_scorer
+    from store.catalog import Catalog
+    from store.paths import db_path, model_dir
+    mdir = model_dir(workdir)
+    items = np.load(mdir / "item_vectors.npy").astype(np.float32)
+    hpath = mdir / "history_vectors.npy"
+    hvecs = np.load(hpath).astype(np.float32) if hpath.exists() else items
+    row = {i: r for r, i in enumerate(json.loads((mdir / "index_ids.json").read_text()))}
+    scorer = load_scorer(mdir, "cpu")
+    catalog = Catalog(db_path(workdir))
+    try:
+        users = [u for u in catalog.user_ids()[:5 * n] if catalog.history(u)][:n]
+        steps = [hvecs[[row[i] for i in catalog.history(u) if i in row]] for u in users]
+    finally:
+        catalog.close()
+    steps = [s for s in steps if len(s)]
+    return items, scorer.user_vectors(steps)
+
+
+def measure(index, queries: np.ndarray, truth: np.ndarray, k: int = 100) -> dict:
+    lat, hits = [], []
+    for q, t in zip(queries, truth):
+        t0 = time.perf_counter()
+        _, got = index.search(q[None], k)
+        lat.append(time.perf_counter() - t0)
+        hits.append(len(set(got[0].tolist()) & set(t.tolist())) / k)
+    return {"ms_p50": round(1e3 * float(np.median(lat)), 3), "ms_p95": round(1e3 * float(np.percentile(lat, 95)), 3),
+            "recall@100": round(float(np.mean(hits)), 4)}
+
+
+def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int = 100) -> np.ndarray:
+    out = np.empty((len(queries), k), dtype=np.int64)
+    for s in range(0, len(queries), 50):
+        scores = queries[s:s + 50] @ vectors.T
+        part = np.argpartition(-scores, k, axis=1)[:, :k]
+        order = np.take_along_axis(scores, part, 1).argsort(axis=1)[:, ::-1]
+        out[s:s + 50] = np.take_along_axis(part, order, 1)
+    return out
+
+
+def bench_chosen_index(workdir: Path, n: int, compare: bool = False, noise: float = 0.6,
+                       build_threads: int = 2) -> dict:
+    """Builds the auto-chosen index over n synthetic items; search timed on one thread."""
+    import faiss
+
+    from ranker.index import IndexConfig, VectorIndex
+
+    base, queries = real_queries(workdir)
+    vectors = synthetic(base, n, noise)
+    truth = exact_top(vectors, queries)
+    config = IndexConfig()
+    kinds = [config.kind_for(n)] if not compare else ["ivf", "ivfpq"]
+    res: dict = {"items": n, "dim": int(vectors.shape[1]), "queries": len(queries), "chosen_kind": config.kind_for(n),
+                 "load_average": [round(x, 2) for x in os.getloadavg()]}
+    ids = np.arange(n, dtype=np.int64)
+    for kind in kinds:
+        cfg = IndexConfig(exact_max_items=0, ivf_flat_max_items=n if kind == "ivf" else 0)
+        faiss.omp_set_num_threads(build_threads)
+        t0 = time.perf_counter()
+        index = VectorIndex.build(vectors, ids, cfg)
+        index.attach_vectors(lambda rows: vectors[rows])
+        build_s = time.perf_counter() - t0
+        faiss.omp_set_num_threads(1)               # serving searches one query per thread
+        r = measure(index, queries, truth)
+        if kind == "ivfpq":          # the re-rank depth, on the same built index
+            for factor in (4, 10, 20):
+                index.rerank_factor = factor
+                r[f"rerank{factor}"] = measure(index, queries, truth)
+            index.rerank_factor = cfg.rerank_factor
+        r.update({"build_s": round(build_s, 1), "nprobe": index.nprobe, "nlist": index.describe()["nlist"]})
+        res[kind] = r
+        if kind == res["chosen_kind"]:
+            res["chosen_ms_p50"], res["chosen_recall@100"] = r["ms_p50"], r["recall@100"]
+        del index
+    return res
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workdir", type=Path, default=None)
+    p.add_argument("--items", type=int, default=1_000_000)
+    p.add_argument("--compare", action="store_true", help="build and time IVF-Flat and IVF-PQ both")
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args()
+    from store.paths import default_workdir
+    res = bench_chosen_index((args.workdir or default_workdir()).resolve(), args.items, args.compare)
+    print(json.dumps(res, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
