@@ -357,6 +357,7 @@ def main() -> int:
     p.add_argument("--index-items", type=int, default=1_000_000, help="part 1b catalog size (0 = skip)")
     p.add_argument("--cache-requests", type=int, default=20, help="part 4 replay length (0 = skip)")
     p.add_argument("--cache-k", type=int, default=3)
+    p.add_argument("--vllm-url", default="", help="use this running vLLM server instead of starting one")
     p.add_argument("--k", type=int, default=10, help="k for part 1")
     p.add_argument("--llm-users", type=int, default=20)
     p.add_argument("--llm-k", type=int, default=5)
@@ -417,7 +418,20 @@ def main() -> int:
         from explainer.prepare import prepare_model
         from explainer.service import Explainer
         from explainer.vllm_server import LocalVLLMServer
-        with LocalVLLMServer(ExplainerConfig.from_env(workdir=workdir, model_dir=prepare_model(workdir))) as vllm:
+        import contextlib
+
+        @contextlib.contextmanager
+        def running_vllm():
+            """The local vLLM server, or the one at --vllm-url (a machine too busy to start another)."""
+            if not args.vllm_url:
+                with LocalVLLMServer(ExplainerConfig.from_env(workdir=workdir, model_dir=prepare_model(workdir))) as v:
+                    yield v
+                return
+            import types
+            import urllib.request
+            models = json.loads(urllib.request.urlopen(args.vllm_url.rstrip("/") + "/v1/models", timeout=10).read())
+            yield types.SimpleNamespace(url=args.vllm_url, model_name=models["data"][0]["id"])
+        with running_vllm() as vllm:
             svc = ServiceProcess(workdir, ["--vllm-url", vllm.url, *ranker_flag])
             explainer = Explainer(ExplainerConfig.from_env(vllm_url=vllm.url, model=vllm.model_name), catalog)
             try:
