@@ -349,6 +349,14 @@ def speed_summary(out: dict) -> dict:
     return summary
 
 
+def compare_streams(earlier_json: Path, now: dict) -> dict:
+    """Part 3 of an earlier run beside this one: {metric: [earlier, now]} for the timings and counts."""
+    before = json.loads(Path(earlier_json).read_text()).get("stream_recommend", {})
+    keys = ("first_chunk_p50_s", "first_chunk_p95_s", "item_final_p50_s", "item_final_p95_s", "last_final_p50_s",
+            "finals_differing_from_streamed_text", "justification_sources")
+    return {k: [before.get(k), now.get(k)] for k in keys}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workdir", type=Path, default=None)
@@ -367,6 +375,8 @@ def main() -> int:
     p.add_argument("--stream-users", type=int, default=10, help="part 3: StreamRecommend calls (0 = skip)")
     p.add_argument("--stream-k", type=int, default=3)
     p.add_argument("--json", type=Path, default=None, help="also write all the numbers to this file")
+    p.add_argument("--compare", type=Path, default=None,
+                   help="a --json file of an earlier run (e.g. before a change): part 3 printed side by side")
     args = p.parse_args()
 
     import logging
@@ -459,6 +469,10 @@ def main() -> int:
                                                      args.stream_users)
                     out["stream_recommend"] = stream_timings(svc.target, picked, args.stream_k)
                     print(json.dumps({"stream_recommend": out["stream_recommend"]}, indent=2), flush=True)
+                    if args.compare:
+                        out["stream_recommend_compared"] = compare_streams(args.compare, out["stream_recommend"])
+                        print(json.dumps({"stream_recommend_compared": out["stream_recommend_compared"]},
+                                         indent=2), flush=True)
             finally:
                 svc.stop()
     catalog.close()
