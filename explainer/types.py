@@ -1,29 +1,44 @@
 """What the explainer returns. Shared with the server and the batch job."""
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
-SOURCE_LLM = "llm"
-SOURCE_TEMPLATE = "template"
 
-# fallback_reason values
-FALLBACK_LLM_UNAVAILABLE = "llm_unavailable"   # server down, HTTP error, or per-call timeout
-FALLBACK_DEADLINE = "deadline"                 # the request's deadline passed before a verified sample came back
-FALLBACK_VERIFIER = "verifier"                 # every sample failed the strict verifier
-FALLBACK_DISABLED = "disabled"                 # the LLM is switched off (config.enabled = False / explain_template)
+class Source(enum.StrEnum):
+    """Who wrote a justification's text (a str: compares, prints and serialises as its value)."""
+    LLM = "llm"
+    TEMPLATE = "template"
+
+
+class FallbackReason(enum.StrEnum):
+    """Why the template answered instead of the LLM ("" on an LLM justification)."""
+    LLM_UNAVAILABLE = "llm_unavailable"   # server down, HTTP error, or per-call timeout
+    DEADLINE = "deadline"                 # the request's deadline passed before a verified sample came back
+    VERIFIER = "verifier"                 # every sample failed the strict verifier
+    DISABLED = "disabled"                 # the LLM is switched off (config.enabled = False / explain_template)
+
+
+# the names the code has always used
+SOURCE_LLM = Source.LLM
+SOURCE_TEMPLATE = Source.TEMPLATE
+FALLBACK_LLM_UNAVAILABLE = FallbackReason.LLM_UNAVAILABLE
+FALLBACK_DEADLINE = FallbackReason.DEADLINE
+FALLBACK_VERIFIER = FallbackReason.VERIFIER
+FALLBACK_DISABLED = FallbackReason.DISABLED
 
 
 @dataclass(frozen=True)
 class Justification:
     item_id: str
     text: str
-    source: str                    # "llm" or "template"
+    source: Source                 # "llm" or "template"
     template: str                  # "name@version" of the prompt (llm) or of the deterministic template
     model: str                     # served model name, "" when source == "template"
     evidence_ids: tuple[str, ...]  # history item ids the text relies on
     facts: tuple[str, ...]         # the computed facts the text verbalises
     failed_rules: tuple[str, ...] = ()   # rules the LLM samples broke before this was chosen (audit)
-    fallback_reason: str = ""      # why the template was used: "llm_unavailable", "deadline", "verifier", "disabled"
+    fallback_reason: FallbackReason | str = ""      # why the template was used: "llm_unavailable", "deadline", "verifier", "disabled"
     cached: bool = False           # returned from the justification cache: no LLM call was made for it
 
 
