@@ -58,10 +58,7 @@ def main() -> int:
                     help="reuse --keep from an earlier run (same --seed): skip steps 1-3, score and retrain again")
     args = ap.parse_args()
 
-    from ranker.data import load_split_data
     from ranker.encoder import TextEncoder
-    from ranker.retrain import DEFAULT_BUDGET_S, retrain
-    from ranker.scorers import load_scorer
     from ranker.service import Ranker
     from ranker.train import TrainConfig, train
     from store.catalog import Catalog, Event
