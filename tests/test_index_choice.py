@@ -65,7 +65,8 @@ def test_ranker_serves_from_ivfpq_with_exact_scores(catalog, ranker_encoder):
     from ranker.service import Ranker, RankerConfig
     from ranker.types import RankQuery
 
-    cfg = RankerConfig(index=IndexConfig(exact_max_items=0, ivf_flat_max_items=0, nprobe=16))
+    cfg = RankerConfig(index=IndexConfig(exact_max_items=0, ivf_flat_max_items=0, nprobe=16,
+                                         pq_dims_per_code=32))   # 12 codes: quick to train
     ranker = Ranker.zero_shot(catalog, device="cpu", encoder=ranker_encoder, config=cfg)
     assert ranker.index.kind == "ivfpq"
     user = next(u for u in catalog.user_ids() if len(catalog.history(u)) >= 3)
