@@ -15,7 +15,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from ranker.types import Candidate, Ranking, RankQuery
 from store.catalog import Catalog, Item
 from core.errors import InvalidInput, UnknownItem, UnknownUser
 from core.validation import Limits, check_item_ids, validate_query
+
+if TYPE_CHECKING:
+    from ranker.encoder import TextEncoder   # torch + sentence-transformers: loaded lazily by zero_shot/load
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +75,7 @@ class RankerConfig:
 class Ranker:
     """Use `Ranker.load(model_dir, catalog)` or `Ranker.zero_shot(catalog)`."""
 
-    def __init__(self, catalog: Catalog, scorer: Scorer, encoder, config: RankerConfig | None = None):
+    def __init__(self, catalog: Catalog, scorer: Scorer, encoder: "TextEncoder", config: RankerConfig | None = None):
         self.catalog = catalog
         self.scorer = scorer
         self.encoder = encoder
