@@ -266,6 +266,9 @@ def misidentity(c: Context) -> bool:
         return True
     if f.item_name and re.search(r"\bsame\s+(?:\w+\s+){0,2}as\s+the\s+" + re.escape(f.item_name), c.text, re.I):
         return True   # "the X, the same product as the X"
+    if re.search(r"\bsame\s+(?:\w+\s+)?(?:product|item|one)\s+(?:that\s+)?you(?:'ve| have)?\s+(?:already\s+)?"
+                 r"(?:bought|purchased|own)", c.text, re.I):
+        return True   # a variant is not "the same product you bought"
     return bool(_IS_A_MAKER.search(c.text))
 
 
@@ -286,6 +289,8 @@ def missing_link(c: Context) -> bool:
 
 
 _CATEGORY_AFTER = re.compile(r"\bcategor(?:y|ies)\b\s*(?:of|:|,|is|called|named)?\s*(?:the\s+)?([^,.;!?]{2,60})", re.I)
+_ALSO_IN = re.compile(r"\b(?:also|both\s+are|are\s+both)\s+in\s+(?:the\s+)?(?:categor(?:y|ies)\s*(?:of\s+)?(?:the\s+)?)?"
+                      r"([^,.;!?]{2,60})", re.I)
 _CATEGORY_BEFORE = re.compile(r"\b(?:in|from|of)\s+(?:the\s+)?([^,.;!?]{2,60}?)\s+categor(?:y|ies)\b", re.I)
 
 
@@ -298,6 +303,13 @@ def category_claim(c: Context) -> bool:
     for name in (c.facts.item_name, c.facts.anchor_name):   # "in the category of <a product's name>"
         if name and name.lower() not in {n.lower() for n in own} and re.search(
                 r"\bcategor(?:y|ies)\s*(?:of|:|,|is|called|named)?\s*(?:the\s+)?" + re.escape(name), c.text, re.I):
+            return True
+    for m in _ALSO_IN.finditer(c.unnamed):   # "also in Single Resistors" where only Resistors is shared
+        phrase = re.split(r"\s+(?:and|by|from|with|which)\s+", m.group(1).strip(), maxsplit=1)[0]
+        phrase = re.sub(r"\s+categor(?:y|ies)\b.*$", "", phrase)   # "both are in the Locknuts category"
+        if content_words(phrase) and shared and not any(
+                set(content_words(phrase)) <= set(content_words(n)) for n in shared) \
+                and not any(v.lower() in phrase.lower() for v in c.facts.shared_values):
             return True
     for pat in (_CATEGORY_AFTER, _CATEGORY_BEFORE):
         for m in pat.finditer(c.unnamed):

@@ -129,3 +129,14 @@ def test_a_category_named_like_the_anchor_still_counts_as_stated():
 
 def test_a_product_name_is_no_category():
     assert "category_claim" in failed(f"Because you bought the {A}, you may like the {I}, which is also in the category of {I}.")
+
+
+def test_also_in_names_the_shared_category_not_a_narrower_one():
+    # the tape shares only "Tapes, Adhesives & Sealants" with the glue
+    a, i = BROAD.anchor_name, BROAD.item_name
+    assert "category_claim" in failed(f"Because you bought the {a}, you may like the {i}, which is also in Electrical Tape.", BROAD)
+    assert failed(f"Because you bought the {a}, you may like the {i}: both are in Tapes, Adhesives & Sealants.", BROAD) == ()
+
+
+def test_a_variant_is_not_the_product_you_bought():
+    assert "misidentity" in failed(f"Because you bought the {A}, you may like the {I}, the same product you bought.")
