@@ -205,11 +205,15 @@ def short_name(title: str, brand: str = "", category: str = "", max_words: int =
     if len(words) == 1 and brand_words:   # "Hose" alone is ambiguous: "Shop-Vac Hose"
         b = clean_text(brand)
         bw = b.split()
-        if bw and not instruction_like(b) and not _CODE.match(bw[0]) and bw[0].lower() not in UNITS:
+        if bw and not instruction_like(b) and not _CODE.match(bw[0]) and not _NUMBERISH.match(bw[0]) \
+                and bw[0].lower() not in UNITS:
             words = bw if bw[-1].lower() == words[0].lower() else bw + words
     if not words:   # nothing nameable in the title (e.g. only an instruction): say what kind of product it is
         leaf = " ".join(_trim(re.findall(r"[A-Za-z][A-Za-z&\-]*", category or ""))[-3:])
-        words = (clean_text(brand).split() if brand and not instruction_like(brand) else []) + (leaf.split() or ["product"])
+        bw = clean_text(brand).split() if brand and not instruction_like(brand) else []
+        if bw and (_NUMBERISH.match(bw[0]) or _CODE.match(bw[0]) or bw[0].lower() in UNITS):
+            bw = []   # "3M", "80/20 Inc" would start the name with a number
+        words = bw + (leaf.split() or ["product"])
     return " ".join(words).strip(" .-&,")
 
 

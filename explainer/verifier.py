@@ -326,7 +326,8 @@ def category_claim(c: Context) -> bool:
 
 def negation(c: Context) -> bool:
     """A negation in the model's words: no fact is negative, so "not a product of …" is unsupported."""
-    return any(w in NEGATIONS or w.endswith("n't") for w in words(c.own_unnamed))
+    facts_words = set(words(c.facts_text))   # a brand may hold one ("Never Pay Retail Again Inc.")
+    return any((w in NEGATIONS or w.endswith("n't")) and w not in facts_words for w in words(c.own_unnamed))
 
 
 def evaluative(c: Context) -> bool:

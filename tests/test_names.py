@@ -106,3 +106,8 @@ def test_every_scientific_title_gets_a_clean_name(catalog):
     cats = CategoryNames(i.category for i in items)
     bad = [(i.title, n) for i in items if name_problem(n := short_name(i.title, i.brand, cats.name(i.category)))]
     assert len(items) > 4000 and bad == []
+
+
+def test_a_brand_that_starts_with_a_number_does_not_start_the_name():
+    assert name_problem(short_name("", "3M", "Bristle Discs")) == ""
+    assert name_problem(short_name("80/20 Inc 1/4-20 x .500", "80/20 Inc", "Machine Tool Safety Accessories")) == ""

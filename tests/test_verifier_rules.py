@@ -140,3 +140,10 @@ def test_also_in_names_the_shared_category_not_a_narrower_one():
 
 def test_a_variant_is_not_the_product_you_bought():
     assert "misidentity" in failed(f"Because you bought the {A}, you may like the {I}, the same product you bought.")
+
+
+def test_a_negation_word_in_a_brand_is_no_negation():
+    facts = dataclasses.replace(UNLINKED, brand="Never Pay Retail Again Inc.",
+                                lines=UNLINKED.lines + (f'The "{UNLINKED.item_name}" is by Never Pay Retail Again Inc.',))
+    assert "negation" not in failed(f"You may like the {UNLINKED.item_name} by Never Pay Retail Again Inc.", facts)
+    assert "negation" in failed(f"You may like the {UNLINKED.item_name}, which is not by Scotch.", facts)
