@@ -20,6 +20,11 @@ class LLMUnavailable(Exception):
     """The server could not be reached, answered with an error, or timed out."""
 
 
+class LLMTimeout(LLMUnavailable):
+    """The LLM did not answer within the call's time: it is slow or busy, not necessarily down
+    (the reply says `deadline`, and a pool keeps the server)."""
+
+
 @dataclass(frozen=True)
 class Completion:
     texts: tuple[str, ...]            # continuation of each sample (without the prefill)
@@ -74,7 +79,11 @@ class VLLMClient:
                                            timeout_s or self.timeout_s)
                 r.raise_for_status()
                 data = r.json()
-            except (httpx.HTTPError, asyncio.TimeoutError, ValueError) as exc:
+            except httpx.ConnectTimeout as exc:      # nothing answers at that address: down, not slow
+                raise LLMUnavailable(f"chat completion failed: {exc!r}") from exc
+            except (httpx.TimeoutException, asyncio.TimeoutError) as exc:
+                raise LLMTimeout(f"chat completion timed out: {exc!r}") from exc
+            except (httpx.HTTPError, ValueError) as exc:
                 raise LLMUnavailable(f"chat completion failed: {exc!r}") from exc
         choices = sorted(data["choices"], key=lambda c: c["index"])
         usage = data.get("usage") or {}

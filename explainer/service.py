@@ -14,7 +14,7 @@ from typing import AsyncIterator, Callable, Sequence
 
 from explainer.actions import action_for, kinds_of
 from explainer.attributes import AttributeStats
-from explainer.client import LLMUnavailable, VLLMClient
+from explainer.client import LLMTimeout, LLMUnavailable, VLLMClient
 from explainer.config import ExplainerConfig
 from explainer.vllm_pool import make_llm_client
 from explainer.facts import CategoryNames, CoPurchases, ItemFacts, compute_reply_facts, item_name
@@ -178,8 +178,10 @@ class Explainer:
         except LLMUnavailable as exc:
             trace.error = str(exc)
             trace.latency_s = time.perf_counter() - t0
-            log.warning("LLM unavailable, template for %s: %s", facts.item_id, exc)
-            return self._template(facts, FALLBACK_LLM_UNAVAILABLE)
+            # a timeout is a slow LLM, not a dead one: the caller's client should read "deadline"
+            slow = isinstance(exc, LLMTimeout)
+            log.warning("LLM %s, template for %s: %s", "too slow" if slow else "unavailable", facts.item_id, exc)
+            return self._template(facts, FALLBACK_DEADLINE if slow else FALLBACK_LLM_UNAVAILABLE)
         trace.latency_s = time.perf_counter() - t0
         trace.completion_tokens, trace.prompt_tokens = comp.completion_tokens, comp.prompt_tokens
         for cont, finish in zip(comp.texts, comp.finish_reasons):

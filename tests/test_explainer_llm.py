@@ -131,6 +131,26 @@ async def test_dead_server_falls_back(catalog):
     assert all(j.source == "template" for j in out)
 
 
+async def test_slow_server_falls_back_as_deadline_not_unavailable(catalog):
+    """A server that takes the request and never answers is slow, not down: the reply says
+    `deadline`, so a client can tell an overloaded LLM from a dead one."""
+    async def hold(reader, writer):
+        await reader.read(65536)          # take the request, answer nothing
+        await asyncio.sleep(30)
+        writer.close()
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    ex = Explainer(ExplainerConfig(vllm_url=f"http://127.0.0.1:{port}", model="x", request_timeout_s=0.5), catalog)
+    hist, pairs = request_for(catalog, k=2)
+    try:
+        out = await ex.explain(hist, pairs)
+    finally:
+        await ex.aclose()
+        server.close()
+    assert [j.fallback_reason for j in out] == ["deadline"] * 2
+    assert all(j.source == "template" and j.text for j in out)
+
+
 class KillableProxy:
     """A TCP proxy in front of the shared server: kill() drops every connection, like a server dying mid-run."""
 
