@@ -51,6 +51,7 @@ import grpc  # noqa: E402
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
 from explainer.group_watchdog import child_processes as children, group_members  # noqa: E402
+from explainer.group_watchdog import process_alive as alive  # noqa: E402
 from protos.explainrec.v1 import explainrec_pb2 as pb  # noqa: E402
 from protos.explainrec.v1 import explainrec_pb2_grpc as pb_grpc  # noqa: E402
 from server.auth import new_token_line, required_scope  # noqa: E402
@@ -64,14 +65,6 @@ def pct(values: list[float], q: float) -> float:
         return float("nan")
     s = sorted(values)
     return s[min(len(s) - 1, max(0, math.ceil(q / 100 * len(s)) - 1))]
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def wait_for(cond, timeout_s: float, step: float = 0.5) -> bool:

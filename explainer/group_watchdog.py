@@ -21,36 +21,47 @@ import sys
 import time
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes whose process group is `pgid`, from /proc (Linux): what a leak
-    check counts as orphans."""
+def _stat(pid: int | str) -> tuple[str, int, int] | None:
+    """(state, ppid, pgrp) of `pid` from /proc/PID/stat (Linux), None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()    # after the command: state, ppid, pgrp, ...
+        return fields[0], int(fields[1]), int(fields[2])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _live_processes() -> list[tuple[int, int, int]]:
+    """(pid, ppid, pgrp) of every live (not zombie) process."""
     out = []
     for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":    # fields: state, ppid, pgrp, ...
-            out.append(int(name))
+        st = _stat(name) if name.isdigit() else None
+        if st is not None and st[0] != "Z":
+            out.append((int(name), st[1], st[2]))
     return out
 
 
+def process_alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie, exited but not yet reaped, counts as gone)."""
+    st = _stat(pid)
+    return st is not None and st[0] != "Z"
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes whose process group is `pgid`: what a leak check counts as orphans."""
+    return [pid for pid, _, pgrp in _live_processes() if pgrp == pgid]
+
+
 def child_processes(pid: int) -> list[tuple[int, str]]:
-    """(pid, command line) of the live direct children of `pid`, from /proc (Linux)."""
+    """(pid, command line) of the live direct children of `pid`."""
     out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
+    for child, ppid, _ in _live_processes():
+        if ppid != pid:
             continue
         try:
-            with open(f"/proc/{name}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid and fields[0] != "Z":
-                with open(f"/proc/{name}/cmdline", "rb") as fh:
-                    out.append((int(name), fh.read().replace(b"\0", b" ").decode(errors="replace")))
-        except (OSError, IndexError, ValueError):
+            with open(f"/proc/{child}/cmdline", "rb") as fh:
+                out.append((child, fh.read().replace(b"\0", b" ").decode(errors="replace")))
+        except OSError:
             continue
     return out
 
