@@ -16,6 +16,7 @@ import dataclasses
 import json
 import logging
 import math
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -152,7 +153,7 @@ def choose_blend(scorer, data, weights: list[float]):
         w = weights[0]
         return (BlendScorer(scorer, w) if w > 0 else scorer), w, {}
     results = {}
-    best = (None, -1.0, 0.0)
+    best: tuple = (None, -1.0, 0.0)
     for w in weights:
         s = BlendScorer(scorer, w) if w > 0 else scorer
         score = evaluate_ranks(scorer_ranks(s, data, "valid")).score
@@ -270,6 +271,7 @@ def fit(data, cfg: TrainConfig, progress: bool = True, init: dict | None = None,
         if time.time() - start > cfg.time_budget_s:
             log.info("time budget of %.0fs spent; stopping", cfg.time_budget_s)
             break
+    assert best is not None, "at least one epoch ran"
     model.load_state_dict(best)
     model.eval()
     return model, history, best_epoch
@@ -288,19 +290,35 @@ def train(catalog, model_dir: Path, cfg: TrainConfig, encoder=None, progress: bo
     return fit_and_write(data, model_dir, cfg, progress, encode_s=encode_s)
 
 
-def fit_and_write(data, model_dir: Path, cfg: TrainConfig, progress: bool = True, inits: list[dict] | None = None,
-                  new_users: set[int] | None = None, extra: dict | None = None, encode_s: float = 0.0,
-                  replace: bool = True, measure: bool = True) -> Path:
-    """Fits cfg.ensemble members (member k warm-started from inits[k] when given), picks the blend on
-    valid and writes the model directory (through a .tmp sibling, renamed when complete)."""
-    import torch
+@dataclass
+class TrainedState:
+    """What fitting produced, before anything touches the disk: the members, their histories, the
+    chosen blend and the serving vectors. `write_model_dir` turns it into a model directory."""
 
-    from ranker.encoder import MODEL_NAME, default_device
+    models: list
+    histories: list[list[dict]]
+    best_epochs: list[int]
+    blend_weight: float
+    blend_valid: dict[float, float]
+    item_vecs: np.ndarray
+    hist_vecs: np.ndarray | None
+    valid: dict[str, float] | None          # valid metrics of the blended scorer (None: not measured)
+    device: str
+    started_at: float                       # wall clock at the start (encoding included), for timings
+    encode_s: float = 0.0
+
+
+def fit_members(data, cfg: TrainConfig, progress: bool = True, inits: list[dict] | None = None,
+                new_users: set[int] | None = None, encode_s: float = 0.0, measure: bool = True) -> TrainedState:
+    """Fits cfg.ensemble members (member k warm-started from inits[k] when given) and picks the blend
+    on valid. Writes nothing.
+
+    measure=False: no final valid pass (retrain measures the written model itself: valid + live, once)."""
+    from ranker.encoder import default_device
     from ranker.evaluate import evaluate_ranks, scorer_ranks
-    from ranker.index import VectorIndex
-    from ranker.scorers import ConcatScorer, TrainedScorer, model_file
+    from ranker.scorers import ConcatScorer, TrainedScorer
 
-    t_start = time.time() - encode_s
+    started_at = time.time() - encode_s
     device = cfg.device or default_device()
     log.info("data: %d items, %d train sequences, %d valid, %d test users (%.1fs)", data.n_items,
              len(data.train_seqs), len(data.valid_target), len(data.test_target), encode_s)
@@ -314,60 +332,91 @@ def fit_and_write(data, model_dir: Path, cfg: TrainConfig, progress: bool = True
         best_epochs.append(best_epoch)
     members = [TrainedScorer(m, item_rows, device) for m in models]
     scorer = members[0] if len(members) == 1 else ConcatScorer(members, [1.0] * len(members))
-    history, best_epoch = histories[0], best_epochs[0]
     weights = [float(w) for w in cfg.blend_weights.split(",") if w.strip()] or [0.0]
     scorer, blend_weight, blend_valid = choose_blend(scorer, data, weights)
     log.info("blend with zero-shot: valid ndcg@10 by weight %s -> w=%s", blend_valid, blend_weight)
     item_vecs = scorer.item_vectors(data.item_ids, data.text_emb)
-    # measure=False: the caller measures the written model itself (retrain: valid + live, once)
     valid = evaluate_ranks(scorer_ranks(scorer, data, "valid", item_vecs=item_vecs)) if measure else None
+    return TrainedState(models=models, histories=histories, best_epochs=best_epochs, blend_weight=blend_weight,
+                        blend_valid=blend_valid, item_vecs=item_vecs,
+                        hist_vecs=scorer.history_vectors(data.item_ids, data.text_emb),
+                        valid=valid.metrics if valid is not None else None, device=device,
+                        started_at=started_at, encode_s=encode_s)
+
+
+def write_model_dir(state: TrainedState, data, model_dir: Path, cfg: TrainConfig, extra: dict | None = None,
+                    replace: bool = True) -> Path:
+    """Writes the model directory atomically: everything goes into a fresh `<name>.tmp` sibling, which
+    is renamed into place only when complete, so a half-written model dir never looks finished.
+
+    A `.tmp` left by a crashed run is removed first, never written into: a stale file in it (an extra
+    member's weights, say) would otherwise change how the model loads. replace=False: an existing
+    model_dir is an error (model versions are immutable)."""
+    import torch
+
+    from ranker.encoder import MODEL_NAME
+    from ranker.index import VectorIndex
+    from ranker.scorers import model_file
 
     model_dir = Path(model_dir)
+    if model_dir.exists() and not replace:
+        raise FileExistsError(f"{model_dir} exists (model versions are immutable)")
     tmp = model_dir.with_name(model_dir.name + ".tmp")
     if tmp.exists():
-        import shutil
-
+        log.warning("removing %s left by an unfinished run", tmp)
         shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    for k, m in enumerate(models):
+    tmp.mkdir(parents=True)            # exist_ok=False: if another writer made it meanwhile, fail loudly
+    for k, m in enumerate(state.models):
         torch.save({n: v.cpu() for n, v in m.state_dict().items()}, tmp / model_file(k))
     (tmp / "item_ids.json").write_text(json.dumps(data.item_ids))
     np.save(tmp / "text_emb.npy", data.text_emb)
-    np.save(tmp / "item_vectors.npy", item_vecs)
-    hist_vecs = scorer.history_vectors(data.item_ids, data.text_emb)
-    if hist_vecs is not None:
-        np.save(tmp / "history_vectors.npy", hist_vecs)
+    np.save(tmp / "item_vectors.npy", state.item_vecs)
+    if state.hist_vecs is not None:
+        np.save(tmp / "history_vectors.npy", state.hist_vecs)
     (tmp / "index_ids.json").write_text(json.dumps(data.item_ids))
-    index = VectorIndex.build(item_vecs, np.arange(data.n_items, dtype=np.int64))
+    index = VectorIndex.build(state.item_vecs, np.arange(data.n_items, dtype=np.int64))
     index.save(tmp / "index.faiss")
+    histories = state.histories
     config = {
         "text_encoder": MODEL_NAME,
-        "model": models[0].cfg.to_dict(),
+        "model": state.models[0].cfg.to_dict(),
         "train": asdict(cfg),
-        "device": device,
+        "device": state.device,
         "trained_at": time.time(),
-        "best_epoch": best_epoch,
-        "ensemble": len(models),
-        "members": [{"seed": cfg.seed + k, "best_epoch": best_epochs[k], "history": histories[k]}
-                    for k in range(len(models))],
-        "blend_weight": blend_weight,
-        "blend_valid_ndcg@10": {str(k): v for k, v in blend_valid.items()},
-        "valid": valid.metrics if valid is not None else None,
-        "history": history,
+        "best_epoch": state.best_epochs[0],
+        "ensemble": len(state.models),
+        "members": [{"seed": cfg.seed + k, "best_epoch": state.best_epochs[k], "history": histories[k]}
+                    for k in range(len(state.models))],
+        "blend_weight": state.blend_weight,
+        "blend_valid_ndcg@10": {str(k): v for k, v in state.blend_valid.items()},
+        "valid": state.valid,
+        "history": histories[0],
         "index": index.describe(),
-        "timings_s": {"encode_items": round(encode_s, 1), "total": round(time.time() - t_start, 1),
+        "timings_s": {"encode_items": round(state.encode_s, 1), "total": round(time.time() - state.started_at, 1),
                       "per_epoch_mean": round(float(np.mean([h["train_s"] for hs in histories for h in hs])), 2)},
         "text_query": "MiniLM -> item-tower projection (zero residual) -> user tower as the newest history step",
         **(extra or {}),
     }
     (tmp / "config.json").write_text(json.dumps(config, indent=2))
-    if model_dir.exists():
-        if not replace:
-            raise FileExistsError(f"{model_dir} exists (model versions are immutable)")
-        import shutil
-
-        shutil.rmtree(model_dir)
-    tmp.rename(model_dir)   # a half-written model dir never looks finished
-    log.info("model written to %s (best epoch %d%s)", model_dir, best_epoch,
-             f", valid ndcg@10 {valid.score:.4f}" if valid is not None else "")
+    if model_dir.exists():             # replace: move the old one aside first, so the swap is two renames
+        old = model_dir.with_name(model_dir.name + ".old")
+        if old.exists():
+            shutil.rmtree(old)
+        model_dir.rename(old)
+        tmp.rename(model_dir)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(model_dir)
+    log.info("model written to %s (best epoch %d%s)", model_dir, state.best_epochs[0],
+             f", valid ndcg@10 {state.valid['ndcg@10']:.4f}" if state.valid is not None else "")
     return model_dir
+
+
+def fit_and_write(data, model_dir: Path, cfg: TrainConfig, progress: bool = True, inits: list[dict] | None = None,
+                  new_users: set[int] | None = None, extra: dict | None = None, encode_s: float = 0.0,
+                  replace: bool = True, measure: bool = True) -> Path:
+    """`fit_members` then `write_model_dir` (see both). Returns the model directory."""
+    if Path(model_dir).exists() and not replace:   # fail before spending the training time
+        raise FileExistsError(f"{model_dir} exists (model versions are immutable)")
+    state = fit_members(data, cfg, progress, inits, new_users, encode_s=encode_s, measure=measure)
+    return write_model_dir(state, data, model_dir, cfg, extra=extra, replace=replace)
