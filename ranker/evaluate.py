@@ -14,6 +14,7 @@ import numpy as np
 
 from ranker.data import SplitData
 from ranker.metrics import DEFAULT_KS, PRIMARY, metrics_from_ranks, target_ranks
+from ranker.scorers import history_scores
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,17 @@ def scorer_ranks(scorer, data: SplitData, split: str = "test", remove_history: b
     in_vecs = scorer.history_vectors(data.item_ids, data.text_emb)
     in_vecs = item_vecs if in_vecs is None else in_vecs
     users = scorer.user_vectors([in_vecs[h] for h in histories])
-    return ranks_for_scores(lambda a, b: users[a:b] @ item_vecs.T, histories, targets, remove_history)
+    history_bias = getattr(scorer, "history_bias", None)
+
+    def score_rows(a: int, b: int) -> np.ndarray:
+        scores = users[a:b] @ item_vecs.T
+        if history_bias is not None and not remove_history:    # the learned repeat bias on history items
+            for u, h in enumerate(histories[a:b]):
+                rows, bias = history_scores(history_bias(len(h)), h)
+                scores[u, rows] += bias
+        return scores
+
+    return ranks_for_scores(score_rows, histories, targets, remove_history)
 
 
 def popularity_ranks(data: SplitData, split: str = "test", remove_history: bool = False) -> np.ndarray:
@@ -78,3 +89,26 @@ def popularity_ranks(data: SplitData, split: str = "test", remove_history: bool 
 def evaluate_ranks(ranks: np.ndarray, mask: np.ndarray | None = None, ks=DEFAULT_KS) -> EvalResult:
     r = ranks if mask is None else ranks[mask]
     return EvalResult(metrics_from_ranks(r, ks), users=int(len(r)))
+
+
+def history_share(scorer, data: SplitData, split: str = "test", k: int = 10) -> float:
+    """Share of the top-k slots (protocol view: history kept in the ranking) that hold an item of the
+    user's own history: how much a model fills its list with what the shopper already has."""
+    histories, targets = _split(data, split)
+    if not len(targets):
+        return 0.0
+    item_vecs = scorer.item_vectors(data.item_ids, data.text_emb)
+    in_vecs = scorer.history_vectors(data.item_ids, data.text_emb)
+    in_vecs = item_vecs if in_vecs is None else in_vecs
+    users = scorer.user_vectors([in_vecs[h] for h in histories])
+    history_bias = getattr(scorer, "history_bias", None)
+    hits = 0
+    for s in range(0, len(targets), 1024):
+        scores = users[s:s + 1024] @ item_vecs.T
+        for u, h in enumerate(histories[s:s + 1024]):
+            if history_bias is not None:
+                rows, bias = history_scores(history_bias(len(h)), h)
+                scores[u, rows] += bias
+            top = np.argpartition(-scores[u], k)[:k]
+            hits += int(np.isin(top, h).sum())
+    return hits / (k * len(targets))

@@ -8,6 +8,10 @@ with the recency-weighted mean of the items up to t (weight 0.5 per step back, t
 user) -> L2 norm. A text query is projected by the item tower (zero residual) and enters the
 user tower as the most recent history step.
 Scores are cosine(user, item) in [-1, 1]; training multiplies them by a learned scale.
+Repeat bias (`repeat_bias`): a learned logit added to items already in the history, one value per
+how-long-ago bucket (REPEAT_EDGES), so the model learns from the catalog whether shoppers take the
+same item again (consumables) or never do (films, durable goods) instead of the recency skip path
+pulling the shopper's own items to the top.
 """
 from __future__ import annotations
 
@@ -16,6 +20,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+REPEAT_EDGES = (1, 2, 3, 4, 5, 10, 20)
+"""Steps back (0 = the newest history item) bucketed as 0, 1, 2, 3, 4, 5-9, 10-19, 20+."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,9 @@ class ModelConfig:
     """Add the recency-weighted mean of the history to the transformer output (the zero-shot user as a skip path)."""
     residual: bool = True
     """Learn a per-item residual vector on top of the projected text vector."""
+    repeat_bias: bool = False
+    """Learn a logit bias on items already in the history, by how long ago (see REPEAT_EDGES). False for
+    models written before it existed."""
     tied: bool = False
     """The user tower reads the item tower's vectors (True) or its own input item tower (False), so the user
     need not sit next to the items it has already seen."""
@@ -128,6 +138,8 @@ class TwoTower(nn.Module):
         self.item_in = None if cfg.tied else ItemTower(cfg)
         self.user = UserTower(cfg)
         self.log_scale = nn.Parameter(torch.tensor(3.0))   # logits = exp(log_scale) * cosine; e^3 ~ 20
+        # logit added to a history item, per steps-back bucket; starts neutral, the data decides
+        self.repeat = nn.Parameter(torch.zeros(len(REPEAT_EDGES) + 1)) if cfg.repeat_bias else None
 
     def scale(self) -> torch.Tensor:
         if self.cfg.score == "dot":
@@ -145,3 +157,34 @@ class TwoTower(nn.Module):
         out = self.user(seq, valid)
         last = valid.long().sum(dim=1).clamp(min=1) - 1
         return out[torch.arange(out.shape[0], device=out.device), last]
+
+
+def repeat_bucket(steps_back):
+    """Bucket index of REPEAT_EDGES for steps back (a long tensor)."""
+    return torch.bucketize(steps_back, torch.tensor(REPEAT_EDGES, device=steps_back.device), right=True)
+
+
+def history_logit_bias(model: TwoTower, inp: torch.Tensor, inp_valid: torch.Tensor, target_valid: torch.Tensor):
+    """The repeat bias of one training batch as a sparse triple (target position, item row, logit):
+    for every target position (the rows of users[target_valid]), each item of its prefix gets the
+    bias of its most recent occurrence. None when the model has no repeat bias.
+
+    inp: long[B, L] item rows, oldest first, right-padded; inp_valid / target_valid: bool[B, L]."""
+    if model.repeat is None:
+        return None
+    B, L = inp.shape
+    t, s = torch.tril_indices(L, L, device=inp.device)              # every (t, s) with s <= t
+    ok = target_valid[:, t] & inp_valid[:, s]                        # [B, pairs]
+    b, k = ok.nonzero(as_tuple=True)
+    t, s = t[k], s[k]
+    position = (target_valid.flatten().long().cumsum(0) - 1).view(B, L)[b, t]
+    item = inp[b, s]
+    # keep the most recent occurrence of an item in each prefix: sort by (position, item, s), keep the last
+    key = (position * max(model.cfg.n_items, 1) + item) * L + s
+    key, order = torch.sort(key)
+    pair = key // L
+    last = torch.ones_like(pair, dtype=torch.bool)
+    last[:-1] = pair[1:] != pair[:-1]
+    order = order[last]
+    steps = (t - s)[order]
+    return position[order], item[order], model.repeat[repeat_bucket(steps)]

@@ -77,7 +77,12 @@ def retrain(catalog, workdir: Path, time_budget_s: float = DEFAULT_BUDGET_S, for
     config = json.loads((current / "config.json").read_text())
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     members = int(config.get("ensemble", 1))
-    cfg = TrainConfig(**{k: v for k, v in config["train"].items() if k in known})
+    # the towers' shape is the parent's (a field missing from an older model's config takes the
+    # ModelConfig default, e.g. no repeat bias), so its weights load as they are
+    from ranker.model import ModelConfig
+
+    shape = {f.name: getattr(ModelConfig(**config["model"]), f.name) for f in dataclasses.fields(ModelConfig)}
+    cfg = TrainConfig(**{k: v for k, v in {**config["train"], **shape}.items() if k in known})
     # The parent's blend weight is kept (re-picking it costs one valid pass per weight).
     cfg = dataclasses.replace(cfg, device=device or cfg.device or default_device(), threads=threads or cfg.threads,
                               blend_weights=str(config.get("blend_weight", 0.0)), hard_deadline=True,

@@ -34,6 +34,20 @@ class Scorer(Protocol):
     def user_vectors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """Each history is float32[h, dim] (history_vectors, or item vectors when those are None, oldest first, h >= 1) -> unit float32[B, dim]."""
 
+    def history_bias(self, n: int) -> np.ndarray | None:
+        """Score added to each of a length-n history's items (oldest first) when they are ranked too
+        (the learned repeat bias, in score units); None = no bias. See `history_scores`."""
+
+
+def history_scores(bias: np.ndarray | None, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct rows of a history, the bias each gets): an item seen twice takes the bias of its most
+    recent occurrence. rows: int[n] oldest first; bias: float[n] from Scorer.history_bias(n)."""
+    rows = np.asarray(rows)
+    if bias is None or not len(rows):
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    rev_rows, first = np.unique(rows[::-1], return_index=True)     # first in reversed order = most recent
+    return rev_rows, np.asarray(bias, dtype=np.float32)[::-1][first]
+
 
 def recency_mean(vectors: np.ndarray, decay: float = 0.5) -> np.ndarray:
     """Weighted mean of float32[h, d], weight decay**(steps back): the newest counts 1, the one before 0.5..."""
@@ -63,6 +77,9 @@ class ZeroShotScorer:
     def user_vectors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         return _normalize(np.stack([recency_mean(h, self.decay) for h in histories]))
 
+    def history_bias(self, n: int) -> None:
+        return None
+
 
 def model_file(member: int) -> str:
     """Weights of ensemble member k: model.pt, model_1.pt, model_2.pt, ..."""
@@ -83,6 +100,10 @@ class TrainedScorer:
         self.dim = model.cfg.dim
         self.max_len = model.cfg.max_len
         self._torch = torch
+        self._repeat = None
+        if getattr(model, "repeat", None) is not None:   # logits -> cosine units: divide by the scale
+            with torch.inference_mode():
+                self._repeat = (model.repeat / model.scale()).cpu().numpy().astype(np.float32)
 
     @classmethod
     def load(cls, model_dir: Path, device: str | None = None, member: int = 0) -> "TrainedScorer":
@@ -124,6 +145,14 @@ class TrainedScorer:
         with torch.inference_mode():
             t = torch.as_tensor(np.asarray(text_emb, dtype=np.float32).reshape(1, -1), device=self.device)
             return tower(t, None)[0].cpu().numpy().astype(np.float32)
+
+    def history_bias(self, n: int) -> np.ndarray | None:
+        if self._repeat is None:
+            return None
+        from ranker.model import REPEAT_EDGES
+
+        steps_back = np.arange(n - 1, -1, -1)
+        return self._repeat[np.searchsorted(REPEAT_EDGES, steps_back, side="right")]
 
     def user_vectors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         torch = self._torch
@@ -177,6 +206,14 @@ class ConcatScorer:
 
     def query_vector(self, text_emb: np.ndarray) -> np.ndarray:
         return np.concatenate([m.query_vector(text_emb) for m in self.members]).astype(np.float32)
+
+    def history_bias(self, n: int) -> np.ndarray | None:
+        """The members' biases, weighted like their scores (members without one add nothing)."""
+        parts = [(w, m.history_bias(n)) for m, w in zip(self.members, self.weights)]
+        parts = [(w, b) for w, b in parts if b is not None]
+        if not parts:
+            return None
+        return np.sum([w * b for w, b in parts], axis=0).astype(np.float32)
 
     def user_vectors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         out, start = [], 0

@@ -28,6 +28,9 @@ from core.settings import Settings, setting
 
 log = logging.getLogger(__name__)
 
+REPEAT_LR = 0.05
+"""AdamW learning rate of the repeat bias (ranker.model.REPEAT_EDGES), a handful of logits."""
+
 
 @dataclass(frozen=True)
 class TrainConfig(Settings):
@@ -49,6 +52,9 @@ class TrainConfig(Settings):
     score: str = setting("cosine", '"cosine" or "dot" (see ranker.model.ModelConfig).')
     recency_mix: bool = setting(True, 'Recency-mean skip path in the user tower.')
     residual: bool = setting(True, 'Per-item residual vectors.')
+    repeat_bias: bool = setting(True, 'Learn a logit bias on items already in the history, by how long ago, so '
+                                      'the model learns whether shoppers of this catalog take the same item '
+                                      'again (ranker.model.REPEAT_EDGES).')
     tied: bool = setting(False, "User tower reads the item tower's vectors (True) or a separate input item "
                                 'tower (False).')
     residual_dropout: float = setting(0.3, "Per step, each item's residual is dropped with this probability "
@@ -194,7 +200,7 @@ def fit(data, cfg: TrainConfig, progress: bool = True, init: dict | None = None,
     from ranker.encoder import default_device
     from ranker.evaluate import evaluate_ranks, scorer_ranks
     from ranker.loss import full_softmax_loss
-    from ranker.model import TwoTower
+    from ranker.model import TwoTower, history_logit_bias
     from ranker.scorers import TrainedScorer
 
     device = cfg.device or default_device()
@@ -203,7 +209,12 @@ def fit(data, cfg: TrainConfig, progress: bool = True, init: dict | None = None,
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = TwoTower(cfg.model_config(data.n_items, data.text_emb.shape[1])).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # The repeat bias is a few logits that must travel several units (e.g. to -8 where nobody repeats):
+    # at the towers' learning rate Adam would move it ~lr per step, too slow, so it gets its own.
+    repeat = [p for n, p in model.named_parameters() if n == "repeat"]
+    towers = [p for n, p in model.named_parameters() if n != "repeat"]
+    opt = torch.optim.AdamW([{"params": towers}, {"params": repeat, "lr": REPEAT_LR, "weight_decay": 0.0}],
+                            lr=cfg.lr, weight_decay=cfg.weight_decay)
     text = torch.as_tensor(data.text_emb, device=device)
     all_rows = torch.arange(data.n_items, device=device)
     seqs = data.train_seqs[:cfg.max_users] if cfg.max_users else data.train_seqs
@@ -240,7 +251,8 @@ def fit(data, cfg: TrainConfig, progress: bool = True, init: dict | None = None,
             target, target_valid = rows_t[:, 1:], valid_t[:, 1:]
             inputs = model.input_items(text, step_rows, items)       # [N, d] what the user tower reads
             users = model.user(inputs[inp], inp_valid)                # [B, L, d]
-            loss = full_softmax_loss(users[target_valid], items, target[target_valid], model.scale())
+            loss = full_softmax_loss(users[target_valid], items, target[target_valid], model.scale(),
+                                     history_logit_bias(model, inp, inp_valid, target_valid))
             negatives = [(b, data.dismissed[i]) for b, i in enumerate(idx) if i in data.dismissed]
             if negatives and cfg.dismiss_weight > 0:
                 last = inp_valid.long().sum(dim=1) - 1
