@@ -213,8 +213,8 @@ def fit(data, cfg: TrainConfig, progress: bool = True, init: dict | None = None,
     # at the towers' learning rate Adam would move it ~lr per step, too slow, so it gets its own.
     repeat = [p for n, p in model.named_parameters() if n == "repeat"]
     towers = [p for n, p in model.named_parameters() if n != "repeat"]
-    opt = torch.optim.AdamW([{"params": towers}, {"params": repeat, "lr": REPEAT_LR, "weight_decay": 0.0}],
-                            lr=cfg.lr, weight_decay=cfg.weight_decay)
+    groups: list[dict] = [{"params": towers}, {"params": repeat, "lr": REPEAT_LR, "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     text = torch.as_tensor(data.text_emb, device=device)
     all_rows = torch.arange(data.n_items, device=device)
     seqs = data.train_seqs[:cfg.max_users] if cfg.max_users else data.train_seqs

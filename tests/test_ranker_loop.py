@@ -71,8 +71,9 @@ def test_retrain_writes_immutable_versions_and_promotes_atomically(small_db, tmp
     workdir = tmp_path / "work"
     workdir.mkdir()
     shutil.copy(small_db, db_path(workdir))
+    # a base model without the repeat bias, like those written before it existed: retrain keeps its shape
     assert main(["train", "--workdir", str(workdir), "--quiet", "--epochs", "1", "--dim", "32", "--max-users", "200",
-                 "--ensemble", "1", "--blend-weights", "0", "--device", "cpu"]) == 0
+                 "--ensemble", "1", "--blend-weights", "0", "--device", "cpu", "--no-repeat-bias"]) == 0
     base = model_dir(workdir)
     # the evidence gate: an item with no train event keeps a zero residual
     import torch
@@ -101,6 +102,7 @@ def test_retrain_writes_immutable_versions_and_promotes_atomically(small_db, tmp
     assert all(p.stat().st_mode & 0o222 == 0 for p in v1.iterdir())          # sealed: read-only files
     config = json.loads((v1 / "config.json").read_text())
     assert "LIVE-NEW" in json.loads((v1 / "item_ids.json").read_text()) and config["parent"] == "ranker"
+    assert config["model"]["repeat_bias"] is False
 
     # a second round starts from v1; without --force it is promoted only if not worse
     assert main(["retrain", "--workdir", str(workdir), "--quiet", "--time-budget-s", "20", "--device", "cpu"]) == 0
