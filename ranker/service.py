@@ -22,7 +22,7 @@ import numpy as np
 from ranker.evidence import common_root, evidence_for_candidates
 from ranker.cache import LRUCache
 from ranker.index import IndexConfig, VectorIndex
-from ranker.scorers import Scorer, ZeroShotScorer, load_scorer
+from ranker.scorers import Scorer, ZeroShotScorer, history_scores, load_scorer
 from ranker.types import Candidate, Ranking, RankQuery
 from store.catalog import Catalog, Item
 from core.errors import InvalidInput, UnknownItem, UnknownUser
@@ -421,15 +421,24 @@ class Ranker:
                     blended[n] = (user, history, hvecs, qvec)
                     excluded = self._excluded(q, history)
                     eligible, no_price = self._eligible(q, excluded)
-                    if eligible is None:
+                    repeat = self._repeat_bias(q, history)
+                    if eligible is None and repeat is None:
                         plain.append((n, user, excluded))
                         continue
+                    if eligible is None:          # history kept and scored with the learned repeat bias
+                        active = self._active.copy()
+                        active[list(excluded)] = False
+                        eligible = np.flatnonzero(active).astype(np.int64)
                     if len(eligible) <= self.config.exact_filter_max:
                         scores = self._vecs[eligible] @ user
+                        if repeat is not None:
+                            scores = scores + repeat[eligible]
                         top = np.argsort(-scores, kind="stable")[:q.k]
                         rows, scores = eligible[top], scores[top]
-                    else:
+                    elif repeat is None:
                         rows, scores = self._search_filtered(user, q.k, eligible, excluded)
+                    else:
+                        rows, scores = self._search_with_repeat(user, q.k, eligible, excluded, repeat)
                     out[n] = Ranking(self._candidates(rows, scores, history, hvecs, qvec), no_price)
                 except Exception as exc:  # noqa: BLE001
                     out[n] = exc
@@ -437,6 +446,36 @@ class Ranker:
                 _u, history, hvecs, qvec = blended[n]
                 out[n] = Ranking(self._candidates(rows, scores, history, hvecs, qvec), 0)
         return out
+
+    def _repeat_bias(self, query: RankQuery, history: list[Item]) -> np.ndarray | None:
+        """float[rows]: the learned repeat bias (ranker.model.REPEAT_EDGES) on this history's items, zero
+        elsewhere; None when history items are excluded anyway or the model has no repeat bias."""
+        bias_of = getattr(self.scorer, "history_bias", None)
+        if query.exclude_history or bias_of is None or not history:
+            return None
+        rows = np.array([self._row[i.id] for i in history if i.id in self._row], dtype=np.int64)
+        bias = bias_of(len(rows))
+        if bias is None or not len(rows):
+            return None
+        dense = np.zeros(len(self._ids), dtype=np.float32)
+        hrows, hbias = history_scores(bias, rows)
+        dense[hrows] = hbias
+        return dense
+
+    def _search_with_repeat(self, user: np.ndarray, k: int, eligible: np.ndarray, excluded: set[int],
+                            repeat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Index search (k + history items deep, so a history item the bias pushes down leaves room), then
+        the eligible history items re-scored with their bias: exact for a bias of either sign."""
+        hist = np.flatnonzero(repeat)
+        ok = np.zeros(len(self._ids), dtype=bool)
+        ok[eligible] = True
+        hist = hist[ok[hist]]
+        rows, scores = self._search_filtered(user, k + len(hist), eligible, excluded)
+        keep = ~np.isin(rows, hist)
+        rows = np.concatenate([rows[keep], hist])
+        scores = np.concatenate([scores[keep], self._vecs[hist] @ user + repeat[hist]])
+        top = np.argsort(-scores, kind="stable")[:k]
+        return rows[top], scores[top]
 
     def _excluded(self, query: RankQuery, history: list[Item]) -> set[int]:
         excluded = {self._row[i] for i in query.exclude if i in self._row}
