@@ -56,17 +56,32 @@ def eval_ranker_arguments(p: argparse.ArgumentParser) -> None:
     add_store_argument(p)
     p.add_argument("--json", type=Path, default=None, metavar="PATH",
                    help='write {"model": {...}, "popularity": {...}, "zero_shot": {...}, "cold_target": {...}, '
-                        '"no_history": {...}} (test split) to PATH')
+                        '"no_history": {...}} (test split) to PATH; each peer adds "<peer>": {...} beside "model" '
+                        '(and in each view) and "peers": {"<peer>": {train_s, epochs, best_epoch, stop_reason, ...}}')
     p.add_argument("--model-dir", type=Path, default=None, help="trained ranker (default: the serving version, models/current, else <workdir>/ranker)")
     p.add_argument("--device", default="", help="cuda or cpu (default: cuda when present)")
+    p.add_argument("--peers", default="", metavar="NAMES",
+                   help="also train and evaluate these sequential peers on the same split, comma-separated "
+                        "(known: sasrec, RecBole 1.2.1's SASRec with its defaults)")
+    p.add_argument("--peer-time-budget-s", type=float, default=None, metavar="S",
+                   help="per peer: stop starting new training epochs after S seconds (default: 1800)")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch lines from peer training")
 
 
 def eval_ranker(args: argparse.Namespace) -> int:
+    from ranker.peers import parse_peers
     from ranker.report import run_eval
     from ranker.versions import current_version_dir
     from store.catalog import Catalog
     from store.paths import model_dir
 
+    try:   # bad flags fail before anything is loaded
+        peers = parse_peers(args.peers) if args.peers else ()
+        if args.peer_time_budget_s is not None and not args.peer_time_budget_s > 0:
+            raise ValueError(f"--peer-time-budget-s must be > 0 (got {args.peer_time_budget_s})")
+    except ValueError as exc:
+        print(f"eval-ranker: {exc}", file=sys.stderr)
+        return 2
     workdir = resolve_workdir(args)
     mdir = args.model_dir or current_version_dir(workdir) or model_dir(workdir)
     if not (Path(mdir) / "config.json").exists():
@@ -74,7 +89,8 @@ def eval_ranker(args: argparse.Namespace) -> int:
         return 1
     catalog = Catalog(resolve_store(args))
     try:
-        report = run_eval(catalog, Path(mdir), device=args.device or None)
+        report = run_eval(catalog, Path(mdir), device=args.device or None, peers=peers,
+                          peer_time_budget_s=args.peer_time_budget_s, progress=not args.quiet)
     finally:
         catalog.close()
     print(report.table())

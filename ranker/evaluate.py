@@ -79,6 +79,14 @@ def scorer_ranks(scorer, data: SplitData, split: str = "test", remove_history: b
     return ranks_for_scores(score_rows, histories, targets, remove_history)
 
 
+def history_model_ranks(score_histories, data: SplitData, split: str = "test", remove_history: bool = False,
+                        batch: int = 1024) -> np.ndarray:
+    """Target ranks of a model that scores raw histories (a peer such as SASRec):
+    score_histories(list of int rows, oldest first) -> float[B, N]."""
+    histories, targets = _split(data, split)
+    return ranks_for_scores(lambda a, b: score_histories(histories[a:b]), histories, targets, remove_history, batch)
+
+
 def popularity_ranks(data: SplitData, split: str = "test", remove_history: bool = False) -> np.ndarray:
     """Everyone gets the catalog by interaction count (train split, plus valid targets for test)."""
     histories, targets = _split(data, split)

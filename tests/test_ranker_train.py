@@ -56,3 +56,12 @@ def test_train_then_load_serve_and_eval(small_db, tmp_path, ranker_encoder):
         for metrics in view.values():
             assert set(metrics) == {"recall@10", "ndcg@10", "recall@50", "ndcg@50"}
             assert 0 <= metrics["ndcg@10"] <= metrics["recall@10"] <= 1
+
+    # the sequential peer, trained on the same split in the same run (one epoch: the budget is spent by then)
+    assert main(["eval-ranker", "--workdir", str(workdir), "--json", str(report), "--device", "cpu", "--quiet",
+                 "--peers", "sasrec", "--peer-time-budget-s", "0.01"]) == 0
+    data = json.loads(report.read_text())
+    assert list(data) == ["model", "popularity", "zero_shot", "sasrec", "cold_target", "no_history", "peers"]
+    assert list(data["no_history"]) == ["model", "popularity", "zero_shot", "sasrec"]
+    assert 0 <= data["sasrec"]["ndcg@10"] <= data["sasrec"]["recall@10"] <= 1
+    assert data["peers"]["sasrec"]["epochs"] == 1 and data["peers"]["sasrec"]["stop_reason"] == "time_budget"
