@@ -70,7 +70,7 @@ async def main_async(args) -> dict:
         server = LocalVLLMServer(ExplainerConfig(workdir=args.workdir, enforce_eager=not args.compiled)).start()
         url = server.url
     try:
-        ex = Explainer(ExplainerConfig(vllm_url=url), catalog)
+        ex = Explainer.from_catalog(ExplainerConfig(vllm_url=url), catalog)
         client = VLLMClient(url, concurrency=args.concurrency, timeout_s=600)
         requests = build_requests(catalog, args.users, args.k, args.seed, args.min_history)
         await run_layout(ex, client, requests[:1], True, 4)   # warm-up (first-call overheads), other shopper

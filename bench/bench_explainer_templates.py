@@ -28,7 +28,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args()
     catalog = Catalog(db_path(args.workdir))
-    ex = Explainer(ExplainerConfig(enabled=False), catalog)
+    ex = Explainer.from_catalog(ExplainerConfig(enabled=False), catalog)
     items = catalog.all_items()
     rng = random.Random(args.seed)
     seqs = catalog.sequences()

@@ -60,7 +60,7 @@ def main() -> int:
     catalog = Catalog(db_path(workdir))
     mdir = current_version_dir(workdir)
     ranker = Ranker.load(mdir, catalog, device="cpu") if mdir else Ranker.zero_shot(catalog, device="cpu")
-    explainer = Explainer(ExplainerConfig(enabled=False), catalog)
+    explainer = Explainer.from_catalog(ExplainerConfig(enabled=False), catalog)
     pipe = RecommendPipeline(catalog, ranker, explainer)
     rng = random.Random(args.seed)
     users = [u for u in catalog.user_ids() if len(catalog.history(u)) >= 3]

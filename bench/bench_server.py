@@ -443,7 +443,7 @@ def main() -> int:
             yield types.SimpleNamespace(url=args.vllm_url, model_name=models["data"][0]["id"])
         with running_vllm() as vllm:
             svc = ServiceProcess(workdir, ["--vllm-url", vllm.url, *ranker_flag])
-            explainer = Explainer(ExplainerConfig.from_env(vllm_url=vllm.url, model=vllm.model_name), catalog)
+            explainer = Explainer.from_catalog(ExplainerConfig.from_env(vllm_url=vllm.url, model=vllm.model_name), catalog)
             try:
                 svc.wait_serving()
                 ranker, _ = load_ranker(catalog, workdir, zero_shot)     # the same model files as the service

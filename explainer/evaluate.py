@@ -229,7 +229,7 @@ def run_from_args(args, workdir: Path) -> dict:
             cfg.vllm_url = server.url
             cfg.model = server.model_name
         try:
-            explainer = Explainer(cfg, catalog)
+            explainer = Explainer.from_catalog(cfg, catalog)
             users = pick_users(catalog, args.users, args.seed)
 
             async def go():

@@ -67,13 +67,10 @@ def child_processes(pid: int) -> list[tuple[int, str]]:
 
 
 def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+    """True while a live process is in the group. Not `killpg(pgid, 0)`: that also finds zombies,
+    and an orphaned zombie waits for PID 1 to reap it (over a second in some containers), so the
+    watchdog would wait out its grace for processes that have already ended."""
+    return bool(group_members(pgid))
 
 
 def end_group(pgid: int, grace_s: float) -> None:

@@ -20,6 +20,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
+from core.errors import DomainError
+from ranker.types import RankQuery
+
 
 @dataclass
 class BetaScore:
@@ -86,29 +89,14 @@ class LinkPreferences:
         return prefs
 
 
-def choose_preferred(options: Sequence[tuple[object, object]], prefs: LinkPreferences | None,
-                     strength: Callable[[object], float], kinds: Callable[[object], Sequence[str]]):
-    """The (anchor, link) with the highest strength + preference bonus; later options win ties
-    (options come oldest history first, and the more recent purchase is the better reason)."""
-    best, best_key = None, None
-    for pos, (anchor, link) in enumerate(options):
-        key = (strength(link) + (prefs.bonus(kinds(link)) if prefs is not None else 0.0), pos)
-        if best_key is None or key > best_key:
-            best, best_key = (anchor, link), key
-    return best if best is not None else (None, None)
-
-
 def link_kinds_for(pipeline, user_id: str, item_id: str) -> tuple[str, ...]:
     """The link kind the justification of (user, item) leads with (the strongest, stated first),
     recomputed through the pipeline's ranking + facts (steps 1-4; no LLM). The rating is credited to
     that kind only: crediting every kind a link has would give each kind the same mean. () when the
     pair cannot be justified any more (unknown user, deleted item) or states no link."""
-    from ranker.types import RankQuery
-    from store.errors import StoreError
-
     try:
         prepared = pipeline.prepare(RankQuery(user_id=user_id, k=1), item_ids=[item_id])
-    except (StoreError, ValueError):
+    except (DomainError, ValueError):
         return ()
     return tuple(prepared.facts[0].links[:1]) if prepared.facts else ()
 

@@ -15,6 +15,7 @@ No link with any history item: no anchor, and the justification says what the it
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -25,7 +26,20 @@ from explainer.text import clean_text
 from ranker.types import Candidate
 from store.catalog import Item
 
-LINK_KINDS = ("variant", "bought_together", "category", "attribute", "brand", "similar")
+
+
+class LinkKind(enum.StrEnum):
+    """The kinds of link above (a str: compares, prints and serialises as its value, so a template's
+    `facts.link == "brand"`, a JSON report and a stored rating all read the plain word)."""
+    VARIANT = "variant"
+    BOUGHT_TOGETHER = "bought_together"
+    CATEGORY = "category"
+    ATTRIBUTE = "attribute"
+    BRAND = "brand"
+    SIMILAR = "similar"
+
+
+LINK_KINDS = tuple(LinkKind)
 SIMILAR_MIN = 0.75   # cosine in the item tower's space; below it "similar" is not a claim a shopper would accept
 
 
@@ -68,10 +82,12 @@ class Links:
     _pair: tuple = field(default=(), compare=False, repr=False)
 
     @property
-    def kinds(self) -> tuple[str, ...]:
-        return tuple(k for k, on in (("variant", self.variant), ("bought_together", self.shoppers > 0),
-                                     ("category", bool(self.category)), ("attribute", self.attribute),
-                                     ("brand", bool(self.brand)), ("similar", self.similarity >= SIMILAR_MIN)) if on)
+    def kinds(self) -> tuple[LinkKind, ...]:
+        """The kinds this link has, in LINK_KINDS order (explainer.fact_lines.link_order: strongest first)."""
+        return tuple(k for k, on in ((LinkKind.VARIANT, self.variant), (LinkKind.BOUGHT_TOGETHER, self.shoppers > 0),
+                                     (LinkKind.CATEGORY, bool(self.category)), (LinkKind.ATTRIBUTE, self.attribute),
+                                     (LinkKind.BRAND, bool(self.brand)),
+                                     (LinkKind.SIMILAR, self.similarity >= SIMILAR_MIN)) if on)
 
     def attribute_facts(self, item_name: str, anchor_name: str) -> list:
         """The shared-attribute facts (explainer.attributes.AttributeFact), worded with these names."""

@@ -13,18 +13,19 @@ from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable, Sequence
 
 from explainer.actions import action_for, kinds_of
-from explainer.attributes import AttributeStats
 from explainer.client import LLMTimeout, LLMUnavailable, VLLMClient
 from explainer.config import ExplainerConfig
 from explainer.vllm_pool import make_llm_client
-from explainer.facts import CategoryNames, CoPurchases, ItemFacts, compute_reply_facts, item_name
+from explainer.categories import CategoryNames
+from explainer.facts import ItemFacts, compute_reply_facts
 from explainer.link_feedback import LinkPreferences
 from explainer.prompts import FallbackTemplate, Prompt, PromptTemplate
+from explainer.read_model import CatalogReadModel, CatalogSource
 from explainer.types import (FALLBACK_DEADLINE, FALLBACK_DISABLED, FALLBACK_LLM_UNAVAILABLE, FALLBACK_VERIFIER,
                              SOURCE_LLM, SOURCE_TEMPLATE, Justification, StreamEvent)
 from explainer.verifier import RULES, Verdict, Verifier
 from ranker.types import Candidate
-from store.catalog import Catalog, Item
+from store.catalog import Item
 
 log = logging.getLogger(__name__)
 
@@ -62,62 +63,36 @@ def first_sentence(text: str, finish_reason: str, start: int = 0) -> tuple[str, 
 
 
 class Explainer:
-    def __init__(self, config: ExplainerConfig, catalog: Catalog):
+    def __init__(self, config: ExplainerConfig, read_model: CatalogReadModel):
+        """read_model: what the explainer knows of the catalog (names, categories, brands, attributes, co-purchases),
+        built at start-up by CatalogReadModel.from_catalog; the explainer never reads the store."""
         # Whether the LLM is known to answer (the supervisor of a local vLLM sets it): while it is down,
         # templates answer at once instead of one failed connection (and log line) per item.
         self.llm_up: Callable[[], bool] = lambda: True
         self.config = config
-        self.catalog = catalog
+        self.read_model = read_model
         self.prompt = PromptTemplate(config.prompt_template)
         self.fallback = FallbackTemplate()
         self._client: VLLMClient | None = None
-        self._categories: CategoryNames | None = None
-        self._verifier: Verifier | None = None
-        self._co: CoPurchases | None = None
-        self._attributes: AttributeStats | None = None
         self.link_preferences: LinkPreferences | None = None   # set by the server from SubmitFeedback ratings
-        self._known_items: dict[str, Item] = {}
 
-    # -- catalog-derived helpers (built on first use; refresh after catalog changes) -------------
-    def refresh_catalog(self) -> None:
-        """(Re)build the catalog-wide tables: category names, brands, attributes, co-purchases. About a
-        second on the Scientific data: `explainrec serve` calls it at start-up; `add_items` keeps the
-        tables current after an upsert without rebuilding the co-purchase table."""
-        items = self.catalog.all_items(include_deleted=True)
-        self._known_items = {i.id: i for i in items}
-        self._categories = CategoryNames(i.category for i in items)
-        self._verifier = Verifier(i.brand for i in items)
-        self._attributes = AttributeStats(items, self.config.preferred_attributes)
-        # "other shoppers bought both" counts purchases only: a view or a rating is not a purchase
-        self._co = CoPurchases(self.catalog.sequences(("train", "valid", "live"), kinds=("purchase",)))
+    @classmethod
+    def from_catalog(cls, config: ExplainerConfig, catalog: CatalogSource) -> "Explainer":
+        """An explainer over a read model built from the store now (the entry points: serve, the batch
+        job, the evaluation, the benches)."""
+        return cls(config, CatalogReadModel.from_catalog(catalog, config.preferred_attributes))
 
     def add_items(self, items: Sequence[Item]) -> None:
-        """New or changed catalog items: their categories, brands and attributes join the tables.
-        Events are unchanged, so the co-purchase table is kept. Deleted items stay in the tables on
-        purpose (an old history still names them), so a delete needs no call."""
-        if self._categories is None or not items:
-            return   # not built yet: the first use builds them from the catalog
-        old = {i.id: i for i in self._known_items.values()}
-        self._known_items.update({i.id: i for i in items})
-        known = list(self._known_items.values())
-        if any(i.category and i.category not in {o.category for o in old.values()} for i in items):
-            self._categories = CategoryNames(i.category for i in known)
-        if any(i.brand and i.brand not in {o.brand for o in old.values()} for i in items):
-            self._verifier = Verifier(i.brand for i in known)
-        if any(i.attributes for i in items) or any(old.get(i.id) and old[i.id].attributes for i in items):
-            self._attributes = AttributeStats(known, self.config.preferred_attributes)
+        """New or changed catalog items join the read model (incrementally; see CatalogReadModel.add_items)."""
+        self.read_model.add_items(items)
 
     @property
     def categories(self) -> CategoryNames:
-        if self._categories is None:
-            self.refresh_catalog()
-        return self._categories
+        return self.read_model.categories
 
     @property
     def verifier(self) -> Verifier:
-        if self._verifier is None:
-            self.refresh_catalog()
-        return self._verifier
+        return self.read_model.verifier
 
     @property
     def client(self) -> VLLMClient | None:
@@ -128,14 +103,13 @@ class Explainer:
 
     # -- facts and templates --------------------------------------------------------------------
     def facts(self, history: Sequence[Item], items: Sequence[tuple[Item, Candidate]]) -> list[ItemFacts]:
-        cats = self.categories   # builds the co-purchase table too
         prefs = self.link_preferences   # helpful / not-helpful ratings per link kind (explainer.link_feedback)
-        return compute_reply_facts(history, items, cats, self._co, self._attributes,
-                                   prefs.bonus if prefs is not None else None)
+        return compute_reply_facts(history, items, self.read_model.categories, self.read_model.co_purchases,
+                                   self.read_model.attributes, prefs.bonus if prefs is not None else None)
 
     def history_names(self, history: Sequence[Item]) -> list[tuple[str, str]]:
         """(what the shopper did, short name) of the most recent history items, for the prompt."""
-        return [(action_for(kinds_of(h)).verb, item_name(h, self.categories)) for h in history[-MAX_HISTORY_IN_PROMPT:]]
+        return [(action_for(kinds_of(h)).verb, self.read_model.name(h)) for h in history[-MAX_HISTORY_IN_PROMPT:]]
 
     def _template(self, facts: ItemFacts, reason: str, failed: Sequence[str] = ()) -> Justification:
         return Justification(item_id=facts.item_id, text=self.fallback.render(facts), source=SOURCE_TEMPLATE,

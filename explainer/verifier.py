@@ -7,12 +7,14 @@ Justification.failed_rules and the evaluation's per-rule counts carry.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
 from explainer.actions import ACTION_WORDS, claimed_classes, supports, you_did_claims
 from explainer.facts import ItemFacts
+from explainer.links import LinkKind
 from explainer.names import name_problem
 from explainer.price_compare import price_claim
 from explainer.text import clean_text
@@ -54,15 +56,15 @@ _IS_A_MAKER = re.compile(_IS_A + r"(?:\w+\s+){0,2}?(?:brand|company|manufacturer
                          re.I)
 
 # How a text states each link kind (explainer/links.py), and how it claims one.
-_CLAIM = {
-    "brand": re.compile(r"\b(?:also|too|likewise|both)\b(?:\s+\w+){0,3}?\s+(?:by|from)\b|\bsame\s+(?:brand|maker|manufacturer)\b"
-                        r"|\b(?:made|produced)\s+by\s+the\s+same\b", re.I),
-    "category": re.compile(r"\b(?:also|too|both)\s+(?:\w+\s+){0,2}?(?:in|from)\b|\bsame\s+(?:category|kind|type|range)\b", re.I),
-    "bought_together": re.compile(r"\b(?:shoppers|customers|people|buyers|others)\b(?:\s+\w+){0,5}?\s+(?:bought|buy|purchased|ordered)\b"
-                                  r"|\bbought\s+(?:\w+\s+)?together\b|\bbought\s+both\b", re.I),
-    "variant": re.compile(r"\bsame\s+(?:\w+\s+){0,3}?(?:in|but|with)\b|\b(?:another|different|other)\s+(?:colou?r|size|version|length)\b"
-                          r"|\bsame\s+product\b", re.I),
-    "similar": re.compile(r"\bsimilar\b|\bclose\s+to\b|\bmuch\s+like\b", re.I),
+_CLAIM: dict[LinkKind, re.Pattern] = {
+    LinkKind.BRAND: re.compile(r"\b(?:also|too|likewise|both)\b(?:\s+\w+){0,3}?\s+(?:by|from)\b|\bsame\s+(?:brand|maker|manufacturer)\b"
+                                r"|\b(?:made|produced)\s+by\s+the\s+same\b", re.I),
+    LinkKind.CATEGORY: re.compile(r"\b(?:also|too|both)\s+(?:\w+\s+){0,2}?(?:in|from)\b|\bsame\s+(?:category|kind|type|range)\b", re.I),
+    LinkKind.BOUGHT_TOGETHER: re.compile(r"\b(?:shoppers|customers|people|buyers|others)\b(?:\s+\w+){0,5}?\s+(?:bought|buy|purchased|ordered)\b"
+                                         r"|\bbought\s+(?:\w+\s+)?together\b|\bbought\s+both\b", re.I),
+    LinkKind.VARIANT: re.compile(r"\bsame\s+(?:\w+\s+){0,3}?(?:in|but|with)\b|\b(?:another|different|other)\s+(?:colou?r|size|version|length)\b"
+                                 r"|\bsame\s+product\b", re.I),
+    LinkKind.SIMILAR: re.compile(r"\bsimilar\b|\bclose\s+to\b|\bmuch\s+like\b", re.I),
 }
 
 
@@ -116,8 +118,8 @@ class Context:
     own: str = ""          # the model's words: the text after the system-written prefill
     unnamed: str = ""      # the text with the item's and the anchor's names removed
     own_unnamed: str = ""  # the model's words with the names removed
-    stated: tuple[str, ...] = ()     # link kinds the text states and the facts support
-    claimed: tuple[str, ...] = ()    # link kinds the text claims, supported or not
+    stated: tuple[LinkKind, ...] = ()     # link kinds the text states and the facts support
+    claimed: tuple[LinkKind, ...] = ()    # link kinds the text claims, supported or not
     notes: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -148,7 +150,7 @@ def _without_names(text: str, facts: ItemFacts, count: int = 0) -> str:
     return text
 
 
-def stated_links(text: str, facts: ItemFacts) -> tuple[str, ...]:
+def stated_links(text: str, facts: ItemFacts) -> tuple[LinkKind, ...]:
     """The link kinds (facts.links) that the text states: each needs its words, and the brand or
     the category its name."""
     if not facts.anchor_name or facts.anchor_name.lower() not in text.lower():   # the cited item, by its name
@@ -157,17 +159,17 @@ def stated_links(text: str, facts: ItemFacts) -> tuple[str, ...]:
     low = unnamed.lower()
     out = []
     for kind in facts.links:
-        if kind == "brand" and facts.brand and facts.brand.lower() in low:
+        if kind == LinkKind.BRAND and facts.brand and facts.brand.lower() in low:
             out.append(kind)
-        elif kind == "category" and facts.shared_category and (   # the shared category itself, all its words
+        elif kind == LinkKind.CATEGORY and facts.shared_category and (   # the shared category itself, all its words
                 facts.shared_category.lower() in low
                 or set(content_words(facts.shared_category)) <= set(content_words(unnamed))):
             out.append(kind)
-        elif kind in ("bought_together", "variant", "similar") and _CLAIM[kind].search(unnamed):
+        elif kind in (LinkKind.BOUGHT_TOGETHER, LinkKind.VARIANT, LinkKind.SIMILAR) and _CLAIM[kind].search(unnamed):
             out.append(kind)
-        elif kind == "attribute" and any(v.lower() in low for v in facts.shared_values):
+        elif kind == LinkKind.ATTRIBUTE and any(v.lower() in low for v in facts.shared_values):
             out.append(kind)
-        elif kind == "variant" and facts.variant and facts.variant.lower() in text.lower() and "same" in low:
+        elif kind == LinkKind.VARIANT and facts.variant and facts.variant.lower() in text.lower() and "same" in low:
             out.append(kind)
     return tuple(out)
 
@@ -381,7 +383,7 @@ class Verdict:
     mentions_history: bool
     mentions_attribute: bool          # names the item's brand or category
     unsupported_share: float
-    links_stated: tuple[str, ...] = ()
+    links_stated: tuple[LinkKind, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -395,6 +397,13 @@ class Verdict:
                                            and "false_link" not in self.failed)
 
 
+@functools.lru_cache(maxsize=None)
+def _brand_pattern(key: str) -> re.Pattern:
+    """One brand as a whole word. Cached across verifiers: the read model builds a new Verifier when an
+    upsert brings a new brand, and compiling thousands of brands again took most of a second."""
+    return re.compile(r"(?<![A-Za-z0-9])" + re.escape(key) + r"(?![A-Za-z0-9])", re.I)
+
+
 class Verifier:
     """Checks a text against one item's facts. `brands`: every brand in the catalog."""
 
@@ -405,7 +414,7 @@ class Verifier:
             key = re.sub(r"^(?:the|a|an)\s+", "", b.lower())   # "The Hillman Group" vs "the Hillman Group Anchors"
             if len(key) < 2 or key in STOP_WORDS or key in FRAME_WORDS:
                 continue
-            self._brands[key] = re.compile(r"(?<![A-Za-z0-9])" + re.escape(key) + r"(?![A-Za-z0-9])", re.I)
+            self._brands[key] = _brand_pattern(key)
 
     def context(self, text: str, facts: ItemFacts, history_titles: Sequence[str], finish_reason: str = "stop",
                 prompt_text: str = "", prefill: str = "",

@@ -128,6 +128,9 @@ class LocalVLLMServer:
 
     def _wait_healthy(self) -> None:
         t0 = time.monotonic()
+        # the first probes come quickly (a restart of a warm server, or a stand-in, is up in well under
+        # a second), then once a second: a cold vLLM takes a minute, and each probe costs a connection
+        pause = 0.05
         while time.monotonic() - t0 < self.config.startup_timeout_s:
             proc = self._proc
             if proc is None:
@@ -140,7 +143,8 @@ class LocalVLLMServer:
                     return
             except httpx.HTTPError:
                 pass
-            time.sleep(1.0)
+            time.sleep(pause)
+            pause = min(2 * pause, 1.0)
         raise TimeoutError(f"vLLM server not healthy after {self.config.startup_timeout_s:.0f} s; "
                            f"see {self.log_path}:\n{self._log_tail()}")
 

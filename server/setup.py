@@ -82,16 +82,26 @@ def build_explainer(config: "ServerConfig", workdir: Path, catalog: Catalog, lif
     """The explainer, and for an LLM a supervisor whose state drives the LLM's health entry and metrics:
     a local vLLM is restarted when it dies, an external one is watched."""
     from explainer.config import ExplainerConfig
+    from explainer.read_model import CatalogReadModel
     from explainer.service import Explainer
     from explainer.vllm_supervisor import LLMSupervisor
     from server import metrics
+
+    def explainer_over_catalog(cfg: ExplainerConfig) -> Explainer:
+        # the read model is built here, at start-up, not on the first justified request
+        t0 = time.perf_counter()
+        read_model = CatalogReadModel.from_catalog(catalog, cfg.preferred_attributes)
+        log.info("explainer read model built in %.1f s (%d items: categories, brands, attributes, co-purchases)",
+                 time.perf_counter() - t0, len(read_model))
+        return Explainer(cfg, read_model)
+
     if config.llm == "off":
-        return Explainer(ExplainerConfig(enabled=False), catalog)
+        return explainer_over_catalog(ExplainerConfig(enabled=False))
     if config.llm == "url":
         supervisor = LLMSupervisor(url=config.vllm_url, on_change=lifecycle.llm_state_changed)
         lifecycle.on_close("LLM health watch", supervisor.stop)
         metrics.watch_llm(supervisor.start())
-        return Explainer(ExplainerConfig.from_env(vllm_url=config.vllm_url), catalog)
+        return explainer_over_catalog(ExplainerConfig.from_env(vllm_url=config.vllm_url))
     from explainer.prepare import prepare_model
     from explainer.vllm_server import LocalVLLMServer
     local = LocalVLLMServer(ExplainerConfig.from_env(workdir=workdir, model_dir=prepare_model(workdir)))
@@ -102,7 +112,8 @@ def build_explainer(config: "ServerConfig", workdir: Path, catalog: Catalog, lif
     except Exception:  # noqa: BLE001 - serving on templates beats not serving; the supervisor retries
         log.exception("the local vLLM did not start: templates answer while it is retried")
     metrics.watch_llm(supervisor.start())
-    explainer = Explainer(ExplainerConfig.from_env(vllm_url=local.url, model=local.model_name, workdir=workdir), catalog)
+    explainer = explainer_over_catalog(ExplainerConfig.from_env(vllm_url=local.url, model=local.model_name,
+                                                                workdir=workdir))
     explainer.llm_up = lambda: supervisor.up        # down: templates at once, no failed call per item
     return explainer
 
@@ -116,10 +127,6 @@ def build_service(config: "ServerConfig", lifecycle: "Lifecycle") -> "RecService
     try:
         ranker = load_ranker(config, workdir, catalog)
         explainer = build_explainer(config, workdir, catalog, lifecycle)
-        t1 = time.perf_counter()
-        explainer.refresh_catalog()   # here, not on the first justified request
-        log.info("explainer tables built in %.1f s (categories, brands, attributes, co-purchases)",
-                 time.perf_counter() - t1)
     except BaseException:
         catalog.close()
         raise

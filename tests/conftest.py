@@ -15,11 +15,17 @@ pytest_plugins = [p for p in ("tests.fixtures_ranker", "tests.fixtures_llm", "te
                               "tests.fixtures_desk", "tests.fixtures_store")
                   if (Path(__file__).parent / f"{p.split('.')[-1]}.py").exists()]
 
+from server.setup import set_search_threads  # noqa: E402
 from store.catalog import Catalog  # noqa: E402
 from store.ingest import ingest_unisrec  # noqa: E402
 from store.paths import default_data_dir  # noqa: E402
 
 SMALL_USERS = 400
+
+# FAISS searches with one OpenMP thread in each thread that ranks, as `serve` does
+# (server.setup.set_search_threads; the setting is per thread, so test thread pools call it too):
+# on 2 shared cores OpenMP's fan-out made the tests' searches several times slower.
+set_search_threads(1)
 
 
 @pytest.fixture(scope="session")

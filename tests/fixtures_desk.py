@@ -1,5 +1,5 @@
 """Desk fixtures: the small priced catalog (tests/data/priced) ingested into a real SQLite file, a
-zero-shot ranker over it, and a template-only gRPC server on loopback serving it."""
+zero-shot ranker over it (fake encoder), and a template-only gRPC server on loopback serving it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,10 +30,10 @@ def priced_catalog(priced_db):
 
 
 @pytest.fixture(scope="session")
-def priced_ranker(priced_catalog, ranker_encoder):
-    """Zero-shot MiniLM over the 160 priced items (exact index)."""
+def priced_ranker(priced_catalog, fake_encoder):
+    """Zero-shot ranker over the 160 priced items (exact index), on the fake encoder."""
     from ranker.service import Ranker
-    return Ranker.zero_shot(priced_catalog, device="cpu", encoder=ranker_encoder)
+    return Ranker.zero_shot(priced_catalog, device="cpu", encoder=fake_encoder)
 
 
 @pytest.fixture(scope="session")

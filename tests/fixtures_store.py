@@ -13,7 +13,8 @@ import shutil
 
 import pytest
 
-BACKENDS = ["sqlite", "postgresql"]
+# starting the throwaway cluster costs seconds: the PostgreSQL half of every two-backend test is slow
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)]
 _names = itertools.count()
 
 

@@ -11,6 +11,7 @@ import pytest
 from explainer.pipeline import RecommendPipeline
 from ranker.types import RankQuery
 from server.batcher import BatcherConfig, DeadlineExceeded, DynamicBatcher
+from server.setup import set_search_threads
 from store.errors import InvalidInput, UnknownUser
 
 
@@ -33,7 +34,7 @@ def pipeline(zero_shot_ranker, ranker_catalog):
 
 
 def _batched(pipeline, queries, config=BatcherConfig(max_batch=32, max_wait_s=0.005)):
-    with ThreadPoolExecutor(2) as pool:
+    with ThreadPoolExecutor(2, initializer=set_search_threads, initargs=(1,)) as pool:   # as `serve` does
         batcher = DynamicBatcher(pipeline.rank_many, pool, config)
 
         async def run():
@@ -73,14 +74,14 @@ def test_deadlines_are_kept_inside_a_batch():
 
     def slow_work(items):
         ran.append(list(items))
-        time.sleep(0.8)
+        time.sleep(0.4)
         return [i * 10 for i in items]
 
     async def run():
         with ThreadPoolExecutor(1) as pool:
-            batcher = DynamicBatcher(slow_work, pool, BatcherConfig(max_batch=8, max_wait_s=0.5, max_in_flight=1))
+            batcher = DynamicBatcher(slow_work, pool, BatcherConfig(max_batch=8, max_wait_s=0.3, max_in_flight=1))
             t0 = time.monotonic()
-            # the batch would wait 0.5 s for more calls; the 0.05 s deadline closes it early
+            # the batch would wait 0.3 s for more calls; the 0.05 s deadline closes it early
             short = asyncio.ensure_future(batcher.submit(1, t0 + 0.05))
             patient = asyncio.ensure_future(batcher.submit(2, t0 + 5))
             with pytest.raises(DeadlineExceeded):
@@ -96,7 +97,7 @@ def test_deadlines_are_kept_inside_a_batch():
                 await expired
             return short_took
     short_took = asyncio.run(run())
-    assert short_took < 0.5     # the work takes 0.8 s: the caller did not wait for it
+    assert short_took < 0.3     # the work takes 0.4 s: the caller did not wait for it
     assert [1, 2] in ran and all(4 not in batch for batch in ran)
 
 

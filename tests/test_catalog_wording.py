@@ -159,7 +159,7 @@ def _fixture_templates(tmp_path, name):
     from their history. Returns (facts, text, verdict) triples."""
     cat = Catalog(tmp_path / f"{name}.sqlite")
     ingest_files(cat, DATA / name / "items.jsonl", DATA / name / "events.csv")
-    ex = Explainer(ExplainerConfig(enabled=False), cat)
+    ex = Explainer.from_catalog(ExplainerConfig(enabled=False), cat)
     out = []
     for user, seq in cat.sequences().items():
         hist = history_items(cat, [i for i, s in seq if s != "test"], user, ("train", "valid"))

@@ -33,7 +33,7 @@ def request_for(catalog, user_index: int = 3, k: int = 4):
 
 def make_explainer(catalog, vllm_server, **kw) -> Explainer:
     cfg = ExplainerConfig(vllm_url=vllm_server.url, model=vllm_server.model_name, request_timeout_s=120, **kw)
-    return Explainer(cfg, catalog)
+    return Explainer.from_catalog(cfg, catalog)
 
 
 async def test_justifications_are_grounded_and_in_order(catalog, vllm_server):
@@ -103,7 +103,6 @@ async def test_injection_canary_changes_nothing_but_facts(catalog, vllm_server):
 async def test_deadline_answers_with_the_template_in_time(catalog, vllm_server):
     ex = make_explainer(catalog, vllm_server, max_tokens=200)
     hist, pairs = request_for(catalog)
-    ex.refresh_catalog()   # the one-off category/co-purchase tables are not part of a request's deadline
     t0 = time.perf_counter()
     try:
         out = await ex.explain(hist, pairs, deadline_s=0.05)
@@ -121,7 +120,7 @@ def _free_port() -> int:
 
 
 async def test_dead_server_falls_back(catalog):
-    ex = Explainer(ExplainerConfig(vllm_url=f"http://127.0.0.1:{_free_port()}", model="x"), catalog)
+    ex = Explainer.from_catalog(ExplainerConfig(vllm_url=f"http://127.0.0.1:{_free_port()}", model="x"), catalog)
     hist, pairs = request_for(catalog, k=2)
     try:
         out = await ex.explain(hist, pairs)
@@ -140,7 +139,7 @@ async def test_slow_server_falls_back_as_deadline_not_unavailable(catalog):
         writer.close()
     server = await asyncio.start_server(hold, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    ex = Explainer(ExplainerConfig(vllm_url=f"http://127.0.0.1:{port}", model="x", request_timeout_s=0.5), catalog)
+    ex = Explainer.from_catalog(ExplainerConfig(vllm_url=f"http://127.0.0.1:{port}", model="x", request_timeout_s=0.5), catalog)
     hist, pairs = request_for(catalog, k=2)
     try:
         out = await ex.explain(hist, pairs)
@@ -188,8 +187,8 @@ async def test_server_stopped_mid_run_falls_back(catalog, vllm_server):
     host, port = vllm_server.url.removeprefix("http://").split(":")
     proxy = KillableProxy(host, int(port))
     pport = await proxy.start()
-    ex = Explainer(ExplainerConfig(vllm_url=f"http://127.0.0.1:{pport}", model=vllm_server.model_name,
-                                   max_tokens=200, request_timeout_s=120), catalog)
+    ex = Explainer.from_catalog(ExplainerConfig(vllm_url=f"http://127.0.0.1:{pport}", model=vllm_server.model_name,
+                                                max_tokens=200, request_timeout_s=120), catalog)
     hist, pairs = request_for(catalog, k=3)
     try:
         task = asyncio.ensure_future(ex.explain(hist, pairs))

@@ -125,7 +125,7 @@ def test_first_sentence_keeps_abbreviations_in_the_frame():
 
 
 def test_template_fallback_always_passes_on_real_catalog(catalog):
-    ex = Explainer(ExplainerConfig(enabled=False), catalog)
+    ex = Explainer.from_catalog(ExplainerConfig(enabled=False), catalog)
     rng = random.Random(0)
     users = catalog.user_ids()[:60]
     all_items = catalog.all_items()
@@ -146,12 +146,12 @@ def test_template_fallback_always_passes_on_real_catalog(catalog):
 
 
 async def test_disabled_explainer_answers_from_the_template(catalog):
-    ex = Explainer(ExplainerConfig(enabled=False), catalog)
+    ex = Explainer.from_catalog(ExplainerConfig(enabled=False), catalog)
     hist = [H1, H2]
     out = await ex.explain(hist, [(ITEM, Candidate("I1", 0.9))])
     assert len(out) == 1 and out[0].source == "template" and out[0].fallback_reason == "disabled"
     assert await ex.explain(hist, []) == []
-    live = Explainer(ExplainerConfig(vllm_url="http://127.0.0.1:9"), catalog)
+    live = Explainer.from_catalog(ExplainerConfig(vllm_url="http://127.0.0.1:9"), catalog)
     assert await live.explain(hist, []) == []
 
 
@@ -169,18 +169,21 @@ def test_server_child_gets_sigterm_when_its_parent_dies(tmp_path):
     import sys
     import time
 
-    record = tmp_path / "signal"
+    record, ready = tmp_path / "signal", tmp_path / "ready"
     child = ("import signal, sys, time\n"
              f"signal.signal(signal.SIGTERM, lambda n, f: (open({str(record)!r}, 'w').write(str(n)), sys.exit(0)))\n"
+             f"open({str(ready)!r}, 'w').close()\n"
              "time.sleep(60)")
+    # the parent exits as soon as the child has its handler (not after a fixed pause)
     parent = ("import subprocess, sys, os, time; from explainer.vllm_server import _die_with_parent; "
-              f"subprocess.Popen([sys.executable, '-c', {child!r}], start_new_session=True, preexec_fn=_die_with_parent); "
-              "time.sleep(1.5); os._exit(0)")
+              f"subprocess.Popen([sys.executable, '-c', {child!r}], start_new_session=True, preexec_fn=_die_with_parent)\n"
+              f"while not os.path.exists({str(ready)!r}): time.sleep(0.02)\n"
+              "os._exit(0)")
     subprocess.run([sys.executable, "-c", parent], check=True, timeout=60)
-    for _ in range(50):
+    for _ in range(100):
         if record.exists() and record.read_text():
             break
-        time.sleep(0.1)
+        time.sleep(0.05)
     assert record.read_text() == "15"
 
 
@@ -221,7 +224,7 @@ def test_co_purchase_fact_from_other_shoppers(catalog):
     ha, ib = HistoryItem(**catalog.get_item(a).__dict__, kinds=BOUGHT), catalog.get_item(b)
     f = compute_facts([ha], ib, Candidate(b, 0.5, (HistoryEvidence(a, 0.5),)), CATS, co)
     assert f.co_bought and f.shoppers == n and any(f"{n} other shoppers" in line for line in f.lines)
-    ex = Explainer(ExplainerConfig(enabled=False), catalog)
+    ex = Explainer.from_catalog(ExplainerConfig(enabled=False), catalog)
     text = FallbackTemplate().render(f)
     assert ex.verifier.verify(text, f, [ha.title], history_kinds=[BOUGHT]).ok
     assert ex.verifier.verify(f"Because you bought the {f.anchor_name}, you may like the {f.item_name}, "

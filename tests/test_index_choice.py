@@ -60,14 +60,14 @@ def test_ivfpq_with_rerank_matches_exact_removes_adds_and_reloads(tmp_path):
 
 
 @pytest.mark.slow
-def test_ranker_serves_from_ivfpq_with_exact_scores(catalog, ranker_encoder):
+def test_ranker_serves_from_ivfpq_with_exact_scores(catalog, fake_encoder):
     """The whole path on the real catalog with the large-catalog index forced (384-d MiniLM vectors)."""
     from ranker.service import Ranker, RankerConfig
     from ranker.types import RankQuery
 
     cfg = RankerConfig(index=IndexConfig(exact_max_items=0, ivf_flat_max_items=0, nprobe=16,
                                          pq_dims_per_code=32))   # 12 codes: quick to train
-    ranker = Ranker.zero_shot(catalog, device="cpu", encoder=ranker_encoder, config=cfg)
+    ranker = Ranker.zero_shot(catalog, device="cpu", encoder=fake_encoder, config=cfg)
     assert ranker.index.kind == "ivfpq"
     user = next(u for u in catalog.user_ids() if len(catalog.history(u)) >= 3)
     cands = ranker.recommend(RankQuery(user_id=user, k=10))

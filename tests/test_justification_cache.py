@@ -33,12 +33,12 @@ class CountingExplainer(Explainer):
 
 
 @pytest.fixture()
-def service(catalog, ranker_encoder):
+def service(catalog, fake_encoder):
     from ranker.service import Ranker
     from server.app import RecService
-    ranker = Ranker.zero_shot(catalog, device="cpu", encoder=ranker_encoder)
+    ranker = Ranker.zero_shot(catalog, device="cpu", encoder=fake_encoder)
     cfg = server_config(llm="url", vllm_url="http://127.0.0.1:9")
-    ex = CountingExplainer(ExplainerConfig(vllm_url=cfg.vllm_url, model="m1"), catalog)
+    ex = CountingExplainer.from_catalog(ExplainerConfig(vllm_url=cfg.vllm_url, model="m1"), catalog)
     svc = RecService(catalog, ranker, ex, cfg)
     yield svc
     asyncio.run(svc.aclose())
@@ -88,12 +88,12 @@ def test_repeat_is_served_from_the_cache_and_each_trigger_invalidates(service, c
     assert len(service.justifications) == 0
 
 
-def test_templates_written_for_a_failed_llm_are_not_cached(catalog, ranker_encoder):
+def test_templates_written_for_a_failed_llm_are_not_cached(catalog, fake_encoder):
     from ranker.service import Ranker
     from server.app import RecService
-    ranker = Ranker.zero_shot(catalog, device="cpu", encoder=ranker_encoder)
+    ranker = Ranker.zero_shot(catalog, device="cpu", encoder=fake_encoder)
     cfg = server_config(llm="url", vllm_url="http://127.0.0.1:9")      # nothing listens there
-    svc = RecService(catalog, ranker, Explainer(ExplainerConfig(vllm_url=cfg.vllm_url, model="m"), catalog), cfg)
+    svc = RecService(catalog, ranker, Explainer.from_catalog(ExplainerConfig(vllm_url=cfg.vllm_url, model="m"), catalog), cfg)
     try:
         user = _user(catalog)
         first = asyncio.run(svc.recommend(RankQuery(user_id=user, k=2), True, 30.0))

@@ -22,6 +22,6 @@ def test_labels_are_many_real_and_well_formed():
 
 
 def test_verifier_agrees_with_the_hand_labels(catalog):
-    verifier = Explainer(ExplainerConfig(enabled=False), catalog).verifier   # every catalog brand
+    verifier = Explainer.from_catalog(ExplainerConfig(enabled=False), catalog).verifier   # every catalog brand
     result = agreement(verifier, load_labels(DEFAULT_LABELS))
     assert result["rate"] >= MIN_AGREEMENT, result

@@ -64,7 +64,7 @@ def test_titles_only_catalog_gets_linked_or_honest_reasons(tmp_path):
     cat = Catalog(tmp_path / "c.sqlite")
     try:
         ingest_files(cat, data / "items.jsonl", data / "events.csv")
-        ex = Explainer(ExplainerConfig(enabled=False), cat)
+        ex = Explainer.from_catalog(ExplainerConfig(enabled=False), cat)
         texts = {}
         for user in ("u1", "u2", "u4"):
             hist = cat.get_items(cat.history(user))

@@ -25,7 +25,7 @@ def _batch(tmp_path, catalog, ranker, lines: list[dict], topk: int = 0) -> dict[
     src.write_text("".join(json.dumps(x) + "\n" for x in lines))
     p = plan(src, catalog, set(), topk=topk)
     assert not p.rejects, p.rejects
-    worker = GroupWorker(catalog, ranker, Explainer(ExplainerConfig(enabled=False), catalog), use_llm=False)
+    worker = GroupWorker(catalog, ranker, Explainer.from_catalog(ExplainerConfig(enabled=False), catalog), use_llm=False)
 
     async def go():
         out = []
@@ -98,7 +98,7 @@ def test_server_and_batch_agree_on_pairs_and_topk(tmp_path, template_server, ser
 
 def test_pipeline_steps_compose(server_catalog, server_ranker):
     """prepare() is exactly its named steps, and the whole history reaches the facts step."""
-    pipe = RecommendPipeline(server_catalog, server_ranker, Explainer(ExplainerConfig(enabled=False), server_catalog))
+    pipe = RecommendPipeline(server_catalog, server_ranker, Explainer.from_catalog(ExplainerConfig(enabled=False), server_catalog))
     user = next(u for u in server_catalog.user_ids() if len(server_catalog.history(u)) >= 5)
     q = RankQuery(user_id=user, k=4)
     prepared = pipe.prepare(q)

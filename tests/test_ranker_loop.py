@@ -26,12 +26,12 @@ def _live_catalog(catalog: Catalog) -> dict:
     return {"user": user, "other": other, "items": items}
 
 
-def test_live_data_feeds_training_and_holds_out_the_latest_live_event(catalog, ranker_encoder):
+def test_live_data_feeds_training_and_holds_out_the_latest_live_event(catalog, fake_encoder):
     from ranker.data import load_split_data
 
     seen = _live_catalog(catalog)
-    base = load_split_data(catalog, ranker_encoder)
-    data = load_split_data(catalog, ranker_encoder, live=True)
+    base = load_split_data(catalog, fake_encoder)
+    data = load_split_data(catalog, fake_encoder, live=True)
     row = {i: r for r, i in enumerate(data.item_ids)}
     assert data.counts == {"live_events": 4, "positive_feedback": 1, "dismissals": 1, "live_held_out": 2}
     # the newest live event of each user is the live target, not a training step
@@ -49,6 +49,7 @@ def test_live_data_feeds_training_and_holds_out_the_latest_live_event(catalog, r
         assert len(hist) >= 1
 
 
+@pytest.mark.slow      # importing torch alone takes seconds here; the fast tier never loads it
 def test_residual_rows_gate_and_drop():
     import torch
 
@@ -65,7 +66,7 @@ def test_residual_rows_gate_and_drop():
 
 
 @pytest.mark.slow
-def test_retrain_writes_immutable_versions_and_promotes_atomically(small_db, tmp_path):
+def test_retrain_writes_immutable_versions_and_promotes_atomically(small_db, tmp_path, fake_encoder):
     from ranker.versions import current_version_dir, list_versions, pointer_path
 
     workdir = tmp_path / "work"
@@ -81,8 +82,7 @@ def test_retrain_writes_immutable_versions_and_promotes_atomically(small_db, tmp
     catalog = Catalog(db_path(workdir))
     try:
         from ranker.data import load_split_data
-        from ranker.encoder import TextEncoder
-        data = load_split_data(catalog, TextEncoder("cpu"))
+        data = load_split_data(catalog, fake_encoder)     # which items are cold needs no real vectors
         cold = [r for r in range(data.n_items) if r not in data.train_items]
         assert cold and float(state["item.residual.weight"][cold].abs().max()) == 0.0
         _live_catalog(catalog)

@@ -1,4 +1,7 @@
-"""The Ranker on the real small catalog with the real MiniLM: evidence, cold start, queries, filters, errors."""
+"""The Ranker on the real small catalog: evidence, cold start, queries, filters, errors.
+
+Each test that depends on the vectors runs twice: on the fake encoder (fast tier) and on the real
+MiniLM (marked slow), so what the fast tier checks is also checked on the real model."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,10 +17,23 @@ SANDING_80 = "B0000223SI"    # PORTER-CABLE 80 grit adhesive-backed sanding roll
 SANDING_120 = "B0000223SK"   # PORTER-CABLE 120 grit, same category
 GLUE = "B0000223UV"          # Gorilla Glue
 
+ENCODERS = ["fake_encoder", pytest.param("minilm_encoder", marks=pytest.mark.slow)]
 
-def test_evidence_cites_most_similar_history_item_and_shared_brand(zero_shot_ranker):
+
+@pytest.fixture(scope="module", params=["zero_shot_ranker", pytest.param("minilm_ranker", marks=pytest.mark.slow)])
+def ranker(request):
+    """The shared zero-shot ranker on the fake encoder, then on the real MiniLM (slow)."""
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(params=ENCODERS)
+def ranker_encoder(request):
+    return request.getfixturevalue(request.param)
+
+
+def test_evidence_cites_most_similar_history_item_and_shared_brand(ranker):
     q = RankQuery(history=(GLUE, SANDING_80), k=5)
-    [cand] = zero_shot_ranker.score_items(q, [SANDING_120])
+    [cand] = ranker.score_items(q, [SANDING_120])
     assert cand.evidence[0].item_id == SANDING_80
     assert cand.evidence[0].similarity > cand.evidence[1].similarity
     assert "brand" in cand.evidence[0].shared and "category" in cand.evidence[0].shared
@@ -25,38 +41,38 @@ def test_evidence_cites_most_similar_history_item_and_shared_brand(zero_shot_ran
     assert "brand" not in glue.shared
 
 
-def test_category_parent_when_only_the_leaf_differs(zero_shot_ranker, ranker_catalog):
+def test_category_parent_when_only_the_leaf_differs(ranker, ranker_catalog):
     from ranker.evidence import shared_category
     a = "Industrial & Scientific Abrasive & Finishing Products Manual Sanding Products Sanding Rolls"
     b = "Industrial & Scientific Abrasive & Finishing Products Abrasive Wheels & Discs"
-    kind, words = shared_category(a, b, zero_shot_ranker.root_levels)
+    kind, words = shared_category(a, b, ranker.root_levels)
     assert kind == "category_parent" and words == "Industrial & Scientific Abrasive & Finishing Products"
-    assert shared_category(a, "Industrial & Scientific Lab Supplies", zero_shot_ranker.root_levels) == ("", "")
+    assert shared_category(a, "Industrial & Scientific Lab Supplies", ranker.root_levels) == ("", "")
 
 
-def test_recommend_for_stored_user_excludes_history_and_follows_new_events(zero_shot_ranker, ranker_catalog):
+def test_recommend_for_stored_user_excludes_history_and_follows_new_events(ranker, ranker_catalog):
     user = ranker_catalog.user_ids()[0]
     history = set(ranker_catalog.history(user))
-    recs = zero_shot_ranker.recommend(RankQuery(user_id=user, k=20))
+    recs = ranker.recommend(RankQuery(user_id=user, k=20))
     assert len(recs) == 20 and not history & {c.item_id for c in recs}
     assert [c.score for c in recs] == sorted((c.score for c in recs), reverse=True)
     assert all(c.evidence and c.evidence[0].item_id in history for c in recs)
-    with_history = zero_shot_ranker.recommend(RankQuery(user_id=user, k=20, exclude_history=False))
+    with_history = ranker.recommend(RankQuery(user_id=user, k=20, exclude_history=False))
     assert history & {c.item_id for c in with_history}
 
 
-def test_text_only_and_inline_history_queries(zero_shot_ranker, ranker_catalog):
-    recs = zero_shot_ranker.recommend(RankQuery(text="digital caliper for measuring", k=5))
+def test_text_only_and_inline_history_queries(ranker, ranker_catalog):
+    recs = ranker.recommend(RankQuery(text="digital caliper for measuring", k=5))
     assert len(recs) == 5 and all(c.query_match is not None and not c.evidence for c in recs)
     assert any("aliper" in ranker_catalog.get_item(c.item_id).title for c in recs)
-    inline = zero_shot_ranker.recommend(RankQuery(user_id="nobody-yet", history=(SANDING_80,), k=3))
+    inline = ranker.recommend(RankQuery(user_id="nobody-yet", history=(SANDING_80,), k=3))
     assert SANDING_120 in [c.item_id for c in inline] and SANDING_80 not in [c.item_id for c in inline]
-    both = zero_shot_ranker.recommend(RankQuery(history=(SANDING_80,), text="glue", k=3))
+    both = ranker.recommend(RankQuery(history=(SANDING_80,), text="glue", k=3))
     assert all(c.query_match is not None and c.evidence for c in both)
 
 
-def test_filters_category_and_exclude(zero_shot_ranker, ranker_catalog):
-    recs = zero_shot_ranker.recommend(RankQuery(history=(SANDING_80,), k=10, category="sanding",
+def test_filters_category_and_exclude(ranker, ranker_catalog):
+    recs = ranker.recommend(RankQuery(history=(SANDING_80,), k=10, category="sanding",
                                                 exclude=(SANDING_120,)))
     assert recs and SANDING_120 not in {c.item_id for c in recs}
     assert all("sanding" in ranker_catalog.get_item(c.item_id).category.lower() for c in recs)
@@ -72,22 +88,22 @@ def test_filters_category_and_exclude(zero_shot_ranker, ranker_catalog):
     (RankQuery(history=("A",), exclude=("B",) * 1001), "exclude_item_ids"),
     (RankQuery(history=("A",), category="c" * 300), "category"),
 ])
-def test_validation_names_the_field(zero_shot_ranker, query, field):
+def test_validation_names_the_field(ranker, query, field):
     """One validation (core.validation) for the ranker and the server: same limits, proto field names."""
     with pytest.raises(InvalidInput) as err:
-        zero_shot_ranker.recommend(query)
+        ranker.recommend(query)
     assert err.value.field == field and field in str(err.value)
 
 
-def test_unknown_user_and_items_name_the_field(zero_shot_ranker):
+def test_unknown_user_and_items_name_the_field(ranker):
     with pytest.raises(UnknownUser) as err:
-        zero_shot_ranker.recommend(RankQuery(user_id="no-such-user"))
+        ranker.recommend(RankQuery(user_id="no-such-user"))
     assert err.value.field == "user_id"
     with pytest.raises(UnknownItem) as err:
-        zero_shot_ranker.recommend(RankQuery(history=("NOPE",)))
+        ranker.recommend(RankQuery(history=("NOPE",)))
     assert err.value.field == "history"
     with pytest.raises(UnknownItem) as err:
-        zero_shot_ranker.score_items(RankQuery(history=(SANDING_80,)), ["NOPE"])
+        ranker.score_items(RankQuery(history=(SANDING_80,)), ["NOPE"])
     assert err.value.field == "item_ids"
 
 

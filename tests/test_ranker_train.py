@@ -13,7 +13,7 @@ from store.paths import db_path, model_dir
 
 
 @pytest.mark.slow
-def test_train_then_load_serve_and_eval(small_db, tmp_path, ranker_encoder):
+def test_train_then_load_serve_and_eval(small_db, tmp_path, minilm_encoder):
     workdir = tmp_path / "work"
     workdir.mkdir()
     shutil.copy(small_db, db_path(workdir))
@@ -35,7 +35,7 @@ def test_train_then_load_serve_and_eval(small_db, tmp_path, ranker_encoder):
     from ranker.service import Ranker
     catalog = Catalog(db_path(workdir))
     try:
-        ranker = Ranker.load(out, catalog, device="cpu", encoder=ranker_encoder)
+        ranker = Ranker.load(out, catalog, device="cpu", encoder=minilm_encoder)
         user = catalog.user_ids()[0]
         recs = ranker.recommend(RankQuery(user_id=user, k=10))
         assert len(recs) == 10 and all(c.evidence for c in recs)

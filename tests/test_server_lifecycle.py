@@ -137,7 +137,7 @@ def test_unexpected_error_is_internal_and_logged_with_the_request_id(server_cata
     from explainer.service import Explainer
     from server.app import RecService
     cfg = server_config()
-    broken = RecService(server_catalog, None, Explainer(ExplainerConfig(enabled=False), server_catalog), cfg)
+    broken = RecService(server_catalog, None, Explainer.from_catalog(ExplainerConfig(enabled=False), server_catalog), cfg)
     h = ServerHarness(cfg, lambda lc: broken)     # a facade without a ranker: every ranking call fails
     try:
         with caplog.at_level(logging.ERROR, logger="explainrec.server"), h.client(retries=0) as c:

@@ -207,16 +207,15 @@ def test_query_command_prints_json(template_server, some_user, capsys):
 def test_upsert_updates_explainer_tables_incrementally_and_delete_counts_distinct_ids(client, template_server):
     """An upsert adds the item's category and brand to the explainer's tables without rebuilding the
     co-purchase table from every event; DeleteItems with a repeated id deletes one item."""
-    ex = template_server.lifecycle.service.explainer
-    cats = ex.categories            # built (at start-up in `serve`)
-    co = ex._co
+    tables = template_server.lifecycle.service.explainer.read_model     # built at start-up
+    cats, co = tables.categories, tables.co_purchases
     new = pb.Item(id="INCR-1", title="Quantum flux regulator for cryostats",
                   category="Industrial & Scientific Lab & Scientific Products Quantum Flux Devices",
                   brand="Zyxwv Quantum Works")
     assert client.upsert_items([new]) == 1
-    assert ex._co is co, "the co-purchase table was rebuilt for an upsert"
-    assert ex.categories is not cats and "Quantum Flux Devices" in ex.categories.name(new.category)
-    assert "zyxwv quantum works" in ex.verifier._brands
+    assert tables.co_purchases is co, "the co-purchase table was rebuilt for an upsert"
+    assert tables.categories is not cats and "Quantum Flux Devices" in tables.categories.name(new.category)
+    assert "zyxwv quantum works" in tables.verifier._brands
     assert client.delete_items(["INCR-1", "INCR-1"]) == 1
 
 

@@ -76,6 +76,7 @@ def test_store_location_prefers_flag_then_env_then_workdir(tmp_path, monkeypatch
     assert store_location(tmp_path) == str(tmp_path / "catalog.sqlite")
 
 
+@pytest.mark.slow      # a PostgreSQL cluster
 def test_postgres_replicas_hear_each_others_item_changes_not_their_own(postgres):
     url = postgres.new_database()
     a, b = Catalog(url), Catalog(url)

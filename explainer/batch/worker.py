@@ -135,7 +135,7 @@ def build_worker(spec: WorkerSpec, index: int = 0):
     unknown = set(kwargs) - names
     if unknown:
         raise ValueError(f"explainer config has no field(s) {sorted(unknown)}")
-    explainer = Explainer(ExplainerConfig(**kwargs), catalog)
+    explainer = Explainer.from_catalog(ExplainerConfig(**kwargs), catalog)
     worker = GroupWorker(catalog, ranker, explainer, use_llm=spec.use_llm, deadline_s=spec.deadline_s)
 
     async def aclose():
