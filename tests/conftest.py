@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,34 @@ def catalog(tmp_path, small_db) -> Catalog:
     cat = Catalog(path)
     yield cat
     cat.close()
+
+
+# -- the fast tier stays fast --------------------------------------------------------------------
+# `-m "not slow"` runs on the fake encoder in seconds; importing torch, sentence-transformers or vLLM
+# alone costs seconds here. A test that loads one is slow: the summary names any that is not marked.
+_HEAVY_MODULES = ("torch", "sentence_transformers", "vllm")
+_heavy_in_fast: list[str] = []
+
+
+def _heavy_loaded() -> set[str]:
+    return {m for m in _HEAVY_MODULES if m in sys.modules}
+
+
+def pytest_collection_finish(session):
+    if _heavy_loaded():
+        _heavy_in_fast.append(f"collecting the tests ({', '.join(sorted(_heavy_loaded()))}): "
+                              "import it inside the slow tests")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    before = _heavy_loaded()
+    yield
+    new = _heavy_loaded() - before
+    if new and item.get_closest_marker("slow") is None:
+        _heavy_in_fast.append(f"{item.nodeid} ({', '.join(sorted(new))}): mark it slow or use fake_encoder")
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in _heavy_in_fast:
+        terminalreporter.write_line(f"fast tier imported a heavy module: {line}", yellow=True)

@@ -33,6 +33,12 @@ def minilm_encoder():
 
 
 @pytest.fixture(scope="session")
+def ranker_encoder(minilm_encoder):
+    """The real MiniLM under its older name (slow tests only); a fast test takes `fake_encoder`."""
+    return minilm_encoder
+
+
+@pytest.fixture(scope="session")
 def ranker_catalog(small_db, tmp_path_factory):
     """A session-wide copy of small_db for the shared ranker (not the one other tests write to)."""
     from store.catalog import Catalog

@@ -8,7 +8,6 @@ import pytest
 from ranker.data import SplitData
 from ranker.evaluate import evaluate_ranks, popularity_ranks
 from ranker.peers import parse_peers
-from ranker.peers.run import run_peer
 from ranker.report import evaluate_all
 from ranker.scorers import ZeroShotScorer
 from server.cli import main
@@ -43,10 +42,13 @@ def cycle_catalog(users: int = 240, seed: int = 0) -> SplitData:
 
 @pytest.fixture(scope="module")
 def cycle_run():
+    from ranker.peers.run import run_peer   # torch: imported by the slow tests only, not at collection
+
     data = cycle_catalog()
     return data, run_peer("sasrec", data, time_budget_s=60, **TINY)
 
 
+@pytest.mark.slow      # trains SASRec with torch (the fast tier never imports torch)
 def test_sasrec_learns_what_only_order_reveals(cycle_run):
     data, run = cycle_run
     sasrec = evaluate_ranks(run.ranks[False]).score
@@ -58,6 +60,7 @@ def test_sasrec_learns_what_only_order_reveals(cycle_run):
     assert s.valid_ndcg10 == max(h["valid_ndcg@10"] for h in s.history)
 
 
+@pytest.mark.slow
 def test_report_json_has_the_peer_beside_the_model_in_every_view(cycle_run):
     data, run = cycle_run
     report = evaluate_all(data, ZeroShotScorer(), peers=[run]).protocol_json()

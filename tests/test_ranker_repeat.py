@@ -15,6 +15,7 @@ from store.ingest import ingest_files
 from tests.data.make_norepeat_catalog import build
 
 
+@pytest.mark.slow      # imports torch (seconds here; the fast tier never loads it)
 def test_history_logit_bias_takes_the_most_recent_occurrence():
     import torch
 

@@ -11,6 +11,8 @@ import pytest
 from ranker.data import SplitData
 from ranker.train import TrainConfig, fit_members, write_model_dir
 
+pytestmark = pytest.mark.slow      # fits a (tiny) torch model: importing torch alone takes seconds here
+
 
 @pytest.fixture(scope="module")
 def fitted():
