@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from explainer.text import clean_text
 from store.catalog import Item
 
 MAX_LINKS = 2            # shared-attribute facts per item (a small model states two at most)
@@ -25,13 +26,6 @@ MAX_VALUE_CHARS = 40     # longer values are prose (descriptions), not a checkab
 ID_LIKE_DISTINCT = 0.9   # distinct values / items with the attribute above this: an id, a SKU
 NEAR_CONSTANT = 0.9      # share of the most common value above this: says nothing
 _YEAR_KEY = re.compile(r"(?:^|[\s_-])year$|^year", re.I)
-
-
-def clean_text(text: str) -> str:
-    """explainer.facts.clean_text (imported late: facts imports this module)."""
-    from explainer.facts import clean_text as clean
-
-    return clean(text)
 
 
 def label(key: str) -> str:

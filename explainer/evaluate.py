@@ -35,7 +35,12 @@ from explainer.pipeline import Prepared, RecommendPipeline
 from explainer.service import Explainer, Sample, Trace
 from explainer.types import SOURCE_LLM, Justification
 from explainer.verifier import HALLUCINATION_RULES, RULES
+from explainer.vllm_server import LocalVLLMServer
+from ranker.service import Ranker
 from ranker.types import RankQuery
+from store.catalog import Catalog
+from store.history import history_items
+from store.paths import model_dir, store_location
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +124,6 @@ def pick_users(catalog, n: int, seed: int) -> list[str]:
 def build_requests(pipeline: RecommendPipeline, catalog, users: Sequence[str], k: int) -> list[tuple[str, Prepared]]:
     """(user, pipeline steps 1-4) per user: the user's train+valid history given inline (it stops
     before the test item, and carries the user's event kinds there), the top k of the ranker, their facts."""
-    from store.history import history_items
-
     seqs = catalog.sequences(("train", "valid", "test"))
     requests = []
     for u in users:
@@ -202,11 +205,6 @@ def _case(user: str, j: Justification, tr: Trace, verdict, hist) -> dict:
 
 
 def run_from_args(args, workdir: Path) -> dict:
-    from explainer.vllm_server import LocalVLLMServer
-    from ranker.service import Ranker
-    from store.catalog import Catalog
-    from store.paths import model_dir, store_location
-
     catalog = Catalog(store_location(workdir, getattr(args, "store", None)))
     try:
         try:

@@ -28,6 +28,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, AsyncIterator, Sequence
 
+from explainer.price_compare import price_comparison, reference_name
 from explainer.types import FALLBACK_DISABLED, Justification, StreamEvent
 from ranker.types import Candidate, RankQuery
 from store.catalog import Item
@@ -82,17 +83,13 @@ class RecommendPipeline:
         """Catalog rows for the candidates, in order. strict=False skips ids deleted since ranking
         (a ranking can race a DeleteItems); strict=True raises UnknownItem("item_ids").
         The rows come from the ranker's in-memory item table (kept in step with every upsert and
-        delete) when it has one; the store answers otherwise."""
+        delete), not from the store."""
         ids = [c.item_id for c in candidates]
-        indexed = getattr(self.ranker, "indexed_items", None)
-        if indexed is not None:
-            by_id = indexed(ids)
-            if strict:
-                for i in ids:
-                    if i not in by_id:
-                        raise UnknownItem(i, field="item_ids")
-        else:
-            by_id = {i.id: i for i in self._items(ids, "item_ids", strict)}
+        by_id = self.ranker.indexed_items(ids)
+        if strict:
+            for i in ids:
+                if i not in by_id:
+                    raise UnknownItem(i, field="item_ids")
         return [Recommendation(by_id[c.item_id], c) for c in candidates if c.item_id in by_id]
 
     # -- 3. load history -----------------------------------------------------------------
@@ -144,7 +141,6 @@ class RecommendPipeline:
                                facts: Sequence["ItemFacts"]) -> list["ItemFacts"]:
         """"Like X": each item's facts gain its price against X's, when both prices are known, so the
         text may say "$12.00 less than the X" and the verifier's price rule allows exactly that."""
-        from explainer.price_compare import price_comparison, reference_name
         ref = self._items([reference_id], "similar_to_item_id", strict=False)
         if not ref:
             return list(facts)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Sequence
 
+from explainer.text import clean_text
+
 if TYPE_CHECKING:
     from store.catalog import Item
 
@@ -34,7 +36,6 @@ def price_comparison(item: "Item", reference: "Item", item_name: str, reference_
 
 def reference_name(item: "Item", max_words: int = 6) -> str:
     """How the facts name the item asked about: the head of its cleaned title."""
-    from explainer.text import clean_text
     return " ".join(clean_text(item.title).replace('"', "'").split()[:max_words]).rstrip(",;:")
 
 

@@ -199,7 +199,7 @@ class RecService:
         if not self.catalog.has_item(fb.item_id) and fb.item_id not in self.catalog.deleted_item_ids():
             raise UnknownItem(fb.item_id, field="item_id")
         feedback_id = self.catalog.add_feedback(fb, idempotency_key=idempotency_key, fingerprint=fingerprint)
-        prefs = getattr(self.explainer, "link_preferences", None)
+        prefs = self.explainer.link_preferences
         if fb.helpful is not None and prefs is not None and feedback_id not in self._rated:
             # a rating of a justification counts for the link kinds it stated (explainer.link_feedback);
             # a retried call (same idempotency key, same id) counts once

@@ -16,6 +16,8 @@ from typing import ClassVar
 
 from core.settings import Settings, setting
 from core.validation import Limits
+from server.auth import TokenTable
+from store.paths import default_workdir
 
 ENV_PREFIX = "EXPLAINREC_SERVER_"
 
@@ -147,11 +149,9 @@ class ServerConfig(Settings):
 
     def token_table(self):
         """The scoped tokens from auth_tokens_file, auth_tokens and auth_token (empty: no auth)."""
-        from server.auth import TokenTable
         return TokenTable.load(self.auth_tokens_file, self.auth_tokens, self.auth_token)
 
     def resolved_workdir(self) -> Path:
-        from store.paths import default_workdir
         return Path(self.workdir).expanduser().resolve() if self.workdir else default_workdir()
 
 

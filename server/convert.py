@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Sequence
 from protos.explainrec.v1 import explainrec_pb2 as pb
 from ranker.types import Candidate, RankQuery
 from store.catalog import Event, Feedback, Item
+from store.errors import IngestError
+from store.ingest import parse_attributes
 from core.errors import InvalidInput
 from core.validation import DEFAULT_LIMITS, check_id, check_ids, check_item_ids, check_text, validate_query
 
@@ -71,9 +73,6 @@ def item_from_proto(p: pb.Item, field: str) -> Item:
 def attributes_from_proto(attrs, field: str) -> dict:
     """The proto map holds strings; a list-valued attribute travels as its JSON text (as item_to_proto
     writes it), so `"genres": "[\\"Drama\\", \\"Romance\\"]"` comes back a list. Checked like the ingest."""
-    from store.errors import IngestError
-    from store.ingest import parse_attributes
-
     raw: dict = {}
     for k, v in attrs.items():
         if v.startswith("["):

@@ -14,6 +14,7 @@ import grpc
 
 from core.errors import InvalidInput, UnknownItem, UnknownUser
 from server.batcher import DeadlineExceeded
+from server.context import current_request_id
 
 log = logging.getLogger("explainrec.server")
 
@@ -60,8 +61,6 @@ def status_for(exc: BaseException, request_id: str = "") -> tuple[grpc.StatusCod
 def translate_errors(method):
     """Decorates a servicer method (coroutine or async generator) so that domain errors end the
     call with the status from ERROR_TABLE. Aborts and cancellations pass through."""
-    from server.context import current_request_id
-
     async def fail(context, exc):
         code, message = status_for(exc, current_request_id())
         await context.abort(code, message)

@@ -132,10 +132,9 @@ def build_service(config: "ServerConfig", lifecycle: "Lifecycle") -> "RecService
         raise
     service = RecService(catalog, ranker, explainer, config,
                          thread_init=lambda: set_search_threads(config.search_threads))
-    if hasattr(explainer, "link_preferences"):
-        # which link kind justifications prefer, from the helpful / not-helpful ratings stored so far
-        from explainer.link_feedback import preferences_from_catalog
-        explainer.link_preferences = preferences_from_catalog(catalog, service.pipeline)
+    # which link kind justifications prefer, from the helpful / not-helpful ratings stored so far
+    from explainer.link_feedback import preferences_from_catalog
+    explainer.link_preferences = preferences_from_catalog(catalog, service.pipeline)
     from server.replicas import follow_catalog_changes
     # the follower and the model watch act on whichever ranker serves now (a swap replaces it)
     lifecycle.on_close("catalog follower", follow_catalog_changes(catalog, lambda: service.ranker, explainer))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
+from core.errors import UnknownItem
 from store.catalog import SPLITS, Item
 
 if TYPE_CHECKING:
@@ -30,8 +31,6 @@ def history_items(catalog: "Catalog", item_ids: Sequence[str], user_id: str | No
                   splits: Sequence[str] = SPLITS) -> list[HistoryItem]:
     """The items of `item_ids` (oldest first; ids deleted meanwhile are skipped) with the kinds of
     `user_id`'s events on them in `splits`."""
-    from store.errors import UnknownItem
-
     try:
         items = catalog.get_items(item_ids, field="history")
     except UnknownItem:

@@ -24,6 +24,8 @@ import os
 import threading
 from typing import Any
 
+import numpy as np
+
 from explainer.batch.inputs import Group, Row
 from explainer.batch.runner import Sink, run_groups
 from explainer.batch.worker import WorkerSpec
@@ -63,8 +65,6 @@ class ExplainActor:
         self.worker, self._aclose = build_worker(spec, index)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
-        import numpy as np
-
         kinds: list[str] = []
         payload: list[str] = []
 
