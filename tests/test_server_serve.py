@@ -43,8 +43,8 @@ def test_serve_process_serves_and_drains_on_sigterm(tmp_path, small_db, some_use
         assert proc.wait(timeout=120) == 0
         log = proc.stderr.read()
         assert log.index("draining") < log.index("closing catalog") < log.index("drained")
-        # the explainer's catalog tables are built at start-up, before the server reports SERVING
-        assert log.index("explainer tables built") < log.index("draining")
+        # the explainer's read model of the catalog is built at start-up, before the server reports SERVING
+        assert log.index("explainer read model built") < log.index("draining")
     finally:
         if proc.poll() is None:
             proc.kill()
