@@ -173,7 +173,7 @@ class PostgresDatabase:
     dialect = "postgresql"
 
     def __init__(self, url: str, min_size: int = 1, max_size: int = 8, connect_timeout_s: float = 30.0):
-        import psycopg
+        import psycopg          # PostgreSQL only: a SQLite store never loads the driver
         import psycopg_pool
         self.url = url
         self.location = redact(url)
@@ -234,7 +234,7 @@ class _Listener:
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        import psycopg
+        import psycopg          # PostgreSQL only (see PostgresDB.__init__)
         from psycopg import sql
         backoff = 0.5
         while not self._stop.is_set():

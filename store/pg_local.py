@@ -20,6 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import psycopg
+from psycopg import sql
+
 ROLE = "explainrec"
 SERVER_USER = "postgres"   # created by Debian's postgresql package
 
@@ -94,8 +97,6 @@ class LocalPostgres:
 
     def create_database(self, name: str, template: str | None = None) -> str:
         """A new empty database (or a copy of `template`, which must have no open connections)."""
-        import psycopg
-        from psycopg import sql
         with psycopg.connect(self.url(), autocommit=True) as conn:
             stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
             if template:
@@ -120,7 +121,6 @@ class LocalPostgres:
 
 
 def wait_ready(url: str, timeout_s: float = 30.0) -> None:
-    import psycopg
     end = time.monotonic() + timeout_s
     while True:
         try:

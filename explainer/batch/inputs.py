@@ -114,7 +114,7 @@ def read_rows(path: Path, topk: bool = False) -> Iterator[tuple[int, dict | None
                 # line_num is the physical line the row ended on (quoted newlines span lines)
                 yield reader.line_num, obj, ""
     elif suffix == ".parquet":
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq   # pyarrow takes a while to import: only for Parquet input
         pf = pq.ParquetFile(path)
         names = set(pf.schema_arrow.names)
         if "user_id" not in names:

@@ -115,7 +115,7 @@ def read_records(path: Path) -> list[dict]:
 
 def write_parquet(jsonl_path: Path, parquet_path: Path, order: dict[str, int]) -> int:
     """Write the records in input order to Parquet, atomically (temp file + rename)."""
-    import pyarrow as pa
+    import pyarrow as pa   # pyarrow takes a while to import: only for Parquet output
     import pyarrow.parquet as pq
 
     records = read_records(jsonl_path)

@@ -6,21 +6,19 @@ the picklable recipe an actor builds its own catalog, ranker and explainer from.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from typing import TYPE_CHECKING
-
-from explainer.batch.inputs import Group, Row
-from explainer.pipeline import Prepared, RecommendPipeline
-from ranker.types import RankQuery
 from core.errors import DomainError
-
-if TYPE_CHECKING:
-    from explainer.service import Explainer
-    from ranker.service import Ranker
-    from store.catalog import Catalog
+from explainer.batch.inputs import Group, Row
+from explainer.config import ExplainerConfig
+from explainer.pipeline import Prepared, RecommendPipeline
+from explainer.service import Explainer
+from ranker.service import Ranker
+from ranker.types import RankQuery
+from store.catalog import Catalog
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +112,6 @@ class GroupWorker:
 
 def build_worker(spec: WorkerSpec, index: int = 0):
     """Build (worker, aclose) from a spec: each process owns its own catalog, ranker, explainer."""
-    import dataclasses
-
-    from explainer.config import ExplainerConfig
-    from explainer.service import Explainer
-    from ranker.service import Ranker
-    from store.catalog import Catalog
-
     catalog = Catalog(spec.db_path)
     if spec.ranker_dir:
         ranker = Ranker.load(Path(spec.ranker_dir), catalog)

@@ -70,7 +70,7 @@ def _item(r: dict) -> RecommendedItem:
 
 
 def build_server(target: str, token: str = "", tls_ca_file: str = ""):
-    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver import MCPServer   # the MCP SDK is heavy: only `explainrec mcp` loads it
 
     server = MCPServer("explainrec", instructions=(
         "Product recommendations for a shopper, each with a verified one-sentence reason grounded in the "

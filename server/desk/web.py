@@ -11,9 +11,11 @@ the service decides (same tokens and scopes as gRPC); the desk holds no secret o
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
+import signal
 import socket
 import time
 from pathlib import Path
@@ -194,7 +196,6 @@ class DeskServer:
         return f"http://{self.host}:{self.port}/"
 
     async def start(self) -> None:
-        import asyncio
         self._task = asyncio.ensure_future(self._server.serve(sockets=[self._sock]))
         while not self._server.started:
             if self._task.done():
@@ -212,8 +213,6 @@ class DeskServer:
 
 async def run_desk(grpc_target: str, host: str, port: int, tls_ca_file: str = "") -> Any:
     """`explainrec desk`: the page alone, until SIGTERM / SIGINT."""
-    import asyncio
-    import signal
     desk = DeskServer(grpc_target, host, port, tls_ca_file)
     await desk.start()
     print(json.dumps({"desk": desk.url, "grpc": grpc_target}), flush=True)
