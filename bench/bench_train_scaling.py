@@ -1,0 +1,194 @@
+"""Training time against catalog size, full against sampled softmax, and what the switch costs in quality.
+
+    python bench/bench_train_scaling.py --parts timing,quality --json scaling.json
+    python bench/bench_train_scaling.py --parts target --json target.json
+
+On synthetic catalogs (ranker.synthetic: Scientific-like sequence lengths, Zipf popularity, topics),
+default TrainConfig apart from what each part sets, CPU:
+
+- timing: per catalog size (--sizes) and softmax (full / sampled), the seconds per optimisation step
+  over --steps steps (after 2 warm-up steps) and the epoch that implies (steps per epoch x s/step),
+  plus one measured valid pass (the full ranking that picks the epoch). Full softmax is skipped above
+  --full-max (its epoch is the thing that does not scale). Peak RSS after each size is reported too.
+- quality: one catalog small enough for both (--quality-items x --quality-users); one tower trained
+  with each softmax for --quality-epochs epochs; best valid NDCG@10 of each.
+- target: --target-items x --target-users (17k x 50k), the default config (sampled above the
+  threshold), time_budget_s = --target-budget-s; how many epochs finish (valid pass included)
+  within the budget.
+
+Prints one JSON line per measurement and writes everything to --json. Time figures depend on the
+machine's load: the load average is recorded beside each part.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ranker.synthetic import synthetic_split  # noqa: E402
+from ranker.train import TrainConfig  # noqa: E402
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def peak_rss_gb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+
+
+def time_steps(data, cfg: TrainConfig, steps: int) -> dict:
+    """Seconds per optimisation step (forward, backward, AdamW) with the loss fit() would use."""
+    import torch
+
+    from ranker.model import TwoTower
+    from ranker.train import _adamw, _batches, _FullSoftmaxStep, _SampledSoftmaxStep, cpu_threads
+
+    torch.manual_seed(0)
+    torch.set_num_threads(cpu_threads(cfg.threads))
+    model = TwoTower(cfg.model_config(data.n_items, data.text_emb.shape[1]))
+    opt = _adamw(model.parameters(), cfg)
+    text = torch.as_tensor(data.text_emb)
+    pop = data.popularity()
+    evidence = torch.as_tensor(pop >= cfg.residual_min_events)
+    sampled = cfg.sampled_softmax(data.n_items)
+    step = (_SampledSoftmaxStep(model, text, evidence, cfg, pop) if sampled
+            else _FullSoftmaxStep(model, text, evidence, cfg))
+    rng = np.random.default_rng(0)
+    t0 = None
+    for k, (_, rows, valid) in enumerate(_batches(data.train_seqs, cfg.batch_size, cfg.max_len, rng, None,
+                                                  cfg.length_buckets)):
+        if k == 2:
+            t0 = time.perf_counter()
+        if k == steps + 2:
+            break
+        loss = step(torch.as_tensor(rows), torch.as_tensor(valid), [])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    assert t0 is not None, "too few users for the warm-up steps"
+    per_step = (time.perf_counter() - t0) / steps
+    n_steps = math.ceil(len(data.train_seqs) / cfg.batch_size)
+    return {"softmax": "sampled" if sampled else "full", "s_per_step": round(per_step, 4),
+            "steps_per_epoch": n_steps, "epoch_s_est": round(per_step * n_steps, 1), "model": model}
+
+
+def valid_pass_s(data, model) -> float:
+    from ranker.evaluate import evaluate_ranks, scorer_ranks
+    from ranker.scorers import TrainedScorer
+
+    t = time.perf_counter()
+    evaluate_ranks(scorer_ranks(TrainedScorer(model, {i: r for r, i in enumerate(data.item_ids)}, "cpu"), data, "valid"))
+    return round(time.perf_counter() - t, 1)
+
+
+def part_timing(args, base: TrainConfig) -> list[dict]:
+    rows = []
+    for n in args.sizes:
+        data = synthetic_split(n, args.users, seed=0)
+        measured = None
+        for softmax in ("full", "sampled"):
+            if softmax == "full" and n > args.full_max:
+                continue
+            cfg = dataclasses.replace(base, full_softmax_max_items=0 if softmax == "sampled" else n)
+            res = time_steps(data, cfg, args.steps)
+            measured = res.pop("model")
+            row = {"part": "timing", "items": n, "users": args.users, **res, "load": load()}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+        eval_row = {"part": "timing", "items": n, "users": args.users, "valid_pass_s": valid_pass_s(data, measured),
+                    "peak_rss_gb": peak_rss_gb(), "load": load()}
+        print(json.dumps(eval_row), flush=True)
+        rows.append(eval_row)
+        del data, measured
+    return rows
+
+
+def part_quality(args, base: TrainConfig) -> list[dict]:
+    from ranker.train import fit
+
+    data = synthetic_split(args.quality_items, args.quality_users, seed=1)
+    rows = []
+    for softmax in ("full", "sampled"):
+        cfg = dataclasses.replace(base, epochs=args.quality_epochs, patience=args.quality_epochs, ensemble=1,
+                                  time_budget_s=1e9,
+                                  full_softmax_max_items=0 if softmax == "sampled" else args.quality_items)
+        t = time.perf_counter()
+        _, history, best = fit(data, cfg, progress=False)
+        row = {"part": "quality", "items": args.quality_items, "users": args.quality_users, "softmax": softmax,
+               "epochs": len(history), "best_epoch": best, "best_valid_ndcg@10": history[best - 1]["valid_ndcg@10"],
+               "valid_ndcg@10_by_epoch": [h["valid_ndcg@10"] for h in history],
+               "train_s_per_epoch": round(float(np.mean([h["train_s"] for h in history])), 1),
+               "wall_s": round(time.perf_counter() - t, 1), "load": load()}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def part_target(args, base: TrainConfig) -> list[dict]:
+    from ranker.train import fit
+
+    t = time.perf_counter()
+    data = synthetic_split(args.target_items, args.target_users, seed=2)
+    gen_s = time.perf_counter() - t
+    cfg = dataclasses.replace(base, ensemble=1, time_budget_s=args.target_budget_s, patience=1000)
+    _, history, best = fit(data, cfg, progress=False)
+    done = [h for h in history if h["wall_s"] <= args.target_budget_s]
+    row = {"part": "target", "items": args.target_items, "users": args.target_users,
+           "softmax": history[0]["softmax"], "budget_s": args.target_budget_s,
+           "epochs_within_budget": len(done), "epochs_started": len(history),
+           "train_s_by_epoch": [h["train_s"] for h in history], "wall_s_by_epoch": [h["wall_s"] for h in history],
+           "valid_ndcg@10_by_epoch": [h["valid_ndcg@10"] for h in history], "best_epoch": best,
+           "data_generation_s": round(gen_s, 1), "peak_rss_gb": peak_rss_gb(), "load": load()}
+    print(json.dumps(row), flush=True)
+    return [row]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--parts", default="timing,quality", help="comma list of timing, quality, target")
+    ap.add_argument("--sizes", default="2000,5000,17000,50000,200000",
+                    type=lambda s: [int(x) for x in s.split(",")])
+    ap.add_argument("--users", type=int, default=50_000)
+    ap.add_argument("--steps", type=int, default=15, help="timed steps per size and softmax")
+    ap.add_argument("--full-max", type=int, default=50_000, help="no full-softmax timing above this many items")
+    ap.add_argument("--quality-items", type=int, default=5000)
+    ap.add_argument("--quality-users", type=int, default=20_000)
+    ap.add_argument("--quality-epochs", type=int, default=4)
+    ap.add_argument("--target-items", type=int, default=17_000)
+    ap.add_argument("--target-users", type=int, default=50_000)
+    ap.add_argument("--target-budget-s", type=float, default=600.0)
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = TrainConfig's auto)")
+    ap.add_argument("--json", type=Path, default=None, metavar="PATH")
+    args = ap.parse_args()
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = set(parts) - {"timing", "quality", "target"}
+    if unknown:
+        ap.error(f"--parts: unknown {sorted(unknown)} (known: timing, quality, target)")
+    base = TrainConfig(device="cpu", threads=args.threads, blend_weights="0")
+    report: dict = {"config": {k: v for k, v in dataclasses.asdict(base).items()
+                               if k in ("batch_size", "dim", "max_len", "negatives", "negative_uniform",
+                                        "length_buckets", "full_softmax_max_items", "threads")},
+                    "load_start": load()}
+    for part in parts:
+        report[part] = {"timing": part_timing, "quality": part_quality, "target": part_target}[part](args, base)
+    report["load_end"] = load()
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
