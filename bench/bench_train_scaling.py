@@ -2,6 +2,7 @@
 
     python bench/bench_train_scaling.py --parts timing,quality --json scaling.json
     python bench/bench_train_scaling.py --parts target --json target.json
+    python bench/bench_train_scaling.py --parts scientific --workdir W --quality-epochs 8 --json sci.json
 
 On synthetic catalogs (ranker.synthetic: Scientific-like sequence lengths, Zipf popularity, topics),
 default TrainConfig apart from what each part sets, CPU:
@@ -12,6 +13,9 @@ default TrainConfig apart from what each part sets, CPU:
   --full-max (its epoch is the thing that does not scale). Peak RSS after each size is reported too.
 - quality: one catalog small enough for both (--quality-items x --quality-users); one tower trained
   with each softmax for --quality-epochs epochs; best valid NDCG@10 of each.
+- scientific: the real catalog at --workdir, one tower per arm (--arms: the full softmax on unbucketed
+  batches as before this change, the full softmax now, sampled softmax), --quality-epochs epochs each;
+  best valid NDCG@10 of each (model alone, no blend).
 - target: --target-items x --target-users (17k x 50k), the default config (sampled above the
   threshold), time_budget_s = --target-budget-s; how many epochs finish (valid pass included)
   within the budget.
@@ -135,6 +139,42 @@ def part_quality(args, base: TrainConfig) -> list[dict]:
     return rows
 
 
+SCIENTIFIC_ARMS = {   # name -> TrainConfig overrides
+    "full, unbucketed (before)": {"full_softmax_max_items": 10**9, "length_buckets": False},
+    "full": {"full_softmax_max_items": 10**9},
+    "sampled": {"full_softmax_max_items": 0},
+}
+
+
+def part_scientific(args, base: TrainConfig) -> list[dict]:
+    """The real catalog at --workdir (Scientific: 4,385 items): one tower per arm, --quality-epochs epochs."""
+    from ranker.data import load_split_data
+    from ranker.encoder import TextEncoder
+    from ranker.train import fit
+    from store.catalog import Catalog
+    from store.paths import db_path, default_workdir
+
+    catalog = Catalog(db_path(args.workdir or default_workdir()))
+    try:
+        data = load_split_data(catalog, TextEncoder("cpu", show_progress=False))
+    finally:
+        catalog.close()
+    rows = []
+    for arm in args.arms.split(","):
+        cfg = dataclasses.replace(base, epochs=args.quality_epochs, patience=args.quality_epochs, ensemble=1,
+                                  time_budget_s=1e9, **SCIENTIFIC_ARMS[arm.strip()])
+        t = time.perf_counter()
+        _, history, best = fit(data, cfg, progress=False)
+        row = {"part": "scientific", "arm": arm.strip(), "items": data.n_items, "users": len(data.train_seqs),
+               "epochs": len(history), "best_epoch": best, "best_valid_ndcg@10": history[best - 1]["valid_ndcg@10"],
+               "valid_ndcg@10_by_epoch": [h["valid_ndcg@10"] for h in history],
+               "train_s_per_epoch": round(float(np.mean([h["train_s"] for h in history])), 1),
+               "wall_s": round(time.perf_counter() - t, 1), "load": load()}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
 def part_target(args, base: TrainConfig) -> list[dict]:
     from ranker.train import fit
 
@@ -168,20 +208,23 @@ def main() -> int:
     ap.add_argument("--target-items", type=int, default=17_000)
     ap.add_argument("--target-users", type=int, default=50_000)
     ap.add_argument("--target-budget-s", type=float, default=600.0)
+    ap.add_argument("--workdir", type=Path, default=None, help="scientific: the workdir holding catalog.sqlite")
+    ap.add_argument("--arms", default=",".join(SCIENTIFIC_ARMS), help=f"scientific: comma list of {list(SCIENTIFIC_ARMS)}")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = TrainConfig's auto)")
     ap.add_argument("--json", type=Path, default=None, metavar="PATH")
     args = ap.parse_args()
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = set(parts) - {"timing", "quality", "target"}
+    unknown = set(parts) - {"timing", "quality", "target", "scientific"}
     if unknown:
-        ap.error(f"--parts: unknown {sorted(unknown)} (known: timing, quality, target)")
+        ap.error(f"--parts: unknown {sorted(unknown)} (known: timing, quality, target, scientific)")
     base = TrainConfig(device="cpu", threads=args.threads, blend_weights="0")
     report: dict = {"config": {k: v for k, v in dataclasses.asdict(base).items()
                                if k in ("batch_size", "dim", "max_len", "negatives", "negative_uniform",
                                         "length_buckets", "full_softmax_max_items", "threads")},
                     "load_start": load()}
     for part in parts:
-        report[part] = {"timing": part_timing, "quality": part_quality, "target": part_target}[part](args, base)
+        report[part] = {"timing": part_timing, "quality": part_quality, "target": part_target,
+                        "scientific": part_scientific}[part](args, base)
     report["load_end"] = load()
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
