@@ -61,7 +61,7 @@ def time_steps(data, cfg: TrainConfig, steps: int) -> dict:
     torch.manual_seed(0)
     torch.set_num_threads(cpu_threads(cfg.threads))
     model = TwoTower(cfg.model_config(data.n_items, data.text_emb.shape[1]))
-    opt = _adamw(model.parameters(), cfg)
+    opt = _adamw(model, cfg)
     text = torch.as_tensor(data.text_emb)
     pop = data.popularity()
     evidence = torch.as_tensor(pop >= cfg.residual_min_events)
@@ -141,8 +141,8 @@ def part_quality(args, base: TrainConfig) -> list[dict]:
 
 SCIENTIFIC_ARMS = {   # name -> TrainConfig overrides
     "full, unbucketed (before)": {"full_softmax_max_items": 10**9, "length_buckets": False},
-    "full": {"full_softmax_max_items": 10**9},
-    "sampled": {"full_softmax_max_items": 0},
+    "full": {"full_softmax_max_items": 10**9, "length_buckets": True},
+    "sampled": {"full_softmax_max_items": 0, "length_buckets": True},
 }
 
 
@@ -211,13 +211,15 @@ def main() -> int:
     ap.add_argument("--workdir", type=Path, default=None, help="scientific: the workdir holding catalog.sqlite")
     ap.add_argument("--arms", default=",".join(SCIENTIFIC_ARMS), help=f"scientific: comma list of {list(SCIENTIFIC_ARMS)}")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = TrainConfig's auto)")
+    ap.add_argument("--length-buckets", action=argparse.BooleanOptionalAction, default=None,
+                    help="timing/quality/target: length-bucketed batches (default: TrainConfig's)")
     ap.add_argument("--json", type=Path, default=None, metavar="PATH")
     args = ap.parse_args()
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = set(parts) - {"timing", "quality", "target", "scientific"}
     if unknown:
         ap.error(f"--parts: unknown {sorted(unknown)} (known: timing, quality, target, scientific)")
-    base = TrainConfig(device="cpu", threads=args.threads, blend_weights="0")
+    base = TrainConfig.load(device="cpu", threads=args.threads, blend_weights="0", length_buckets=args.length_buckets)
     report: dict = {"config": {k: v for k, v in dataclasses.asdict(base).items()
                                if k in ("batch_size", "dim", "max_len", "negatives", "negative_uniform",
                                         "length_buckets", "full_softmax_max_items", "threads")},
