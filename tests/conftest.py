@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -67,6 +68,20 @@ _heavy_in_fast: list[str] = []
 
 def _heavy_loaded() -> set[str]:
     return {m for m in _HEAVY_MODULES if m in sys.modules}
+
+
+_WHOLE_MODULE_SLOW = re.compile(r"^pytestmark = pytest\.mark\.slow\b", re.M)
+
+
+def pytest_ignore_collect(collection_path, config):
+    """`-m "not slow"` does not import a test module marked slow as a whole (`pytestmark =
+    pytest.mark.slow` at its top): importing one that needs torch costs seconds before any test runs."""
+    if " ".join(str(config.option.markexpr or "").split()) != "not slow":
+        return None
+    if collection_path.suffix == ".py" and collection_path.name.startswith("test_") \
+            and _WHOLE_MODULE_SLOW.search(collection_path.read_text()):
+        return True
+    return None
 
 
 def pytest_collection_finish(session):

@@ -12,6 +12,8 @@ from ranker.loss import NegativeSampler, full_softmax_loss, sampled_softmax_loss
 from ranker.synthetic import synthetic_split
 from ranker.train import TrainConfig, _FullSoftmaxStep, _SampledSoftmaxStep, fit
 
+pytestmark = pytest.mark.slow      # torch (its import alone takes seconds here; the fast tier never loads it)
+
 
 def _towers(n=200, p=64, d=16, seed=0):
     g = torch.Generator().manual_seed(seed)
