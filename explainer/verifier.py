@@ -177,9 +177,13 @@ def stated_links(text: str, facts: ItemFacts) -> tuple[LinkKind, ...]:
 # -- the rules: (ctx) -> True when the text fails ------------------------------------------------
 def other_brand(c: Context) -> bool:
     """Names a catalog brand other than the item's or one the facts contain."""
-    facts_lower = c.facts_text.lower()
-    return any(key != c.facts.brand.lower() and key not in facts_lower and pat.search(c.text)
-               for key, pat in c.brands.items())
+    facts_lower, own_brand = c.facts_text.lower(), c.facts.brand.lower()
+    # an ASCII brand can only match an ASCII text where its lower-case form is a substring: that test
+    # skips the regex for nearly all of the catalog's thousands of brands (non-ASCII text or brand:
+    # re.IGNORECASE folds more than lower() does, so the regex alone decides)
+    low = c.text.lower() if c.text.isascii() else None
+    return any(key != own_brand and key not in facts_lower and (low is None or not key.isascii() or key in low)
+               and pat.search(c.text) for key, pat in c.brands.items())
 
 
 def number(c: Context) -> bool:

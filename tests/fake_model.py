@@ -54,15 +54,23 @@ class FakeEncoder:
         return out
 
 
+@functools.lru_cache(maxsize=None)
+def _word(word: str) -> tuple[np.ndarray, np.ndarray]:
+    """(coordinates, weights) one occurrence of a word adds: the word, then its trigrams."""
+    padded = f"<{word}>"
+    slots = [_slot("w:" + word)] + [_slot("t:" + padded[n:n + 3]) for n in range(len(padded) - 2)]
+    cols = np.array([c for c, _ in slots], dtype=np.int64)
+    vals = np.array([sign * (1.0 if n == 0 else _TRIGRAM_WEIGHT) for n, (_, sign) in enumerate(slots)],
+                    dtype=np.float32)
+    return cols, vals
+
+
 def _vector(text: str) -> np.ndarray:
     vec = np.zeros(DIM, dtype=np.float32)
-    for word in _WORD.findall(text.lower()):
-        col, sign = _slot("w:" + word)
-        vec[col] += sign
-        padded = f"<{word}>"
-        for n in range(len(padded) - 2):
-            col, sign = _slot("t:" + padded[n:n + 3])
-            vec[col] += sign * _TRIGRAM_WEIGHT
+    words = _WORD.findall(text.lower())
+    if words:
+        parts = [_word(w) for w in words]
+        np.add.at(vec, np.concatenate([c for c, _ in parts]), np.concatenate([v for _, v in parts]))
     norm = float(np.linalg.norm(vec))
     if norm == 0.0:
         vec[0] = 1.0        # an empty text still gets a unit vector
