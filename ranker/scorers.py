@@ -104,6 +104,18 @@ class TrainedScorer:
         if getattr(model, "repeat", None) is not None:   # logits -> cosine units: divide by the scale
             with torch.inference_mode():
                 self._repeat = (model.repeat / model.scale()).cpu().numpy().astype(np.float32)
+        with torch.inference_mode():                     # rows the evidence gate left at zero
+            residual = model.item.residual.weight[:-1]
+            self._no_residual = (residual.abs().sum(dim=1) == 0).cpu().numpy()
+
+    def cold(self, item_ids: Sequence[str]) -> np.ndarray:
+        """bool[n]: items this model gives no residual (unknown to it, or without train events): they
+        are ranked from their text alone."""
+        rows = np.array([self.item_rows.get(i, -1) for i in item_ids], dtype=np.int64)
+        out = rows < 0
+        known = ~out
+        out[known] = self._no_residual[rows[known]] if self.model.cfg.residual else True
+        return out
 
     @classmethod
     def load(cls, model_dir: Path, device: str | None = None, member: int = 0) -> "TrainedScorer":
@@ -223,11 +235,34 @@ class ConcatScorer:
         return np.concatenate(out, axis=1).astype(np.float32)
 
 
-def BlendScorer(model, weight: float, zero_shot: ZeroShotScorer | None = None) -> ConcatScorer:
-    """score = model + weight * zero-shot MiniLM (model may itself be a ConcatScorer ensemble)."""
+class ColdBoostedZeroShot(ZeroShotScorer):
+    """The zero-shot member of a blend whose item side is `boost` times longer for cold items (no
+    residual in `model`: no train events, or added after training), so the text match counts more
+    where the towers know nothing else. The user side is the plain zero-shot user, so this stays one
+    inner product (FAISS serves it) and only cold items' scores change."""
+
+    def __init__(self, model, boost: float, decay: float = 0.5):
+        super().__init__(decay)
+        self.model = model
+        self.boost = float(boost)
+
+    def item_vectors(self, item_ids: Sequence[str], text_emb: np.ndarray) -> np.ndarray:
+        vecs = super().item_vectors(item_ids, text_emb)
+        vecs[self.model.cold(item_ids)] *= self.boost
+        return vecs
+
+    def history_vectors(self, item_ids: Sequence[str], text_emb: np.ndarray) -> np.ndarray:  # type: ignore[override]
+        return super().item_vectors(item_ids, text_emb)
+
+
+def BlendScorer(model, weight: float, zero_shot: ZeroShotScorer | None = None, cold_boost: float = 1.0) -> ConcatScorer:
+    """score = model + weight * zero-shot MiniLM (model may itself be a ConcatScorer ensemble); with
+    cold_boost != 1, the zero-shot part of cold items (see ColdBoostedZeroShot) is multiplied by it."""
     members = model.members if isinstance(model, ConcatScorer) else [model]
     weights = model.weights if isinstance(model, ConcatScorer) else [1.0]
-    return ConcatScorer([*members, zero_shot or ZeroShotScorer()], [*weights, weight])
+    if zero_shot is None:
+        zero_shot = ColdBoostedZeroShot(members[0], cold_boost) if cold_boost != 1.0 else ZeroShotScorer()
+    return ConcatScorer([*members, zero_shot], [*weights, weight])
 
 
 def load_scorer(model_dir: Path, device: str | None = None):
@@ -237,4 +272,4 @@ def load_scorer(model_dir: Path, device: str | None = None):
     members = [TrainedScorer.load(model_dir, device, member=k) for k in range(int(config.get("ensemble", 1)))]
     scorer = members[0] if len(members) == 1 else ConcatScorer(members, [1.0] * len(members))
     weight = float(config.get("blend_weight", 0.0))
-    return BlendScorer(scorer, weight) if weight > 0 else scorer
+    return BlendScorer(scorer, weight, cold_boost=float(config.get("cold_boost", 1.0))) if weight > 0 else scorer

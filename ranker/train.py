@@ -69,6 +69,8 @@ class TrainConfig(Settings):
     max_users: int = setting(0, 'Train on at most this many users (0 = all); for smoke tests.')
     blend_weights: str = setting("0,0.1,0.25,0.5,1", 'Weights w tried for score = model + w * zero-shot MiniLM '
                                                      '(picked on valid; 0 = model alone).')
+    cold_boosts: str = setting("1,1.5,2,3", "Boosts tried for the zero-shot part of cold items (no residual) in the "
+                                            'blend, picked on valid without warm loss (ranker.cold).')
     threads: int = setting(0, 'CPU threads for torch; 0 = auto (1 when the CPU is already busy: spinning OpenMP '
                               'threads on an oversubscribed 2-core machine made a step 5x slower than one '
                               'thread).')
@@ -450,6 +452,8 @@ class TrainedState:
     device: str
     started_at: float                       # wall clock at the start (encoding included), for timings
     encode_s: float = 0.0
+    cold_boost: float = 1.0                 # zero-shot part of cold items x this (ranker.cold)
+    cold_valid: dict = dataclasses.field(default_factory=dict)   # boost -> valid ndcg@10, cold ndcg@10
 
 
 def fit_members(data, cfg: TrainConfig, progress: bool = True, inits: list[dict] | None = None,
@@ -460,6 +464,7 @@ def fit_members(data, cfg: TrainConfig, progress: bool = True, inits: list[dict]
     measure=False: no final valid pass (retrain measures the written model itself: valid + live, once)."""
     from ranker.encoder import default_device
     from ranker.evaluate import evaluate_ranks, scorer_ranks
+    from ranker.cold import choose_cold_boost
     from ranker.scorers import ConcatScorer, TrainedScorer
 
     started_at = time.time() - encode_s
@@ -477,12 +482,15 @@ def fit_members(data, cfg: TrainConfig, progress: bool = True, inits: list[dict]
     members = [TrainedScorer(m, item_rows, device) for m in models]
     scorer = members[0] if len(members) == 1 else ConcatScorer(members, [1.0] * len(members))
     weights = [float(w) for w in cfg.blend_weights.split(",") if w.strip()] or [0.0]
+    towers = scorer
     scorer, blend_weight, blend_valid = choose_blend(scorer, data, weights)
     log.info("blend with zero-shot: valid ndcg@10 by weight %s -> w=%s", blend_valid, blend_weight)
+    boosts = [float(b) for b in cfg.cold_boosts.split(",") if b.strip()] or [1.0]
+    scorer, cold_boost, cold_valid = choose_cold_boost(towers, blend_weight, data, boosts)
     item_vecs = scorer.item_vectors(data.item_ids, data.text_emb)
     valid = evaluate_ranks(scorer_ranks(scorer, data, "valid", item_vecs=item_vecs)) if measure else None
     return TrainedState(models=models, histories=histories, best_epochs=best_epochs, blend_weight=blend_weight,
-                        blend_valid=blend_valid, item_vecs=item_vecs,
+                        blend_valid=blend_valid, cold_boost=cold_boost, cold_valid=cold_valid, item_vecs=item_vecs,
                         hist_vecs=scorer.history_vectors(data.item_ids, data.text_emb),
                         valid=valid.metrics if valid is not None else None, device=device,
                         started_at=started_at, encode_s=encode_s)
@@ -532,6 +540,8 @@ def write_model_dir(state: TrainedState, data, model_dir: Path, cfg: TrainConfig
         "members": [{"seed": cfg.seed + k, "best_epoch": state.best_epochs[k], "history": histories[k]}
                     for k in range(len(state.models))],
         "blend_weight": state.blend_weight,
+        "cold_boost": state.cold_boost,
+        "cold_boost_valid": {str(k): v for k, v in state.cold_valid.items()},
         "blend_valid_ndcg@10": {str(k): v for k, v in state.blend_valid.items()},
         "valid": state.valid,
         "history": histories[0],
