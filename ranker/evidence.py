@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from ranker.types import HistoryEvidence
-from store.catalog import Item
+from store.catalog import Item, split_categories
 
 _SEPARATORS = re.compile(r"\s*(?:>|/|\|)\s*")
 
@@ -74,11 +74,20 @@ def shared_category(a: str, b: str, root_levels: int) -> tuple[str, str]:
 
 def shared_attributes(candidate: Item, other: Item, root_levels: int) -> tuple[tuple[str, ...], str]:
     """(names of shared attributes, shared category text)."""
+    return _shared_attributes(candidate.brand, candidate.category, other.brand, other.category, root_levels)
+
+
+@functools.lru_cache(maxsize=65536)
+def _shared_attributes(brand_a: str, category_a: str, brand_b: str, category_b: str, root_levels: int
+                       ) -> tuple[tuple[str, ...], str]:
+    """Memoised on the (brand, category) pair: serving compares the same few pairs all day, and this
+    was the largest Python cost of a Recommend's evidence (the category split and the pair loop)."""
     shared: list[str] = []
-    if candidate.brand.strip() and candidate.brand.strip().lower() == other.brand.strip().lower():
+    if brand_a.strip() and brand_a.strip().lower() == brand_b.strip().lower():
         shared.append("brand")
     # an item may have several category paths ("Drama; Romance"): the best-matching pair counts
-    pairs = [shared_category(a, b, root_levels) for a in candidate.categories() for b in other.categories()]
+    pairs = [shared_category(a, b, root_levels) for a in split_categories(category_a)
+             for b in split_categories(category_b)]
     kind, text = min(pairs, key=lambda kt: ({"category": 0, "category_parent": 1}.get(kt[0], 2), -len(kt[1])),
                      default=("", ""))
     if kind:

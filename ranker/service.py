@@ -271,16 +271,20 @@ class Ranker:
         """The one validation (`core.validation`), with the proto's field names in its errors."""
         validate_query(q, self.config.limits)
 
-    def resolve_history(self, query: RankQuery) -> list[str]:
+    def resolve_history(self, query: RankQuery, stored_histories: dict[str, list[str]] | None = None) -> list[str]:
         """Stored history (oldest first) followed by the inline history.
 
         An unknown user_id is an error only when the query gives nothing else to go on.
         Inline ids must be known items (UnknownItem, field "history").
+        `stored_histories`: the stored histories already read for a batch (`Catalog.histories`).
         """
         stored: list[str] = []
         if query.user_id:
-            if self.catalog.has_user(query.user_id):
-                stored = self.catalog.history(query.user_id)
+            known = query.user_id in stored_histories if stored_histories is not None \
+                else self.catalog.has_user(query.user_id)
+            if known:
+                stored = list(stored_histories[query.user_id]) if stored_histories is not None \
+                    else self.catalog.history(query.user_id)
             elif not query.history and not (query.text or "").strip() and not query.similar_to:
                 raise UnknownUser(query.user_id)
         with self._lock:
@@ -289,10 +293,10 @@ class Ranker:
                     raise UnknownItem(i, field="history")
         return stored + list(query.history)
 
-    def _user_side(self, query: RankQuery) -> "_UserSide":
+    def _user_side(self, query: RankQuery, stored_histories: dict[str, list[str]] | None = None) -> "_UserSide":
         """Everything about the query's user side except the user tower's forward pass: the history
         rows, items and unit vectors, the text step, and the user vector when the cache has it."""
-        history_ids = self.resolve_history(query)
+        history_ids = self.resolve_history(query, stored_histories)
         text = (query.text or "").strip()
         qstep = qvec = None
         if text:
@@ -395,10 +399,13 @@ class Ranker:
         the error it alone raised, in order: one bad query does not fail the others."""
         out: list = [None] * len(queries)
         sides: list = [None] * len(queries)
+        # the whole batch's stored histories in one read (not two store queries per call)
+        user_ids = [q.user_id for q in queries if q.user_id]
+        stored = self.catalog.histories(user_ids) if user_ids else None
         for n, q in enumerate(queries):
             try:
                 self._validate(q)
-                sides[n] = self._user_side(q)
+                sides[n] = self._user_side(q, stored)
             except Exception as exc:  # noqa: BLE001 - reported for this query only
                 out[n] = exc
         try:

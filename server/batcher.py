@@ -52,6 +52,11 @@ class _Call(Generic[In]):
     future: asyncio.Future
 
 
+def _expire(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(DeadlineExceeded("the deadline passed while the call waited for its batch"))
+
+
 class DynamicBatcher(Generic[In, Out]):
     def __init__(self, work: Callable[[Sequence[In]], Sequence["Out | BaseException"]], executor: Executor | None,
                  config: BatcherConfig = BatcherConfig()):
@@ -79,10 +84,13 @@ class DynamicBatcher(Generic[In, Out]):
             self._runner = loop.create_task(self._run())
         if deadline_at is None:
             return await call.future
+        # one timer per call (not wait_for + shield: two more tasks per call on the event loop);
+        # a caller that goes away cancels its future, and the batch then skips it
+        timer = loop.call_later(max(0.0, deadline_at - time.monotonic()), _expire, call.future)
         try:
-            return await asyncio.wait_for(asyncio.shield(call.future), max(0.0, deadline_at - time.monotonic()))
-        except asyncio.TimeoutError:
-            raise DeadlineExceeded("the deadline passed while the call waited for its batch") from None
+            return await call.future
+        finally:
+            timer.cancel()
 
     async def _run(self) -> None:
         """Forms batches while calls are queued, then exits (no task outlives the traffic)."""

@@ -75,6 +75,29 @@ def _wrap(handler: grpc.RpcMethodHandler, around, prepare=_as_is,
                    response_serializer=handler.response_serializer)
 
 
+class _PerMethod:
+    """The wrapped handler of each method, built on its first call and reused after: wrapping builds
+    a new handler object and closures, which cost more per call than the interceptor's own work.
+    Valid because every wrapper reads what varies per call (metadata) from the call's context and
+    the inner handler of a method is the same object call after call (checked)."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, tuple] = {}
+
+    def get(self, method: str, inner):
+        hit = self._handlers.get(method)
+        return hit[1] if hit is not None and hit[0] is inner else None
+
+    def put(self, method: str, inner, wrapped):
+        self._handlers[method] = (inner, wrapped)
+        return wrapped
+
+
+def _metadata(context, key: str) -> str:
+    value = dict(context.invocation_metadata() or ()).get(key, "")
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
 async def _abort_with(context, exc: Exception) -> None:
     code, message = status_for(exc, REQUEST_ID.get())
     await context.abort(code, message)
@@ -88,25 +111,27 @@ class RequestIdInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self) -> None:
         self._prefix = os.urandom(4).hex()
         self._counter = itertools.count(1)
+        self._wrapped = _PerMethod()
 
     async def intercept_service(self, continuation, details):
         handler = await continuation(details)
-        given = dict(details.invocation_metadata or ()).get("x-request-id", "")
+        return self._wrapped.get(details.method, handler) or \
+            self._wrapped.put(details.method, handler, _wrap(handler, self._around))
 
-        @asynccontextmanager
-        async def around(context):
-            rid = given[:64] if given and given.isprintable() else f"{self._prefix}-{next(self._counter):x}"
-            token = REQUEST_ID.set(rid)
+    @asynccontextmanager
+    async def _around(self, context):
+        given = _metadata(context, "x-request-id")
+        rid = given[:64] if given and given.isprintable() else f"{self._prefix}-{next(self._counter):x}"
+        token = REQUEST_ID.set(rid)
+        try:
+            # trailing, not initial: no extra send op per call, and errors carry it too
+            context.set_trailing_metadata((("x-request-id", rid),))
+            yield
+        finally:
             try:
-                # trailing, not initial: no extra send op per call, and errors carry it too
-                context.set_trailing_metadata((("x-request-id", rid),))
-                yield
-            finally:
-                try:
-                    REQUEST_ID.reset(token)
-                except ValueError:      # an abandoned stream's generator is closed later, from another context
-                    pass
-        return _wrap(handler, around)
+                REQUEST_ID.reset(token)
+            except ValueError:      # an abandoned stream's generator is closed later, from another context
+                pass
 
 
 def user_id_for_log(mode: str, key: bytes):
@@ -126,6 +151,7 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
         self._latency: dict = {}
         self._user = user_id_for_log(log_user_ids, hash_key.encode() if hash_key else os.urandom(16))
         self._log_users = log_user_ids != "off"
+        self._wrapped = _PerMethod()
 
     async def _note_user(self, request, context):
         if self._log_users:
@@ -137,6 +163,9 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
     async def intercept_service(self, continuation, details):
         handler = await continuation(details)
         method = details.method
+        wrapped = self._wrapped.get(method, handler)
+        if wrapped is not None:
+            return wrapped
         latency = self._latency.get(method)
         if latency is None:
             latency = self._latency[method] = metrics.LATENCY.labels(method)
@@ -170,7 +199,7 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
                     log.log(level, "%s %s %.1fms request_id=%s peer=%s token=%s user=%s", method, code.name,
                             elapsed * 1e3, REQUEST_ID.get() or "-", peer, TOKEN_NAME.get() or "-",
                             self._user(USER_ID.get()) or "-")
-        return _wrap(handler, around, self._note_user)
+        return self._wrapped.put(method, handler, _wrap(handler, around, self._note_user))
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
@@ -235,10 +264,16 @@ class DecodeGuardInterceptor(grpc.aio.ServerInterceptor):
     (gRPC's own answer is UNKNOWN/INTERNAL, which reads as a server fault). Innermost, so that its
     deserializer is the one every outer wrapper passes on."""
 
+    def __init__(self) -> None:
+        self._wrapped = _PerMethod()
+
     async def intercept_service(self, continuation, details):
         handler = await continuation(details)
         if handler is None:
             return None
+        wrapped = self._wrapped.get(details.method, handler)
+        if wrapped is not None:
+            return wrapped
         what = getattr(getattr(handler.request_deserializer, "__self__", None), "__name__", "request")
 
         def bad(item: _Undecodable) -> InvalidInput:
@@ -261,7 +296,8 @@ class DecodeGuardInterceptor(grpc.aio.ServerInterceptor):
         @asynccontextmanager
         async def nothing(context):
             yield
-        return _wrap(handler, nothing, prepare, request_deserializer=_guarded(handler.request_deserializer))
+        return self._wrapped.put(details.method, handler, _wrap(handler, nothing, prepare,
+                                                               request_deserializer=_guarded(handler.request_deserializer)))
 
 
 class InFlight:
@@ -292,11 +328,15 @@ class OverloadInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, limit: int, in_flight: InFlight):
         self.limit, self.in_flight = limit, in_flight
+        self._wrapped = _PerMethod()
 
     async def intercept_service(self, continuation, details):
         handler = await continuation(details)
         if details.method.startswith((HEALTH_PREFIX, REFLECTION_PREFIX)):
             return handler
+        wrapped = self._wrapped.get(details.method, handler)
+        if wrapped is not None:
+            return wrapped
 
         @asynccontextmanager
         async def around(context):
@@ -308,7 +348,7 @@ class OverloadInterceptor(grpc.aio.ServerInterceptor):
                 yield
             finally:
                 self.in_flight.exit()
-        return _wrap(handler, around)
+        return self._wrapped.put(details.method, handler, _wrap(handler, around))
 
 
 def _cancelled():

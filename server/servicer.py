@@ -35,11 +35,10 @@ class ExplainRecServicer(pb_grpc.ExplainRecServicer):
     async def Recommend(self, request, context):
         query = convert.to_rank_query(request, self.config)
         ranked = await self.service.recommend_counted(query, request.explain, context.time_remaining())
-        return pb.RecommendResponse(
-            request_id=current_request_id(), model_version=current_model_version(),
-            excluded_no_price=ranked.excluded_no_price,
-            items=[convert.recommended_to_proto(n, r.item, r.candidate, r.justification)
-                   for n, r in enumerate(ranked.recommendations, 1)])
+        reply = pb.RecommendResponse(request_id=current_request_id(), model_version=current_model_version(),
+                                     excluded_no_price=ranked.excluded_no_price)
+        convert.add_recommended(reply, ((r.item, r.candidate, r.justification) for r in ranked.recommendations))
+        return reply
 
     async def _explain(self, request: pb.ExplainRequest, context) -> pb.ExplainResponse:
         query, item_ids = convert.to_explain_query(request, self.config)

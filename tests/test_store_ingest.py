@@ -146,6 +146,15 @@ def test_unknown_ids_raise_named_errors(any_catalog):
         catalog.delete_items(["nope"])
 
 
+def test_histories_of_a_batch_equal_each_users_history(any_catalog):
+    """The batcher's one read of a batch's histories returns what one read per user would."""
+    catalog = any_catalog
+    users = catalog.user_ids()[:30]
+    got = catalog.histories([*users, "nobody", users[0]])
+    assert "nobody" not in got and set(got) == set(users)
+    assert all(got[u] == catalog.history(u) for u in users)
+
+
 def test_live_events_and_soft_delete(any_catalog):
     catalog = any_catalog
     item = catalog.all_items()[0]
