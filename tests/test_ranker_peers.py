@@ -15,10 +15,10 @@ from server.cli import main
 N_ITEMS = 30
 # Small and quick for a test; the rest of SASRec is RecBole's defaults.
 TINY = dict(hidden_size=32, n_heads=2, inner_size=64, hidden_dropout=0.1, attn_dropout=0.1, train_batch_size=128,
-            lr=5e-3, epochs=8, stopping_step=2, device="cpu", threads=1)
+            lr=5e-3, epochs=6, stopping_step=2, device="cpu", threads=1)
 
 
-def cycle_catalog(users: int = 240, seed: int = 0) -> SplitData:
+def cycle_catalog(users: int = 160, seed: int = 0) -> SplitData:
     """Everyone walks the item cycle 0 -> 1 -> ... -> N-1 -> 0 from a random start. Every item is
     equally popular and co-occurs with both neighbours: only the order says which comes next."""
     rng = np.random.default_rng(seed)
@@ -83,3 +83,23 @@ def test_unknown_peer_is_refused_naming_the_flag(tmp_path, capsys):
     assert parse_peers(" SASRec, sasrec ") == ("sasrec",)
     with pytest.raises(ValueError, match="--peers needs at least one"):
         parse_peers(" , ")
+
+
+def test_grouping_by_length_gives_the_outputs_of_full_padding():
+    import torch
+
+    from ranker.peers.config import SASRecConfig
+    from ranker.peers.examples import pad_histories
+    from ranker.peers.sasrec import SASRec
+
+    torch.manual_seed(0)
+    model = SASRec(N_ITEMS, SASRecConfig(hidden_size=16, inner_size=32, max_seq_length=16)).eval()
+    rng = np.random.default_rng(1)
+    histories = [rng.integers(N_ITEMS, size=n) for n in (1, 2, 3, 5, 8, 12, 12, 4)]
+    seqs, lengths = pad_histories(histories, 16)
+    seqs_t, lengths_t = torch.as_tensor(seqs), torch.as_tensor(lengths)
+    padded = torch.cat([seqs_t, torch.zeros(len(seqs), 4, dtype=torch.long)], dim=1)   # every row padded to 16
+    with torch.no_grad():
+        assert torch.allclose(model.users(seqs_t, lengths_t), model(padded, lengths_t), atol=1e-5)
+        one = model(torch.as_tensor(histories[4] + 1)[None], torch.tensor([8]))        # a row alone, unpadded
+        assert torch.allclose(model.users(seqs_t, lengths_t)[4], one[0], atol=1e-5)
