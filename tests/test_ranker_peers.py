@@ -49,6 +49,7 @@ def cycle_run():
 
 
 @pytest.mark.slow      # trains SASRec with torch (the fast tier never imports torch)
+@pytest.mark.slow      # a few seconds of training (2-5 s on the shared 2-core box)
 def test_sasrec_learns_what_only_order_reveals(cycle_run):
     data, run = cycle_run
     sasrec = evaluate_ranks(run.ranks[False]).score
@@ -60,6 +61,7 @@ def test_sasrec_learns_what_only_order_reveals(cycle_run):
     assert s.valid_ndcg10 == max(h["valid_ndcg@10"] for h in s.history)
 
 
+@pytest.mark.slow
 @pytest.mark.slow
 def test_report_json_has_the_peer_beside_the_model_in_every_view(cycle_run):
     data, run = cycle_run
