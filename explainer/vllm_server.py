@@ -32,13 +32,20 @@ log = logging.getLogger(__name__)
 _LIVE: "weakref.WeakSet[LocalVLLMServer]" = weakref.WeakSet()
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when the parent dies, even by SIGKILL (Linux prctl)."""
-    try:
-        import ctypes
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+# Asks the kernel for SIGTERM when the parent dies (Linux prctl PR_SET_PDEATHSIG, kept across exec), leaves
+# if the parent is already gone, then becomes the command. A launcher, not a preexec_fn: Python code
+# between fork and exec in a threaded parent (gRPC's pollers, the supervisor) can deadlock or abort.
+_DEATH_SIGNAL_LAUNCHER = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGTERM)\n"
+    "if os.getppid() != int(sys.argv[1]): sys.exit(1)\n"
+    "os.execvp(sys.argv[2], sys.argv[2:])\n")
+
+
+def with_death_signal(cmd: list[str]) -> list[str]:
+    """`cmd`, run so that it gets SIGTERM when this process dies, even by SIGKILL. The signal follows
+    the forking *thread*: only use it from the main one."""
+    return [sys.executable, "-c", _DEATH_SIGNAL_LAUNCHER, str(os.getpid()), *cmd]
 
 
 def _free_port(host: str) -> int:
@@ -98,11 +105,11 @@ class LocalVLLMServer:
         logf = open(self.log_path, "ab")
         logf.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(self.command(model_dir))}\n".encode())
         logf.flush()
-        self._proc = subprocess.Popen(self.command(model_dir), stdout=logf, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, env=env, start_new_session=True,
-                                      # the death signal follows the forking *thread*: only tie it to the main one
-                                      preexec_fn=_die_with_parent if sys.platform == "linux"
-                                      and threading.current_thread() is threading.main_thread() else None)
+        cmd = self.command(model_dir)
+        if sys.platform == "linux" and threading.current_thread() is threading.main_thread():
+            cmd = with_death_signal(cmd)   # the death signal follows the forking *thread*: the main one only
+        self._proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                      start_new_session=True)
         logf.close()
         self._watchdog = self._start_watchdog(self._proc.pid)
         _LIVE.add(self)

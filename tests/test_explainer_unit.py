@@ -175,8 +175,8 @@ def test_server_child_gets_sigterm_when_its_parent_dies(tmp_path):
              f"open({str(ready)!r}, 'w').close()\n"
              "time.sleep(60)")
     # the parent exits as soon as the child has its handler (not after a fixed pause)
-    parent = ("import subprocess, sys, os, time; from explainer.vllm_server import _die_with_parent; "
-              f"subprocess.Popen([sys.executable, '-c', {child!r}], start_new_session=True, preexec_fn=_die_with_parent)\n"
+    parent = ("import subprocess, sys, os, time; from explainer.vllm_server import with_death_signal; "
+              f"subprocess.Popen(with_death_signal([sys.executable, '-c', {child!r}]), start_new_session=True)\n"
               f"while not os.path.exists({str(ready)!r}): time.sleep(0.02)\n"
               "os._exit(0)")
     subprocess.run([sys.executable, "-c", parent], check=True, timeout=60)
