@@ -335,10 +335,12 @@ def _adamw(model, cfg: TrainConfig):
         return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def fit(data, cfg: TrainConfig, progress: bool = True, init: dict | None = None, new_users: set[int] | None = None):
+def fit(data, cfg: TrainConfig, progress: bool = True, init: dict | None = None, new_users: set[int] | None = None,
+        evidence: np.ndarray | None = None):
     """Trains on data.train_seqs, selects on valid. Returns (best model, history of per-epoch dicts).
 
-    init: a state dict to start from (warm start; same shapes as this data's model)."""
+    init: a state dict to start from (warm start; same shapes as this data's model).
+    evidence: bool[items] rows allowed a residual (default: the evidence gate, residual_min_events)."""
     import torch
     from tqdm import tqdm
 
@@ -359,13 +361,13 @@ def fit(data, cfg: TrainConfig, progress: bool = True, init: dict | None = None,
     # Evidence gate: rows without enough train events keep a zero residual (they are masked on every
     # step, so they get no gradient and stay at their zero init), exactly like an item added later.
     popularity = data.popularity()
-    evidence = torch.as_tensor(popularity >= cfg.residual_min_events, device=device)
+    gate = torch.as_tensor(popularity >= cfg.residual_min_events if evidence is None else evidence, device=device)
     if init is not None:
         model.load_state_dict(init)
     opt = _adamw(model, cfg)
     sampled = cfg.sampled_softmax(data.n_items)
-    step_loss = (_SampledSoftmaxStep(model, text, evidence, cfg, popularity) if sampled
-                 else _FullSoftmaxStep(model, text, evidence, cfg))
+    step_loss = (_SampledSoftmaxStep(model, text, gate, cfg, popularity) if sampled
+                 else _FullSoftmaxStep(model, text, gate, cfg))
     log.info("%d items: %s", data.n_items, f"sampled softmax, {cfg.negatives} negatives" if sampled
              else "full softmax")
 
@@ -457,7 +459,8 @@ class TrainedState:
 
 
 def fit_members(data, cfg: TrainConfig, progress: bool = True, inits: list[dict] | None = None,
-                new_users: set[int] | None = None, encode_s: float = 0.0, measure: bool = True) -> TrainedState:
+                new_users: set[int] | None = None, encode_s: float = 0.0, measure: bool = True,
+                evidence: np.ndarray | None = None) -> TrainedState:
     """Fits cfg.ensemble members (member k warm-started from inits[k] when given) and picks the blend
     on valid. Writes nothing.
 
@@ -475,7 +478,8 @@ def fit_members(data, cfg: TrainConfig, progress: bool = True, inits: list[dict]
     models, histories, best_epochs = [], [], []
     for k in range(cfg.ensemble):
         init = inits[k] if inits and k < len(inits) else None
-        model, history, best_epoch = fit(data, dataclasses.replace(cfg, seed=cfg.seed + k), progress, init, new_users)
+        model, history, best_epoch = fit(data, dataclasses.replace(cfg, seed=cfg.seed + k), progress, init, new_users,
+                                         evidence)
         models.append(model)
         histories.append(history)
         best_epochs.append(best_epoch)
@@ -568,9 +572,10 @@ def write_model_dir(state: TrainedState, data, model_dir: Path, cfg: TrainConfig
 
 def fit_and_write(data, model_dir: Path, cfg: TrainConfig, progress: bool = True, inits: list[dict] | None = None,
                   new_users: set[int] | None = None, extra: dict | None = None, encode_s: float = 0.0,
-                  replace: bool = True, measure: bool = True) -> Path:
+                  replace: bool = True, measure: bool = True, evidence: np.ndarray | None = None) -> Path:
     """`fit_members` then `write_model_dir` (see both). Returns the model directory."""
     if Path(model_dir).exists() and not replace:   # fail before spending the training time
         raise FileExistsError(f"{model_dir} exists (model versions are immutable)")
-    state = fit_members(data, cfg, progress, inits, new_users, encode_s=encode_s, measure=measure)
+    state = fit_members(data, cfg, progress, inits, new_users, encode_s=encode_s, measure=measure,
+                        evidence=evidence)
     return write_model_dir(state, data, model_dir, cfg, extra=extra, replace=replace)
