@@ -1,6 +1,6 @@
 """The large-catalog index by measurement: top-100 latency on one thread and recall@100 against
 exact search, for the index the auto-choice (`IndexConfig.kind_for`) picks at this size, and with
---compare for every kind (flat exact, IVF-Flat, IVF-PQ + exact re-rank).
+--compare for every kind (flat exact, IVF-Flat, 8-bit IVF-PQ and 4-bit fast-scan IVF-PQ, each + exact re-rank).
 
 Items: N synthetic unit vectors around the trained model's real item vectors (real vector plus
 noise, so the clusters look like a real catalog; as bench/bench_ranker.py). Queries: the trained
@@ -57,11 +57,11 @@ def real_queries(workdir: Path, n: int = 200) -> tuple[np.ndarray, np.ndarray]:
     return items, scorer.user_vectors(steps)
 
 
-def measure(index, queries: np.ndarray, truth: np.ndarray, k: int = 100) -> dict:
+def measure(index, queries: np.ndarray, truth: np.ndarray, k: int = 100, nprobe: int | None = None) -> dict:
     lat, hits = [], []
     for q, t in zip(queries, truth):
         t0 = time.perf_counter()
-        _, got = index.search(q[None], k)
+        _, got = index.search(q[None], k, nprobe=nprobe)
         lat.append(time.perf_counter() - t0)
         hits.append(len(set(got[0].tolist()) & set(t.tolist())) / k)
     return {"ms_p50": round(1e3 * float(np.median(lat)), 3), "ms_p95": round(1e3 * float(np.percentile(lat, 95)), 3),
@@ -79,7 +79,7 @@ def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int = 100) -> np.ndar
 
 
 def bench_chosen_index(workdir: Path, n: int, compare: bool = False, noise: float = 0.6,
-                       build_threads: int = 2) -> dict:
+                       build_threads: int = 2, kinds: list[str] | None = None) -> dict:
     """Builds the auto-chosen index over n synthetic items; search timed on one thread."""
     import faiss
 
@@ -89,12 +89,14 @@ def bench_chosen_index(workdir: Path, n: int, compare: bool = False, noise: floa
     vectors = synthetic(base, n, noise)
     truth = exact_top(vectors, queries)
     config = IndexConfig()
-    kinds = [config.kind_for(n)] if not compare else ["ivf", "ivfpq"]
+    # "ivfpq8": the classic 8-bit IVF-PQ, for comparison with the 4-bit fast-scan default
+    kinds = kinds or ([config.kind_for(n)] if not compare else ["ivf", "ivfpq8", "ivfpq"])
     res: dict = {"items": n, "dim": int(vectors.shape[1]), "queries": len(queries), "chosen_kind": config.kind_for(n),
                  "load_average": [round(x, 2) for x in os.getloadavg()]}
     ids = np.arange(n, dtype=np.int64)
     for kind in kinds:
-        cfg = IndexConfig(exact_max_items=0, ivf_flat_max_items=n if kind == "ivf" else 0)
+        cfg = IndexConfig(exact_max_items=0, ivf_flat_max_items=n if kind == "ivf" else 0,
+                          **({"pq_bits": 8, "pq_dims_per_code": 8} if kind == "ivfpq8" else {}))
         faiss.omp_set_num_threads(build_threads)
         t0 = time.perf_counter()
         index = VectorIndex.build(vectors, ids, cfg)
@@ -102,12 +104,17 @@ def bench_chosen_index(workdir: Path, n: int, compare: bool = False, noise: floa
         build_s = time.perf_counter() - t0
         faiss.omp_set_num_threads(1)               # serving searches one query per thread
         r = measure(index, queries, truth)
-        if kind == "ivfpq":          # the re-rank depth, on the same built index
-            for factor in (4, 10, 20):
-                index.rerank_factor = factor
-                r[f"rerank{factor}"] = measure(index, queries, truth)
+        if kind.startswith("ivfpq"):   # the re-rank depth and lists probed, on the same built index
+            sweep = {}
+            for nprobe in (index.nprobe // 2, index.nprobe, 2 * index.nprobe):
+                for factor in (2, 4, 10, 20):
+                    index.rerank_factor = factor
+                    sweep[f"nprobe{nprobe}_rerank{factor}"] = measure(index, queries, truth, nprobe=nprobe)
+            r["sweep"] = sweep
             index.rerank_factor = cfg.rerank_factor
-        r.update({"build_s": round(build_s, 1), "nprobe": index.nprobe, "nlist": index.describe()["nlist"]})
+        r.update({"build_s": round(build_s, 1), "nprobe": index.nprobe, "nlist": index.describe()["nlist"],
+                  "rerank_factor": index.rerank_factor if kind.startswith("ivfpq") else None,
+                  "pq_bits": cfg.pq_bits if kind.startswith("ivfpq") else None})
         res[kind] = r
         if kind == res["chosen_kind"]:
             res["chosen_ms_p50"], res["chosen_recall@100"] = r["ms_p50"], r["recall@100"]
@@ -120,10 +127,12 @@ def main() -> int:
     p.add_argument("--workdir", type=Path, default=None)
     p.add_argument("--items", type=int, default=1_000_000)
     p.add_argument("--compare", action="store_true", help="build and time IVF-Flat and IVF-PQ both")
+    p.add_argument("--kinds", nargs="+", choices=["ivf", "ivfpq8", "ivfpq"], default=None,
+                   help="build and time these kinds (default: the auto-choice; --compare: ivf, ivfpq8, ivfpq)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
     from store.paths import default_workdir
-    res = bench_chosen_index((args.workdir or default_workdir()).resolve(), args.items, args.compare)
+    res = bench_chosen_index((args.workdir or default_workdir()).resolve(), args.items, args.compare, kinds=args.kinds)
     print(json.dumps(res, indent=2))
     if args.json:
         args.json.write_text(json.dumps(res, indent=2))

@@ -103,6 +103,16 @@ class EchoProcess(ServiceProcess):
         with grpc.insecure_channel(self.target) as ch:
             grpc.channel_ready_future(ch).result(timeout_s)
 
+    def stop_with_lag(self) -> float | None:
+        """Stops the echo server; the p99 of its event-loop lag over the run (its last line), in ms."""
+        self.proc.send_signal(signal.SIGTERM)
+        out, _ = self.proc.communicate(timeout=120)
+        self.log.close()
+        for line in reversed(out.splitlines()):
+            if line.startswith("{") and "event_loop_lag_ms_p99" in line:
+                return json.loads(line)["event_loop_lag_ms_p99"]
+        return None
+
 
 def metric_value(port: int, name: str) -> float | None:
     """One sample of a Prometheus gauge from a live server's /metrics."""
@@ -337,6 +347,7 @@ def speed_summary(out: dict) -> dict:
         summary["one_client_p50_ms"] = rec["1"]["p50_ms"]
     if "event_loop_lag_ms_p99" in out:
         summary["event_loop_lag_ms_p99"] = out["event_loop_lag_ms_p99"]
+        summary["echo_event_loop_lag_ms_p99"] = out.get("echo_event_loop_lag_ms_p99")
     if "index_1m" in out:
         summary["index_1m_p50_ms"] = out["index_1m"].get("chosen_ms_p50")
         summary["index_1m_recall@100"] = out["index_1m"].get("chosen_recall@100")
@@ -398,7 +409,7 @@ def main() -> int:
             out["echo"] = {str(c): asyncio.run(load_test(echo.target, users, c, args.duration, args.k, echo.cpu_s))
                            for c in args.clients}
         finally:
-            echo.stop()
+            out["echo_event_loop_lag_ms_p99"] = echo.stop_with_lag()
         print(json.dumps({"echo": out["echo"]}, indent=2), flush=True)
         svc = ServiceProcess(workdir, ["--no-llm", *ranker_flag])
         try:

@@ -3,6 +3,9 @@ canned 10-item reply (no ranking, no store, no interceptors). `bench/bench_serve
 and `explainrec serve` with the same client, so their ratio is what the service's own work costs.
 
     python bench/echo_server.py          # prints {"grpc": "127.0.0.1:PORT"} then serves until SIGTERM
+
+It runs the service's event-loop lag monitor (`server/loop_lag.py`) too and prints its p99 as one
+JSON line when it stops: the lag a bare grpc.aio loop has under the same load, beside the service's.
 """
 from __future__ import annotations
 
@@ -46,12 +49,16 @@ async def serve(port: int = 0) -> None:
     pb_grpc.add_ExplainRecServicer_to_server(EchoServicer(), server)
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
+    from server.loop_lag import LoopLagMonitor
+    lag = LoopLagMonitor().start()
     print(json.dumps({"grpc": f"127.0.0.1:{bound}"}), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    lag.stop()
+    print(json.dumps({"event_loop_lag_ms_p99": round(lag.p99_s() * 1e3, 2)}), flush=True)
     await server.stop(0)
 
 

@@ -84,8 +84,9 @@ class ServerConfig(Settings):
                                 "A call ranks one query, so fanning out costs more than it saves under "
                                 "concurrent load (one FAISS search on 2 cores: ~8 ms with 2 threads, ~0.2 ms with 1)")
     batch_max_size: int = setting(32, "Recommend calls ranked together: one user-tower pass and one index search")
-    batch_max_wait_ms: float = setting(1.0, "how long the first Recommend call of a batch waits for others to join "
-                                       "(0: batch only the calls that queued while the previous batch ran)")
+    batch_max_wait_ms: float = setting(0.0, "how long the first Recommend call of a batch waits for others to join "
+                                       "(0: batch only the calls that queued while the previous batch ran: a lone "
+                                       "caller never waits, and under load the queue fills while batches run)")
     batch_in_flight: int = setting(2, "Recommend batches worked on at once")
     justification_cache_size: int = setting(50_000, "justifications kept in memory (LRU) so a repeated Explain / "
                                                "Recommend(explain) makes no LLM call; 0 disables the cache")

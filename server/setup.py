@@ -50,9 +50,14 @@ def _train(workdir: Path, catalog: Catalog) -> bool:
 
 def set_search_threads(n: int) -> None:
     """Serving searches one query per call: OpenMP fan-out only adds synchronisation.
-    OpenMP keeps this per thread, so every thread that ranks must call it."""
+    OpenMP keeps this per thread, so every thread that ranks must call it. The user tower's
+    torch pool gets the same count: batches already run one per core (`batch_in_flight`), and
+    torch's default of one thread per core made two spinning threads per forward pass."""
     import faiss
     faiss.omp_set_num_threads(n)
+    import sys
+    if "torch" in sys.modules:      # loaded with the ranker; serving without torch needs no setting
+        sys.modules["torch"].set_num_threads(n)
 
 
 def load_ranker(config: "ServerConfig", workdir: Path, catalog: Catalog):

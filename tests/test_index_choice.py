@@ -16,6 +16,8 @@ def test_auto_choice_by_catalog_size():
     assert cfg.kind_for(1_000_000) == "ivfpq"
     with pytest.raises(ValueError, match="rerank_factor"):
         IndexConfig(rerank_factor=0)
+    with pytest.raises(ValueError, match="pq_bits"):
+        IndexConfig(pq_bits=6)
 
 
 def _clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
@@ -26,11 +28,12 @@ def _clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_ivfpq_with_rerank_matches_exact_removes_adds_and_reloads(tmp_path):
+@pytest.mark.parametrize("bits, dims_per_code", [(4, 2), (8, 8)])     # SIMD fast scan, classic IVF-PQ
+def test_ivfpq_with_rerank_matches_exact_removes_adds_and_reloads(tmp_path, bits, dims_per_code):
     n, dim, k = 12_000, 64, 20
     vecs = _clustered(n, dim)
     ids = np.arange(n, dtype=np.int64)
-    cfg = IndexConfig(exact_max_items=1000, ivf_flat_max_items=5000)
+    cfg = IndexConfig(exact_max_items=1000, ivf_flat_max_items=5000, pq_bits=bits, pq_dims_per_code=dims_per_code)
     index = VectorIndex.build(vecs, ids, cfg)
     assert index.kind == "ivfpq"
     index.attach_vectors(lambda rows: vecs[rows])
