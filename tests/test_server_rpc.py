@@ -36,6 +36,15 @@ def test_recommend_returns_ranked_items_with_attributes_and_evidence(client, som
     assert not first.HasField("justification")
 
 
+def test_each_call_keeps_its_own_request_id(client, some_user):
+    """The interceptors wrap a method once and reuse it: what varies per call (the caller's
+    x-request-id, or a made one) must still be each call's own."""
+    given = [client.recommend(user_id=some_user, k=2, request_id=f"req-{n}").request_id for n in range(3)]
+    assert given == ["req-0", "req-1", "req-2"]
+    made = {client.recommend(user_id=some_user, k=2).request_id for _ in range(3)}
+    assert len(made) == 3 and not made & set(given)
+
+
 def test_recommend_with_templates_when_llm_is_off(client, some_user):
     reply = client.recommend(user_id=some_user, k=3, explain=True)
     assert len(reply.items) == 3, "a loop over an empty reply proves nothing"
