@@ -42,19 +42,36 @@ async def _as_is(request, context):
     return request
 
 
+@asynccontextmanager
+async def _nothing(context):
+    yield
+
+
 def _wrap(handler: grpc.RpcMethodHandler, around, prepare=_as_is,
           request_deserializer=None) -> grpc.RpcMethodHandler:
-    """A handler whose behaviour runs inside `around(context)` (an async context manager), on the
-    request as `await prepare(request, context)` returns it (the request iterator of a stream)."""
+    """A handler whose behaviour runs inside `around(context)` (an async context manager; None: no
+    wrapper), on the request as `await prepare(request, context)` returns it (the request iterator
+    of a stream)."""
     if handler is None:
         return None
     if handler.unary_unary or handler.stream_unary:
         inner = handler.unary_unary or handler.stream_unary
-
-        async def call(request, context):
-            async with around(context):
+        # every layer costs a coroutine per call on the event loop: add only the ones that do something
+        if around is None and prepare is _as_is:
+            call = inner
+        elif around is None:
+            async def call(request, context):
                 return await inner(await prepare(request, context), context)
+        elif prepare is _as_is:
+            async def call(request, context):
+                async with around(context):
+                    return await inner(request, context)
+        else:
+            async def call(request, context):
+                async with around(context):
+                    return await inner(await prepare(request, context), context)
     else:
+        around = around or _nothing
         inner = handler.unary_stream or handler.stream_stream
         if inspect.isasyncgenfunction(inner):
             async def call(request, context):
@@ -293,10 +310,7 @@ class DecodeGuardInterceptor(grpc.aio.ServerInterceptor):
                     await _abort_with(context, bad(request))
                 return request
 
-        @asynccontextmanager
-        async def nothing(context):
-            yield
-        return self._wrapped.put(details.method, handler, _wrap(handler, nothing, prepare,
+        return self._wrapped.put(details.method, handler, _wrap(handler, None, prepare,
                                                                request_deserializer=_guarded(handler.request_deserializer)))
 
 

@@ -170,6 +170,17 @@ def test_oversize_message_is_refused(template_server, some_user):
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+def test_undecodable_bytes_are_invalid_argument_every_time(template_server):
+    """The decode guard's wrapper is built once per method: it still answers each call."""
+    with grpc.insecure_channel(template_server.target) as ch:
+        raw = ch.unary_unary("/explainrec.v1.ExplainRec/Recommend")     # bytes in, bytes out
+        for _ in range(2):
+            with pytest.raises(grpc.RpcError) as err:
+                raw(b"\xff\xff\xff", timeout=10)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "RecommendRequest" in err.value.details()
+
+
 def test_reflection_lists_the_services(template_server):
     from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
     from google.protobuf.descriptor_pool import DescriptorPool
