@@ -39,9 +39,10 @@ class IndexConfig:
     """At most this many vectors train the IVF quantiser (k-means cost grows with it; >= 39 per list)."""
     ivf_flat_max_items: int = 200_000
     """Above this, IVF lists hold product-quantised codes and the top rerank_factor*k are re-scored exactly."""
-    pq_dims_per_code: int = 4
-    """Vector dimensions per PQ code (640-d, 4-bit codes -> 160 codes, 80 bytes per item)."""
-    pq_bits: int = 4
+    pq_dims_per_code: int = 8
+    """Vector dimensions per PQ code (640-d: 80 8-bit codes, or with 4 dims per 4-bit code 160 codes: 80 bytes
+    per item either way)."""
+    pq_bits: int = 8
     """Bits per PQ code: 4 = SIMD "fast scan" (`IndexIVFPQFastScan`: the codes of a list are scored 32
     at a time in registers), 8 = classic IVF-PQ (table look-ups, one code at a time)."""
     rerank_factor: int = 20
