@@ -16,6 +16,7 @@ default TrainConfig apart from what each part sets, CPU:
 - scientific: the real catalog at --workdir, one tower per arm (--arms: the full softmax on unbucketed
   batches as before this change, the full softmax now, sampled softmax), --quality-epochs epochs each;
   best valid NDCG@10 of each (model alone, no blend).
+- memory: what a --memory-items (1M) catalog holds in training, counted, not run (see part_memory).
 - target: --target-items x --target-users (17k x 50k), the default config (sampled above the
   threshold), time_budget_s = --target-budget-s; how many epochs finish (valid pass included)
   within the budget.
@@ -194,6 +195,34 @@ def part_target(args, base: TrainConfig) -> list[dict]:
     return [row]
 
 
+def part_memory(args, base: TrainConfig) -> list[dict]:
+    """What training a --memory-items catalog holds (no run at that size): the towers' parameters are
+    linear in the catalog (two residual tables of N x dim), counted on two small models and extrapolated,
+    times 4 for weights + gradients (dense: nn.Embedding) + AdamW's two moments, plus the frozen text
+    vectors (N x 384). The sampled step's own activations do not depend on N (the rows a step touches,
+    P x K logits); the full softmax's do (P x N logits, and both towers over all N items)."""
+    from ranker.model import TwoTower
+
+    counts = {}
+    for n in (1000, 2000):
+        counts[n] = sum(p.numel() for p in TwoTower(base.model_config(n, 384)).parameters())
+    per_item = (counts[2000] - counts[1000]) / 1000
+    fixed = counts[1000] - 1000 * per_item
+    n = args.memory_items
+    positions = base.batch_size * base.max_len          # an upper bound on target positions per step
+    gib = 2.0**30
+    row = {"part": "memory", "items": n, "params": int(fixed + per_item * n),
+           "weights_grads_adam_gib": round(4 * 4 * (fixed + per_item * n) / gib, 2),
+           "text_vectors_gib": round(4 * 384 * n / gib, 2),
+           "sampled_step_logits_gib": round(4 * positions * base.negatives / gib, 3),
+           "full_step_logits_gib": round(4 * positions * n / gib, 2),
+           "users_x_items_gib_for_50k_users": round(4 * 50_000 * n / gib, 1)}
+    row["sampled_total_gib"] = round(row["weights_grads_adam_gib"] + row["text_vectors_gib"]
+                                     + 3 * row["sampled_step_logits_gib"], 2)
+    print(json.dumps(row), flush=True)
+    return [row]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parts", default="timing,quality", help="comma list of timing, quality, target")
@@ -210,15 +239,16 @@ def main() -> int:
     ap.add_argument("--target-budget-s", type=float, default=600.0)
     ap.add_argument("--workdir", type=Path, default=None, help="scientific: the workdir holding catalog.sqlite")
     ap.add_argument("--arms", default=",".join(SCIENTIFIC_ARMS), help=f"scientific: comma list of {list(SCIENTIFIC_ARMS)}")
+    ap.add_argument("--memory-items", type=int, default=1_000_000)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = TrainConfig's auto)")
     ap.add_argument("--length-buckets", action=argparse.BooleanOptionalAction, default=None,
                     help="timing/quality/target: length-bucketed batches (default: TrainConfig's)")
     ap.add_argument("--json", type=Path, default=None, metavar="PATH")
     args = ap.parse_args()
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = set(parts) - {"timing", "quality", "target", "scientific"}
+    unknown = set(parts) - {"timing", "quality", "target", "scientific", "memory"}
     if unknown:
-        ap.error(f"--parts: unknown {sorted(unknown)} (known: timing, quality, target, scientific)")
+        ap.error(f"--parts: unknown {sorted(unknown)} (known: timing, quality, target, scientific, memory)")
     base = TrainConfig.load(device="cpu", threads=args.threads, blend_weights="0", length_buckets=args.length_buckets)
     report: dict = {"config": {k: v for k, v in dataclasses.asdict(base).items()
                                if k in ("batch_size", "dim", "max_len", "negatives", "negative_uniform",
@@ -226,7 +256,7 @@ def main() -> int:
                     "load_start": load()}
     for part in parts:
         report[part] = {"timing": part_timing, "quality": part_quality, "target": part_target,
-                        "scientific": part_scientific}[part](args, base)
+                        "scientific": part_scientific, "memory": part_memory}[part](args, base)
     report["load_end"] = load()
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
