@@ -141,7 +141,7 @@ def part_quality(args, base: TrainConfig) -> list[dict]:
 
 
 SCIENTIFIC_ARMS = {   # name -> TrainConfig overrides
-    "full, unbucketed (before)": {"full_softmax_max_items": 10**9, "length_buckets": False},
+    "full-unbucketed": {"full_softmax_max_items": 10**9, "length_buckets": False},   # as before this change
     "full": {"full_softmax_max_items": 10**9, "length_buckets": True},
     "sampled": {"full_softmax_max_items": 0, "length_buckets": True},
 }
