@@ -11,6 +11,8 @@ import pytest
 from ranker.data import SplitData
 from ranker.train import TrainConfig, fit_members, write_model_dir
 
+pytestmark = pytest.mark.slow      # fits two tiny towers: torch (its import alone takes seconds here)
+
 pytestmark = pytest.mark.slow      # fits a (tiny) torch model: importing torch alone takes seconds here
 
 
