@@ -7,6 +7,8 @@
 On synthetic catalogs (ranker.synthetic: Scientific-like sequence lengths, Zipf popularity, topics),
 default TrainConfig apart from what each part sets, CPU:
 
+- profile: where one step's time goes at --profile-items (17k): before this change (full softmax,
+  unbucketed batches, unfused AdamW), the full softmax now, and the sampled one.
 - timing: per catalog size (--sizes) and softmax (full / sampled), the seconds per optimisation step
   over --steps steps (after 2 warm-up steps) and the epoch that implies (steps per epoch x s/step),
   plus one measured valid pass (the full ranking that picks the epoch). Full softmax is skipped above
@@ -117,6 +119,73 @@ def part_timing(args, base: TrainConfig) -> list[dict]:
         rows.append(eval_row)
         del data, measured
     return rows
+
+
+def part_profile(args, base: TrainConfig) -> list[dict]:
+    """Where a step's time goes at --profile-items (17k): user tower forward, item towers forward, loss,
+    backward, optimiser; as before this change (full softmax, unbucketed, unfused AdamW) and now."""
+    import torch
+
+    from ranker.model import TwoTower, history_logit_bias
+    from ranker.loss import full_softmax_loss
+    from ranker.train import _adamw, _batches, _SampledSoftmaxStep, cpu_threads, residual_rows
+
+    data = synthetic_split(args.profile_items, args.profile_users, seed=0)
+    torch.set_num_threads(cpu_threads(base.threads))
+    text = torch.as_tensor(data.text_emb)
+    pop = data.popularity()
+    evidence = torch.as_tensor(pop >= 1)
+    all_rows = torch.arange(data.n_items)
+    rows_out = []
+    for arm in ("before: full, unbucketed, unfused AdamW", "full, buckets, fused", "sampled, buckets, fused"):
+        torch.manual_seed(0)
+        cfg = dataclasses.replace(base, length_buckets="unbucketed" not in arm)
+        model = TwoTower(cfg.model_config(data.n_items, 384))
+        opt = (torch.optim.AdamW(model.parameters(), lr=cfg.lr) if "unfused" in arm else _adamw(model, cfg))
+        sampled = _SampledSoftmaxStep(model, text, evidence, cfg, pop) if arm.startswith("sampled") else None
+        t: dict[str, float] = {"items_fwd": 0.0, "user_fwd": 0.0, "loss_fwd": 0.0, "backward": 0.0, "optimiser": 0.0}
+        lengths = []
+        rng = np.random.default_rng(0)
+        for k, (_, rows, valid) in enumerate(_batches(data.train_seqs, cfg.batch_size, cfg.max_len, rng, None,
+                                                      cfg.length_buckets)):
+            if k == args.steps + 2:
+                break
+            if k == 2:                                     # after 2 warm-up steps
+                t, lengths = dict.fromkeys(t, 0.0), []
+            rows_t, valid_t = torch.as_tensor(rows), torch.as_tensor(valid)
+            lengths.append(rows.shape[1])
+            t0 = time.perf_counter()
+            if sampled is not None:                       # one number for its whole forward
+                loss = sampled(rows_t, valid_t, [])
+                t["loss_fwd"] += time.perf_counter() - t0
+            else:
+                step_rows = residual_rows(all_rows, evidence, cfg.residual_dropout)
+                items = model.item(text, step_rows)
+                inputs = model.input_items(text, step_rows, items)
+                t1 = time.perf_counter()
+                users = model.user(inputs[rows_t[:, :-1]], valid_t[:, :-1])
+                t2 = time.perf_counter()
+                tv = valid_t[:, 1:]
+                loss = full_softmax_loss(users[tv], items, rows_t[:, 1:][tv], model.scale(),
+                                         history_logit_bias(model, rows_t[:, :-1], valid_t[:, :-1], tv))
+                t["items_fwd"] += t1 - t0
+                t["user_fwd"] += t2 - t1
+                t["loss_fwd"] += time.perf_counter() - t2
+            t3 = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            t4 = time.perf_counter()
+            opt.step()
+            t["backward"] += t4 - t3
+            t["optimiser"] += time.perf_counter() - t4
+        row = {"part": "profile", "arm": arm, "items": data.n_items, "steps": args.steps,
+               "mean_padded_length": round(float(np.mean(lengths)), 1),
+               **{f"{k}_s_per_step": round(v / args.steps, 3) for k, v in t.items()},
+               "total_s_per_step": round(sum(t.values()) / args.steps, 3), "threads": torch.get_num_threads(),
+               "load": load()}
+        print(json.dumps(row), flush=True)
+        rows_out.append(row)
+    return rows_out
 
 
 def part_quality(args, base: TrainConfig) -> list[dict]:
@@ -240,15 +309,17 @@ def main() -> int:
     ap.add_argument("--workdir", type=Path, default=None, help="scientific: the workdir holding catalog.sqlite")
     ap.add_argument("--arms", default=",".join(SCIENTIFIC_ARMS), help=f"scientific: comma list of {list(SCIENTIFIC_ARMS)}")
     ap.add_argument("--memory-items", type=int, default=1_000_000)
+    ap.add_argument("--profile-items", type=int, default=17_000)
+    ap.add_argument("--profile-users", type=int, default=5_000)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = TrainConfig's auto)")
     ap.add_argument("--length-buckets", action=argparse.BooleanOptionalAction, default=None,
                     help="timing/quality/target: length-bucketed batches (default: TrainConfig's)")
     ap.add_argument("--json", type=Path, default=None, metavar="PATH")
     args = ap.parse_args()
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = set(parts) - {"timing", "quality", "target", "scientific", "memory"}
-    if unknown:
-        ap.error(f"--parts: unknown {sorted(unknown)} (known: timing, quality, target, scientific, memory)")
+    known = {"profile", "timing", "quality", "target", "scientific", "memory"}
+    if set(parts) - known:
+        ap.error(f"--parts: unknown {sorted(set(parts) - known)} (known: {sorted(known)})")
     base = TrainConfig.load(device="cpu", threads=args.threads, blend_weights="0", length_buckets=args.length_buckets)
     report: dict = {"config": {k: v for k, v in dataclasses.asdict(base).items()
                                if k in ("batch_size", "dim", "max_len", "negatives", "negative_uniform",
@@ -256,7 +327,7 @@ def main() -> int:
                     "load_start": load()}
     for part in parts:
         report[part] = {"timing": part_timing, "quality": part_quality, "target": part_target,
-                        "scientific": part_scientific, "memory": part_memory}[part](args, base)
+                        "scientific": part_scientific, "memory": part_memory, "profile": part_profile}[part](args, base)
     report["load_end"] = load()
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
