@@ -73,10 +73,14 @@ def _heavy_loaded() -> set[str]:
 _WHOLE_MODULE_SLOW = re.compile(r"^pytestmark = pytest\.mark\.slow\b", re.M)
 
 
+def _fast_tier(config) -> bool:
+    return " ".join(str(config.option.markexpr or "").split()) == "not slow"
+
+
 def pytest_ignore_collect(collection_path, config):
     """`-m "not slow"` does not import a test module marked slow as a whole (`pytestmark =
     pytest.mark.slow` at its top): importing one that needs torch costs seconds before any test runs."""
-    if " ".join(str(config.option.markexpr or "").split()) != "not slow":
+    if not _fast_tier(config):
         return None
     if collection_path.suffix == ".py" and collection_path.name.startswith("test_") \
             and _WHOLE_MODULE_SLOW.search(collection_path.read_text()):
@@ -85,7 +89,7 @@ def pytest_ignore_collect(collection_path, config):
 
 
 def pytest_collection_finish(session):
-    if _heavy_loaded():
+    if _fast_tier(session.config) and _heavy_loaded():
         _heavy_in_fast.append(f"collecting the tests ({', '.join(sorted(_heavy_loaded()))}): "
                               "import it inside the slow tests")
 
