@@ -11,7 +11,7 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 
@@ -33,6 +33,15 @@ def default_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class Encoder(Protocol):
+    """What the ranker needs from a text encoder: `TextEncoder` (MiniLM) serves; the fast test tier
+    passes a fake with the same method (tests/fake_model.py)."""
+
+    def encode(self, texts: Sequence[str], use_cache: bool = True) -> np.ndarray:
+        """float32[len(texts), DIM], unit length."""
+        ...
 
 
 class EmbeddingCache:

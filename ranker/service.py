@@ -15,21 +15,19 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from ranker.evidence import common_root, evidence_for_candidates
 from ranker.cache import LRUCache
+from ranker.encoder import Encoder, TextEncoder   # light: TextEncoder loads torch when one is made
 from ranker.index import IndexConfig, VectorIndex
 from ranker.scorers import Scorer, ZeroShotScorer, history_scores, load_scorer
 from ranker.types import Candidate, Ranking, RankQuery
 from store.catalog import Catalog, Item
 from core.errors import InvalidInput, UnknownItem, UnknownUser
 from core.validation import Limits, check_item_ids, validate_query
-
-if TYPE_CHECKING:
-    from ranker.encoder import TextEncoder   # torch + sentence-transformers: loaded lazily by zero_shot/load
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +73,7 @@ class RankerConfig:
 class Ranker:
     """Use `Ranker.load(model_dir, catalog)` or `Ranker.zero_shot(catalog)`."""
 
-    def __init__(self, catalog: Catalog, scorer: Scorer, encoder: "TextEncoder", config: RankerConfig | None = None):
+    def __init__(self, catalog: Catalog, scorer: Scorer, encoder: Encoder, config: RankerConfig | None = None):
         self.catalog = catalog
         self.scorer = scorer
         self.encoder = encoder
@@ -102,20 +100,16 @@ class Ranker:
     # -- construction -----------------------------------------------------------------
     @classmethod
     def zero_shot(cls, catalog: Catalog, device: str | None = None, config: RankerConfig | None = None,
-                  encoder=None) -> "Ranker":
+                  encoder: Encoder | None = None) -> "Ranker":
         """Untuned MiniLM: no training needed (tests, first start)."""
-        from ranker.encoder import TextEncoder
-
         ranker = cls(catalog, ZeroShotScorer(), encoder or TextEncoder(device), config)
         ranker._build_from_catalog()
         return ranker
 
     @classmethod
     def load(cls, model_dir: Path, catalog: Catalog, device: str | None = None,
-             config: RankerConfig | None = None, encoder=None) -> "Ranker":
+             config: RankerConfig | None = None, encoder: Encoder | None = None) -> "Ranker":
         """The trained model and its saved index, brought in step with the catalog's current items."""
-        from ranker.encoder import TextEncoder
-
         model_dir = Path(model_dir)
         if not (model_dir / "config.json").exists():
             raise FileNotFoundError(f"no trained ranker in {model_dir} (run `explainrec train`)")

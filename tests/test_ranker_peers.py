@@ -87,6 +87,7 @@ def test_unknown_peer_is_refused_naming_the_flag(tmp_path, capsys):
         parse_peers(" , ")
 
 
+@pytest.mark.slow      # torch (its import alone takes seconds here; the fast tier never loads it)
 def test_grouping_by_length_gives_the_outputs_of_full_padding():
     import torch
 
