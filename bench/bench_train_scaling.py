@@ -74,7 +74,7 @@ def time_steps(data, cfg: TrainConfig, steps: int) -> dict:
     rng = np.random.default_rng(0)
     t0 = None
     for k, (_, rows, valid) in enumerate(_batches(data.train_seqs, cfg.batch_size, cfg.max_len, rng, None,
-                                                  cfg.length_buckets)):
+                                                  cfg.bucketed(data.n_items))):
         if k == 2:
             t0 = time.perf_counter()
         if k == steps + 2:
@@ -139,7 +139,7 @@ def part_profile(args, base: TrainConfig) -> list[dict]:
     rows_out = []
     for arm in ("before: full, unbucketed, unfused AdamW", "full, buckets, fused", "sampled, buckets, fused"):
         torch.manual_seed(0)
-        cfg = dataclasses.replace(base, length_buckets="unbucketed" not in arm)
+        cfg = dataclasses.replace(base, length_buckets="off" if "unbucketed" in arm else "on")
         model = TwoTower(cfg.model_config(data.n_items, 384))
         opt = (torch.optim.AdamW(model.parameters(), lr=cfg.lr) if "unfused" in arm else _adamw(model, cfg))
         sampled = _SampledSoftmaxStep(model, text, evidence, cfg, pop) if arm.startswith("sampled") else None
@@ -147,7 +147,7 @@ def part_profile(args, base: TrainConfig) -> list[dict]:
         lengths = []
         rng = np.random.default_rng(0)
         for k, (_, rows, valid) in enumerate(_batches(data.train_seqs, cfg.batch_size, cfg.max_len, rng, None,
-                                                      cfg.length_buckets)):
+                                                      cfg.bucketed(data.n_items))):
             if k == args.steps + 2:
                 break
             if k == 2:                                     # after 2 warm-up steps
@@ -210,9 +210,9 @@ def part_quality(args, base: TrainConfig) -> list[dict]:
 
 
 SCIENTIFIC_ARMS = {   # name -> TrainConfig overrides
-    "full-unbucketed": {"full_softmax_max_items": 10**9, "length_buckets": False},   # as before this change
-    "full": {"full_softmax_max_items": 10**9, "length_buckets": True},
-    "sampled": {"full_softmax_max_items": 0, "length_buckets": True},
+    "full-unbucketed": {"full_softmax_max_items": 10**9, "length_buckets": "off"},   # as before this change
+    "full": {"full_softmax_max_items": 10**9, "length_buckets": "on"},
+    "sampled": {"full_softmax_max_items": 0, "length_buckets": "on"},
 }
 
 
@@ -320,7 +320,8 @@ def main() -> int:
     known = {"profile", "timing", "quality", "target", "scientific", "memory"}
     if set(parts) - known:
         ap.error(f"--parts: unknown {sorted(set(parts) - known)} (known: {sorted(known)})")
-    base = TrainConfig.load(device="cpu", threads=args.threads, blend_weights="0", length_buckets=args.length_buckets)
+    buckets = None if args.length_buckets is None else ("on" if args.length_buckets else "off")
+    base = TrainConfig.load(device="cpu", threads=args.threads, blend_weights="0", length_buckets=buckets)
     report: dict = {"config": {k: v for k, v in dataclasses.asdict(base).items()
                                if k in ("batch_size", "dim", "max_len", "negatives", "negative_uniform",
                                         "length_buckets", "full_softmax_max_items", "threads")},

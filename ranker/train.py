@@ -91,8 +91,11 @@ class TrainConfig(Settings):
     negatives: int = setting(2048, 'Sampled softmax: negatives drawn per step, shared by the batch.')
     negative_uniform: float = setting(0.5, 'Sampled softmax: share of the negatives drawn uniformly; the rest '
                                            'by popularity (the hard ones).')
-    length_buckets: bool = setting(False, 'Batch users of similar history length together (shuffled within '
-                                         'windows of 50 batches): the user tower then pads far less.')
+    length_buckets: str = setting("auto", '"on": batch users of similar history length together (sorted within '
+                                          'windows of 50 batches, batches shuffled; the user tower pads far less, '
+                                          'an epoch costs about half); "off": random batches; "auto": on where '
+                                          'the catalog trains on sampled softmax (on Scientific, full softmax, '
+                                          'on cost .003 of valid NDCG@10 over 10 epochs).')
 
     def model_config(self, n_items: int, text_dim: int):
         """The towers' config: every ModelConfig field this config also has is taken from it by name."""
@@ -100,6 +103,10 @@ class TrainConfig(Settings):
 
         shared = {f.name for f in dataclasses.fields(ModelConfig)} & {f.name for f in dataclasses.fields(self)}
         return ModelConfig(n_items=n_items, text_dim=text_dim, **{k: getattr(self, k) for k in shared})
+
+    def bucketed(self, n_items: int) -> bool:
+        """Whether batches group users of similar history length (length_buckets)."""
+        return self.length_buckets == "on" or (self.length_buckets == "auto" and self.sampled_softmax(n_items))
 
     def sampled_softmax(self, n_items: int) -> bool:
         """Whether a catalog of n_items trains on sampled negatives (above the threshold) or the full softmax."""
@@ -133,6 +140,8 @@ class TrainConfig(Settings):
             raise ValueError(f"blend_weights must be >= 0 (got {self.blend_weights!r})")
         if self.full_softmax_max_items < 0:
             raise ValueError(f"full_softmax_max_items must be >= 0 (got {self.full_softmax_max_items})")
+        if self.length_buckets not in ("auto", "on", "off"):
+            raise ValueError(f"length_buckets must be 'auto', 'on' or 'off' (got {self.length_buckets!r})")
         if not 0 <= self.negative_uniform <= 1:
             raise ValueError(f"negative_uniform must be in [0, 1] (got {self.negative_uniform})")
         if self.threads < 0:
@@ -378,6 +387,13 @@ def fit(data, cfg: TrainConfig, progress: bool = True, init: dict | None = None,
         extra = [i for i in sorted(new_users) if i < len(seqs)]
         epoch_order = np.concatenate([np.arange(len(seqs))] + [np.array(extra, dtype=np.int64)] * (cfg.new_weight - 1))
     n_per_epoch = len(seqs) if epoch_order is None else len(epoch_order)
+    buckets = cfg.bucketed(data.n_items)
+    # Bucketed batches hold very different numbers of target positions (128 users of 2 items against
+    # 128 of 50). Each batch's mean loss is weighted by its positions over the epoch's mean, so every
+    # position weighs the same wherever it lands, as it (nearly) does in unbucketed batches.
+    ids = np.arange(len(seqs)) if epoch_order is None else epoch_order
+    mean_positions = (sum(min(len(seqs[i]), cfg.max_len + 1) - 1 for i in ids)
+                      / max(1, math.ceil(n_per_epoch / cfg.batch_size)))
     best, best_score, best_epoch, history = None, -1.0, -1, []
     start = time.time()
     for epoch in range(cfg.epochs):
@@ -385,7 +401,7 @@ def fit(data, cfg: TrainConfig, progress: bool = True, init: dict | None = None,
         model.train()
         total, steps = 0.0, 0
         n_batches = math.ceil(n_per_epoch / cfg.batch_size)
-        for idx, rows, valid in tqdm(_batches(seqs, cfg.batch_size, cfg.max_len, rng, epoch_order, cfg.length_buckets),
+        for idx, rows, valid in tqdm(_batches(seqs, cfg.batch_size, cfg.max_len, rng, epoch_order, buckets),
                                      total=n_batches, desc=f"epoch {epoch + 1}", disable=not progress, leave=False):
             rows_t = torch.as_tensor(rows, device=device)
             valid_t = torch.as_tensor(valid, device=device)
@@ -394,8 +410,9 @@ def fit(data, cfg: TrainConfig, progress: bool = True, init: dict | None = None,
             dismissed = ([(b, data.dismissed[i]) for b, i in enumerate(idx) if i in data.dismissed]
                          if cfg.dismiss_weight > 0 else [])
             loss = step_loss(rows_t, valid_t, dismissed)
+            weight = float(valid[:, 1:].sum()) / mean_positions if buckets else 1.0
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * weight).backward()
             opt.step()
             total += float(loss.detach())
             steps += 1

@@ -116,5 +116,7 @@ def test_the_switch_happens_above_the_threshold():
         modes[limit] = history[0]["softmax"]
     assert modes == {39: "sampled", 40: "full"}
     assert not cfg.sampled_softmax(10_000) and cfg.sampled_softmax(10_001)
+    assert not cfg.bucketed(10_000) and cfg.bucketed(10_001)             # length_buckets "auto" follows it
+    assert dataclasses.replace(cfg, length_buckets="on").bucketed(10)
     with pytest.raises(ValueError, match="full_softmax_max_items"):
         TrainConfig(full_softmax_max_items=-1)
