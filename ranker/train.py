@@ -1,7 +1,8 @@
 """`explainrec train`: fit the towers on the train split, pick the epoch on valid, write the model dir.
 
 Every prefix of a user's train sequence predicts the next item (one causal pass per user gives
-all prefixes), with a softmax over the whole catalog. MiniLM stays frozen: its item vectors are
+all prefixes), with a softmax over the whole catalog, or, above `full_softmax_max_items`, over
+sampled negatives with a logQ correction (ranker.loss), so an epoch stops costing users x items. MiniLM stays frozen: its item vectors are
 computed once (and cached); what trains is the projection, the per-item residuals and the user
 tower, which is what makes a CPU epoch take seconds instead of hours.
 
