@@ -9,11 +9,11 @@ full vectors the caller keeps (`attach_vectors`). IVF rather than HNSW because i
 `remove_ids` (catalog deletions), builds in minutes rather than hours on two cores, and adding
 cold-start items needs no retraining of the quantiser.
 
-Chosen by measurement (`bench/bench_index.py`, 1M synthetic items around the trained 640-d
-vectors, one thread): IVF-Flat needs ~18 ms for recall@100 .967 because every probed list is
-scanned at full precision; IVF-PQ scans the same lists as 80-byte codes and an exact re-rank of
-20x k restores the recall (.966 at 1M) in 80 MB of codes instead of 2.6 GB of vectors; it is
-not faster at 1M on this machine (figures in the README's performance section).
+Chosen by measurement (`bench/bench_index.py --items 1000000 --kinds ivfpq4 ivfpq8`, synthetic
+items around the trained 640-d vectors, one search thread, quiet machine): 8-bit IVF-PQ, 33 of
+1,000 lists, exact re-rank of 20x k: 3.7-4.2 ms p50 at recall@100 .966 in 80 MB of codes. The
+4-bit SIMD fast scan (`pq_bits=4`) needs 66 lists and 20x k for .95, at 6.6 ms (README,
+performance section).
 """
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ class IndexConfig:
     """Bits per PQ code: 4 = SIMD "fast scan" (`IndexIVFPQFastScan`: the codes of a list are scored 32
     at a time in registers), 8 = classic IVF-PQ (table look-ups, one code at a time)."""
     rerank_factor: int = 20
-    """IVF-PQ: candidates re-scored exactly per result asked for. bench/bench_index.py, 1M items, top-100:
-    4 -> recall .853, 10 -> .947, 20 -> .966 (IVF-Flat's recall, in 80 MB of codes instead of 2.6 GB)."""
+    """IVF-PQ: candidates re-scored exactly per result asked for. bench/bench_index.py, 1M items, top-100,
+    8-bit codes, 33 lists: 4 -> recall .853 (1.9 ms), 10 -> .947 (2.8 ms), 20 -> .966 (3.7 ms)."""
 
     def __post_init__(self) -> None:
         if self.exact_max_items < 0:
