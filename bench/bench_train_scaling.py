@@ -189,24 +189,30 @@ def part_profile(args, base: TrainConfig) -> list[dict]:
 
 
 def part_quality(args, base: TrainConfig) -> list[dict]:
-    from ranker.train import fit
-
     data = synthetic_split(args.quality_items, args.quality_users, seed=1)
     rows = []
     for softmax in ("full", "sampled"):
         cfg = dataclasses.replace(base, epochs=args.quality_epochs, patience=args.quality_epochs, ensemble=1,
                                   time_budget_s=1e9,
                                   full_softmax_max_items=0 if softmax == "sampled" else args.quality_items)
-        t = time.perf_counter()
-        _, history, best = fit(data, cfg, progress=False)
-        row = {"part": "quality", "items": args.quality_items, "users": args.quality_users, "softmax": softmax,
-               "epochs": len(history), "best_epoch": best, "best_valid_ndcg@10": history[best - 1]["valid_ndcg@10"],
-               "valid_ndcg@10_by_epoch": [h["valid_ndcg@10"] for h in history],
-               "train_s_per_epoch": round(float(np.mean([h["train_s"] for h in history])), 1),
-               "wall_s": round(time.perf_counter() - t, 1), "load": load()}
-        print(json.dumps(row), flush=True)
-        rows.append(row)
+        rows.append(fit_and_report(data, cfg, {"part": "quality", "items": args.quality_items,
+                                               "users": args.quality_users, "softmax": softmax}))
     return rows
+
+
+def fit_and_report(data, cfg: TrainConfig, labels: dict) -> dict:
+    """Fit one arm, print its row (best valid NDCG, per-epoch time) as a JSON line and return it."""
+    from ranker.train import fit
+
+    t = time.perf_counter()
+    _, history, best = fit(data, cfg, progress=False)
+    row = {**labels, "epochs": len(history), "best_epoch": best,
+           "best_valid_ndcg@10": history[best - 1]["valid_ndcg@10"],
+           "valid_ndcg@10_by_epoch": [h["valid_ndcg@10"] for h in history],
+           "train_s_per_epoch": round(float(np.mean([h["train_s"] for h in history])), 1),
+           "wall_s": round(time.perf_counter() - t, 1), "load": load()}
+    print(json.dumps(row), flush=True)
+    return row
 
 
 SCIENTIFIC_ARMS = {   # name -> TrainConfig overrides
@@ -220,7 +226,6 @@ def part_scientific(args, base: TrainConfig) -> list[dict]:
     """The real catalog at --workdir (Scientific: 4,385 items): one tower per arm, --quality-epochs epochs."""
     from ranker.data import load_split_data
     from ranker.encoder import TextEncoder
-    from ranker.train import fit
     from store.catalog import Catalog
     from store.paths import db_path, default_workdir
 
@@ -233,15 +238,8 @@ def part_scientific(args, base: TrainConfig) -> list[dict]:
     for arm in args.arms.split(","):
         cfg = dataclasses.replace(base, epochs=args.quality_epochs, patience=args.quality_epochs, ensemble=1,
                                   time_budget_s=1e9, **SCIENTIFIC_ARMS[arm.strip()])
-        t = time.perf_counter()
-        _, history, best = fit(data, cfg, progress=False)
-        row = {"part": "scientific", "arm": arm.strip(), "items": data.n_items, "users": len(data.train_seqs),
-               "epochs": len(history), "best_epoch": best, "best_valid_ndcg@10": history[best - 1]["valid_ndcg@10"],
-               "valid_ndcg@10_by_epoch": [h["valid_ndcg@10"] for h in history],
-               "train_s_per_epoch": round(float(np.mean([h["train_s"] for h in history])), 1),
-               "wall_s": round(time.perf_counter() - t, 1), "load": load()}
-        print(json.dumps(row), flush=True)
-        rows.append(row)
+        rows.append(fit_and_report(data, cfg, {"part": "scientific", "arm": arm.strip(), "items": data.n_items,
+                                               "users": len(data.train_seqs)}))
     return rows
 
 
