@@ -6,6 +6,7 @@ and the template all use the same clean names and no two products share one.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -54,8 +55,16 @@ def name_reply(items: Sequence[Item], anchors: Sequence[Item | None], categories
                       tuple(names[anchor_key[a.id]] if a is not None else "" for a in anchors))
 
 
+_LISTING = re.compile(r"\s*\(listing \d+\)$")
+
+
 def variant_words(item_nm: str, anchor_nm: str) -> str:
-    """The words distinct_names added to the item's name beyond the shared base ("in Blue", "(3 mm)")."""
+    """The words distinct_names added to the item's name beyond the shared base ("in Blue", "(3 mm)").
+
+    A "(listing N)" tag only tells two same-named listings apart: it says nothing a shopper could
+    call a variant ("in 2"), so it gives no words and the reply says "another version of"."""
+    if _LISTING.search(item_nm) or _LISTING.search(anchor_nm):
+        return ""
     n = 0
     while n < min(len(item_nm), len(anchor_nm)) and item_nm[n].lower() == anchor_nm[n].lower():
         n += 1

@@ -111,3 +111,13 @@ def test_every_scientific_title_gets_a_clean_name(catalog):
 def test_a_brand_that_starts_with_a_number_does_not_start_the_name():
     assert name_problem(short_name("", "3M", "Bristle Discs")) == ""
     assert name_problem(short_name("80/20 Inc 1/4-20 x .500", "80/20 Inc", "Machine Tool Safety Accessories")) == ""
+
+
+def test_variant_words_say_the_difference_but_never_a_listing_number():
+    from explainer.reply_names import variant_words
+
+    assert variant_words("PLA Filament in Red", "PLA Filament in White") == "in Red"
+    assert variant_words("Flasks (250mL)", "Flasks (1L)") == "in 250mL"
+    # two same-named listings are told apart by "(listing N)": that is no variant a shopper can read
+    assert variant_words("Vinyl Tubing (listing 2)", "Vinyl Tubing (listing 3)") == ""
+    assert variant_words("Vinyl Tubing (listing 2)", "Vinyl Tubing") == ""
