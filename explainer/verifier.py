@@ -264,14 +264,22 @@ def prompt_echo(c: Context) -> bool:
     return any(mark in low and mark not in facts_lower for mark in _ECHO_MARKERS) or _echoes(c.unnamed, c.prompt_text)
 
 
+_SAME_AS = re.compile(r"\bsame\s+(?:product|item|one)\s+as\s+(?:the\s+)?[\"“']?", re.I)
+
+
 def misidentity(c: Context) -> bool:
-    """Calls the item the history item, or a product a brand/company/manufacturer."""
+    """Calls the item the history item, calls it the same product as anything but its anchor, or calls a
+    product a brand/company/manufacturer."""
     f = c.facts
     if f.anchor_name and re.search(_IS_A + re.escape(f.anchor_name), c.text, re.I) \
             and f.anchor_name.lower() not in f.item_name.lower():
         return True
     if f.item_name and re.search(r"\bsame\s+(?:\w+\s+){0,2}as\s+the\s+" + re.escape(f.item_name), c.text, re.I):
         return True   # "the X, the same product as the X"
+    if f.anchor_name:
+        for m in _SAME_AS.finditer(c.text):
+            if not c.text[m.end():].lower().startswith(f.anchor_name.lower()):
+                return True   # "the same product as the <a brand / another item>": only the anchor can be
     if re.search(r"\bsame\s+(?:\w+\s+)?(?:product|item|one)\s+(?:that\s+)?you(?:'ve| have)?\s+(?:already\s+)?"
                  r"(?:bought|purchased|own)", c.text, re.I):
         return True   # a variant is not "the same product you bought"

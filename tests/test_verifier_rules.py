@@ -147,3 +147,11 @@ def test_a_negation_word_in_a_brand_is_no_negation():
                                 lines=UNLINKED.lines + (f'The "{UNLINKED.item_name}" is by Never Pay Retail Again Inc.',))
     assert "negation" not in failed(f"You may like the {UNLINKED.item_name} by Never Pay Retail Again Inc.", facts)
     assert "negation" in failed(f"You may like the {UNLINKED.item_name}, which is not by Scotch.", facts)
+
+
+def test_same_product_as_anything_but_the_anchor_is_a_misidentity():
+    # seen in a real reply: the brand put where the history item belongs
+    bad = f"Because you bought the {A}, you may like the {I}, the same product as the Hillman Fasteners."
+    good = f'Because you bought the {A}, you may like the {I}, the same product as the "{A}".'
+    assert "misidentity" in failed(bad)
+    assert "misidentity" not in failed(good)
