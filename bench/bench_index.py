@@ -24,16 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-
-def synthetic(base: np.ndarray, n: int, noise: float, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    out = np.empty((n, base.shape[1]), dtype=np.float32)
-    for s in range(0, n, 100_000):
-        m = min(100_000, n - s)
-        x = base[rng.integers(0, len(base), m)] + noise * rng.standard_normal((m, base.shape[1]), dtype=np.float32) \
-            / np.sqrt(base.shape[1])
-        out[s:s + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
-    return out
+from bench_ranker import synthetic  # noqa: E402  (one synthetic-catalog maker for both index benches)
 
 
 def real_queries(workdir: Path, n: int = 200) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +77,7 @@ def bench_chosen_index(workdir: Path, n: int, compare: bool = False, noise: floa
     from ranker.index import IndexConfig, VectorIndex
 
     base, queries = real_queries(workdir)
-    vectors = synthetic(base, n, noise)
+    vectors = synthetic(base, n, noise, np.random.default_rng(0))
     truth = exact_top(vectors, queries)
     config = IndexConfig()
     # "ivfpq8": the classic 8-bit IVF-PQ, "ivfpq4": 4-bit fast scan (4 dims per code), "ivfpq": the default config
