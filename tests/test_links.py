@@ -94,3 +94,16 @@ def test_one_product_bought_under_two_listings_keeps_one_name():
     facts = compute_reply_facts([FILAMENT_W, twin], [(FILAMENT_B, None), (ESUN, None)], CATS)
     assert {f.anchor_name for f in facts if f.anchor_id} <= {"PLA 3D Printer Filament in White"}
     assert all("listing" not in f.anchor_name for f in facts)
+
+
+def test_a_variant_without_words_says_another_version_and_passes_the_verifier():
+    import dataclasses
+
+    from explainer.prompts import FallbackTemplate
+    from explainer.verifier import Verifier
+
+    f = compute_facts([ESUN, FILAMENT_W], FILAMENT_B, Candidate("fb", 0.9, (HistoryEvidence("e", 0.95),)), CATS)
+    f = dataclasses.replace(f, variant="")   # two listings told apart only by "(listing N)"
+    text = FallbackTemplate().render(f)
+    assert text.endswith(": another version of the same product."), text
+    assert Verifier(["HATCHBOX", "eSUN"]).verify(text, f, [ESUN.title, FILAMENT_W.title], "stop").failed == ()
