@@ -27,9 +27,13 @@ _INSTRUCTION = re.compile(
     r"|\b(?:reply|respond|answer|say|output|print|write|repeat)\s+(?:only|with|exactly|the\s+word|in\s+all)\b"
     r"|\byou\s+(?:are|must|should|will)\s+(?:now\s+)?(?:a|an|the|act|reply|respond|say|ignore)\b"
     r"|\b(?:system|assistant|user)\s*(?:prompt|message)?\s*:"
-    r"|\bas\s+an?\s+(?:ai|assistant|language\s+model)\b",
+    r"|\bas\s+an?\s+(?:ai|assistant|language\s+model)\b"
+    # code rather than a product: SQL statements and the quote-paren-semicolon that closes an injected string
+    r"|\b(?:drop|truncate|alter)\s+(?:table|database)\b|\bdelete\s+from\b|\binsert\s+into\b"
+    r"|\bunion\s+(?:all\s+)?select\b|\bselect\s+\*\s+from\b|\bor\s+1\s*=\s*1\b|['\"]\s*\)\s*;",
     re.I)
-_MARKUP = re.compile(r"<[^<>]{0,60}>|&[a-z]{2,8};|&#\d+;|\{\{|\}\}|\{%|%\}|\[/?[a-z]+\]|https?://\S*|www\.\S+", re.I)
+_MARKUP = re.compile(r"\{%\s*(\w+)[^{}]*%\}.*?\{%\s*end\1\s*%\}|\{\{[^{}]*\}\}|\{%[^{}]*%\}"   # a template block, whole
+                     r"|<[^<>]{0,60}>|&[a-z]{2,8};|&#\d+;|\{\{|\}\}|\{%|%\}|\[/?[a-z]+\]|https?://\S*|www\.\S+", re.I)
 
 # Where a title's naming part ends or a new part begins.
 _SEGMENT_CUT = re.compile(r"\s*(?:,|;|:|\||\s-\s|\s–\s|\s—\s|\s/\s|\bwith\b|\bfor\b|\bw/|\bincludes?\b|\bfits\b|\bcompatible\b)\s*",
@@ -48,9 +52,11 @@ pcs pc pk pack packs piece pieces count ct each ea lot lots dozen
 # Words that only make sense after a number ("497 Series", "120 Grit", "50 Count"): never a name's first word.
 _AFTER_NUMBER = frozenset("series grit count pack piece pieces size gauge mil thick wide long dia diameter od id x"
                           " type number qty quantity style position length crown width height way pin pins port ports gang step speed"
-                          " channel channels layer ply values value terminals".split())
+                          " channel channels layer ply values value terminals part parts sizes positions postions flute generation hp peak"
+                          " point minute".split())
 # After-number words that never start a product's name (name_problem; "Long Nosed Marker" is fine)
-_COUNT_WORDS = frozenset("series grit count pack piece pieces gauge mil position way pin pins ply x number qty values".split())
+_COUNT_WORDS = frozenset("series grit count pack piece pieces gauge mil position way pin pins ply x number qty values"
+                         " part sizes positions postions flute generation".split())
 # Words that only make sense before a number ("Number 8", "Schedule 40"): never a name's last word.
 _BEFORE_NUMBER = frozenset("number no size model type style grade schedule class part version".split())
 COLOURS = frozenset("""
@@ -88,7 +94,7 @@ def _kind(token: str) -> str:
     low = token.lower().strip(".")
     if low in CONNECTIVES or token in ("&", "+", "/", "-"):
         return "conn"
-    if low in UNITS:
+    if low in UNITS and token not in ("Vac", "Vacs"):   # "120 VAC" is a unit, "Wet/Dry Vac" the product
         return "unit"
     if _KEEP_CODES.match(token):
         return "word"
