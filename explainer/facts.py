@@ -23,6 +23,7 @@ from explainer.actions import action_for, kinds_of
 from explainer.categories import CategoryNames
 from explainer.fact_lines import anchor_lines, format_price, link_order, own_lines
 from explainer.links import CoPurchases, LinkKind, Links, choose_anchor
+from explainer.makers import Makers
 from explainer.names import short_name
 from explainer.reply_names import item_name, name_reply, variant_words
 from explainer.text import clean_text
@@ -73,13 +74,21 @@ class ItemFacts:
 def compute_reply_facts(history: Sequence[Item], items: Sequence[tuple[Item, Candidate | None]],
                         categories: CategoryNames, co: CoPurchases | None = None,
                         attribute_stats: "attrs_mod.AttributeStats | None" = None,
-                        preference: Callable[[Sequence[str]], float] | None = None) -> list[ItemFacts]:
+                        preference: Callable[[Sequence[str]], float] | None = None,
+                        makers: Makers | None = None) -> list[ItemFacts]:
     """Facts for every item of one reply: anchors first, then names made distinct over the items
     and their anchors together, then the fact lines.
+
+    makers: which brand may be stated as an item's maker (explainer/makers.py): a brand field the
+    title contradicts ("Cubitron" on "3M Hookit Film Disc") is left out of the facts, so no link,
+    line or template says "by" it. None: every brand field is stated.
 
     History entries may be store.history.HistoryItem: their recorded event kinds choose how the
     anchor is cited ("you rated the X"); a plain Item has none and is cited neutrally.
     preference: explainer.link_feedback's bonus per link kind (None: the unrated choice)."""
+    if makers is not None:
+        history = [makers.restate(h) for h in history]
+        items = [(makers.restate(item), cand) for item, cand in items]
     anchors = [choose_anchor(history, item, cand, categories, co, attribute_stats, preference)
                for item, cand in items]
     names = name_reply([item for item, _ in items], [anchor for anchor, _ in anchors], categories)

@@ -3,6 +3,7 @@ the catalog as a whole, held in memory so that no request reads the store for th
 
     categories     readable category names and shared ancestors (explainer.categories.CategoryNames)
     verifier       the Verifier over every brand in the catalog (a brand the text names must be the item's)
+    makers         which brand may be stated as an item's maker (explainer.makers.Makers)
     attributes     how informative each attribute is (explainer.attributes.AttributeStats)
     co_purchases   which items the same shoppers bought (explainer.links.CoPurchases)
     name(item)     an item's short readable name
@@ -21,6 +22,7 @@ from typing import Iterable, Protocol, Sequence
 from explainer.attributes import AttributeStats
 from explainer.categories import CategoryNames
 from explainer.links import CoPurchases
+from explainer.makers import Makers
 from explainer.reply_names import item_name
 from explainer.verifier import Verifier
 from store.catalog import Item
@@ -52,6 +54,7 @@ class CatalogReadModel:
         self._brand_values = {i.brand for i in self._items.values() if i.brand}
         self.categories = self._build_categories()
         self.verifier = self._build_verifier()
+        self.makers = Makers(self._brand_values)
         self.attributes = self._build_attributes()
 
     @classmethod
@@ -85,6 +88,7 @@ class CatalogReadModel:
         if new_brands:
             self._brand_values |= new_brands
             self.verifier = self._build_verifier()
+            self.makers = Makers(self._brand_values)
         if had_attributes or any(i.attributes for i in changed):
             self.attributes = self._build_attributes()
 

@@ -105,7 +105,8 @@ class Explainer:
     def facts(self, history: Sequence[Item], items: Sequence[tuple[Item, Candidate]]) -> list[ItemFacts]:
         prefs = self.link_preferences   # helpful / not-helpful ratings per link kind (explainer.link_feedback)
         return compute_reply_facts(history, items, self.read_model.categories, self.read_model.co_purchases,
-                                   self.read_model.attributes, prefs.bonus if prefs is not None else None)
+                                   self.read_model.attributes, prefs.bonus if prefs is not None else None,
+                                   self.read_model.makers)
 
     def history_names(self, history: Sequence[Item]) -> list[tuple[str, str]]:
         """(what the shopper did, short name) of the most recent history items, for the prompt."""
