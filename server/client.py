@@ -23,7 +23,6 @@ import random
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import grpc
@@ -32,6 +31,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from protos.explainrec.v1 import explainrec_pb2 as pb
 from protos.explainrec.v1 import explainrec_pb2_grpc as pb_grpc
 from server.targets import channel_target
+from server.tls import ClientTLS
 
 FEEDBACK_KINDS = {"click": pb.FEEDBACK_KIND_CLICK, "purchase": pb.FEEDBACK_KIND_PURCHASE,
                   "dismiss": pb.FEEDBACK_KIND_DISMISS, "rating": pb.FEEDBACK_KIND_RATING}
@@ -71,12 +71,9 @@ class ExplainRecClient:
         c = self.config
         target, balancing = channel_target(c.target)
         options = [("grpc.max_receive_message_length", c.max_message_bytes), *balancing]
-        if c.tls_ca_file:
-            creds = grpc.ssl_channel_credentials(
-                Path(c.tls_ca_file).read_bytes(),
-                private_key=Path(c.tls_key_file).read_bytes() if c.tls_key_file else None,
-                certificate_chain=Path(c.tls_cert_file).read_bytes() if c.tls_cert_file else None)
-            self.channel = grpc.secure_channel(target, creds, options=options)
+        tls = ClientTLS(c.tls_ca_file, c.tls_cert_file, c.tls_key_file)   # the desk and MCP tools use the same
+        if tls.enabled:
+            self.channel = grpc.secure_channel(target, tls.credentials(), options=options)
         else:
             self.channel = grpc.insecure_channel(target, options=options)
         self.stub = pb_grpc.ExplainRecStub(self.channel)

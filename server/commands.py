@@ -91,7 +91,8 @@ def query(args: argparse.Namespace) -> int:
                                   tls_ca_file=args.tls_ca, tls_cert_file=args.tls_cert,
                               tls_key_file=args.tls_key, timeout_s=args.timeout)
     except ValueError as exc:
-        print(f"query: --{exc}", file=sys.stderr)
+        msg = str(exc)     # "target: ..." or "--tls-cert ...": name the flag
+        print(f"query: {msg if msg.startswith('--') else '--' + msg}", file=sys.stderr)
         return 2
     try:
         c = args.query_command

@@ -62,6 +62,12 @@ class ServerConfig(Settings):
     tls_cert: str = setting("", "PEM certificate chain; with tls_key the server speaks TLS only")
     tls_key: str = setting("", "PEM private key for tls_cert")
     tls_client_ca: str = setting("", "PEM CA bundle: with it, clients must present a certificate it signed (mutual TLS)")
+    desk_tls_ca: str = setting("", "with TLS and http_port: the root the desk page trusts when it calls this service "
+                              "(empty: tls_cert itself); it checks the certificate against the certificate's own "
+                              "first name, as it dials loopback")
+    desk_tls_cert: str = setting("", "with mutual TLS and http_port: the desk page's client certificate (signed by "
+                                "tls_client_ca), as `explainrec query --tls-cert`")
+    desk_tls_key: str = setting("", "PEM private key of desk_tls_cert")
     log_user_ids: str = setting("hash", "user ids in access log lines: 'hash' (keyed SHA-256, 12 hex digits), "
                                    "'plain' or 'off'")
     log_hash_key: str = setting("", "key of the user-id hash in logs; empty: random per process (no linking "
@@ -111,9 +117,18 @@ class ServerConfig(Settings):
             raise ValueError("tls_cert and tls_key must be given together")
         if self.tls_client_ca and not self.tls_cert:
             raise ValueError("tls_client_ca needs tls_cert and tls_key (mutual TLS is TLS first)")
+        if bool(self.desk_tls_cert) != bool(self.desk_tls_key):
+            raise ValueError("desk_tls_cert and desk_tls_key must be given together")
+        for name in ("desk_tls_ca", "desk_tls_cert"):
+            if getattr(self, name) and not self.tls_cert:
+                raise ValueError(f"{name} is for a TLS service: it needs tls_cert and tls_key")
+        if self.http_port >= 0 and self.tls_client_ca and not self.desk_tls_cert:
+            raise ValueError("http_port with tls_client_ca: the desk page calls this service over mutual TLS and "
+                             "needs desk_tls_cert and desk_tls_key (a client certificate signed by tls_client_ca)")
         if self.log_user_ids not in ("hash", "plain", "off"):
             raise ValueError(f"log_user_ids must be hash, plain or off (got {self.log_user_ids!r})")
-        for name in ("tls_cert", "tls_key", "tls_client_ca", "auth_tokens_file"):
+        for name in ("tls_cert", "tls_key", "tls_client_ca", "desk_tls_ca", "desk_tls_cert", "desk_tls_key",
+                     "auth_tokens_file"):
             path = getattr(self, name)
             if path and not Path(path).is_file():
                 raise ValueError(f"{name} must be a readable file (got {path!r})")
@@ -147,6 +162,16 @@ class ServerConfig(Settings):
     @property
     def tls(self) -> bool:
         return bool(self.tls_cert)
+
+    def desk_tls(self):
+        """The desk page's ClientTLS for calling this service on loopback (None: plaintext). It trusts
+        desk_tls_ca, else the service's own certificate, and checks that certificate against a name it
+        lists (the page dials an IP the certificate need not name)."""
+        if not self.tls:
+            return None
+        from server.tls import ClientTLS, certificate_host_name
+        return ClientTLS(self.desk_tls_ca or self.tls_cert, self.desk_tls_cert, self.desk_tls_key,
+                         server_name=certificate_host_name(self.tls_cert), option="--desk-tls-")
 
     def token_table(self):
         """The scoped tokens from auth_tokens_file, auth_tokens and auth_token (empty: no auth)."""

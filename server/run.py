@@ -6,8 +6,10 @@ import asyncio
 import json
 import logging
 import signal
+import sys
 from typing import TYPE_CHECKING
 
+from server.desk.gateway import ServiceUnreachable
 from server.lifecycle import new_server
 
 if TYPE_CHECKING:
@@ -27,7 +29,15 @@ async def run_server(config: "ServerConfig") -> int:
         httpd, metrics_port = start_metrics_server(config.host, config.metrics_port)
     else:
         httpd, metrics_port = None, None
-    desk = await start_desk(config, port) if config.http_port >= 0 else None
+    try:
+        desk = await start_desk(config, port) if config.http_port >= 0 else None
+    except (ServiceUnreachable, ValueError) as exc:    # e.g. the desk's certificate is not one the service trusts
+        log.error("%s", exc)
+        print(f"serve: bad configuration: {exc}", file=sys.stderr, flush=True)
+        if httpd is not None:
+            lifecycle.on_close("metrics endpoint", httpd.shutdown)
+        await lifecycle.drain(server, 0)
+        return 2
     print(json.dumps({"grpc": f"{config.host}:{port}", "metrics": metrics_port, "tls": config.tls,
                       "llm": config.llm, "desk": desk.url if desk else None}), flush=True)
     log.info("listening on %s:%d (health NOT_SERVING until loaded)", config.host, port)
@@ -69,7 +79,6 @@ async def start_desk(config: "ServerConfig", grpc_port: int):
     page goes through the same auth, validation and pipeline as any client)."""
     from server.desk.web import DeskServer
     loopback = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
-    desk = DeskServer(f"{loopback}:{grpc_port}", config.host, config.http_port,
-                      tls_ca_file=config.tls_cert if config.tls else "")
+    desk = DeskServer(f"{loopback}:{grpc_port}", config.host, config.http_port, tls=config.desk_tls())
     await desk.start()
     return desk

@@ -3,7 +3,6 @@ token), TLS and mutual TLS with certificates made here, bytes that are not a req
 the INFO log may say."""
 from __future__ import annotations
 
-import datetime
 import logging
 
 import grpc
@@ -12,6 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos.explainrec.v1 import explainrec_pb2 as pb
 from server.auth import METHOD_SCOPES, TokenTable, digest, required_scope
+from tests.certs import make_cert
 
 TOKENS = {"read": "r" * 20, "write": "w" * 20, "admin": "a" * 20}
 SERVICE = pb.DESCRIPTOR.services_by_name["ExplainRec"]
@@ -105,36 +105,12 @@ def test_token_entries_are_checked_and_kept_as_hashes(tmp_path):
             TokenTable.load(inline=bad)
 
 
-def _self_signed(tmp_path, name: str, ca=None):
-    """(cert path, key path, cert, key) for CN=name, signed by `ca` (cert, key) or by itself."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    issuer_cert, issuer_key = ca if ca else (None, key)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    builder = (x509.CertificateBuilder().subject_name(subject)
-               .issuer_name(issuer_cert.subject if issuer_cert else subject)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-               .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-               .add_extension(x509.BasicConstraints(ca=ca is None, path_length=None), critical=True))
-    cert = builder.sign(issuer_key, hashes.SHA256())
-    cp, kp = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
-    cp.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    kp.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                     serialization.NoEncryption()))
-    return cp, kp, cert, key
-
-
 @pytest.mark.parametrize("mutual", [False, True])
 def test_tls_with_a_self_signed_certificate(tmp_path, server_catalog, server_ranker, some_user, mutual):
     from server.client import ExplainRecClient
     from tests.fixtures_server import ServerHarness, server_config, template_service_factory
-    ca_crt, ca_key, ca_cert, ca_k = _self_signed(tmp_path, "test-ca")
-    srv_crt, srv_key, _, _ = _self_signed(tmp_path, "localhost", (ca_cert, ca_k))
+    ca_crt, ca_key, ca_cert, ca_k = make_cert(tmp_path, "test-ca")
+    srv_crt, srv_key, _, _ = make_cert(tmp_path, "localhost", (ca_cert, ca_k))
     extra = {}
     if mutual:
         extra["tls_client_ca"] = str(ca_crt)
@@ -144,7 +120,7 @@ def test_tls_with_a_self_signed_certificate(tmp_path, server_catalog, server_ran
     try:
         kw = {}
         if mutual:
-            cli_crt, cli_key, _, _ = _self_signed(tmp_path, "client", (ca_cert, ca_k))
+            cli_crt, cli_key, _, _ = make_cert(tmp_path, "client", (ca_cert, ca_k))
             kw = {"tls_cert_file": str(cli_crt), "tls_key_file": str(cli_key)}
         with ExplainRecClient(target, tls_ca_file=str(ca_crt), timeout_s=30, **kw) as c:
             assert len(c.recommend(user_id=some_user, k=2).items) == 2

@@ -9,7 +9,21 @@ import os
 def _target_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", default=os.environ.get("EXPLAINREC_TARGET", "127.0.0.1:50051"),
                    help="host:port of the ExplainRec gRPC service (env EXPLAINREC_TARGET)")
+    # the same TLS options as `explainrec query`
     p.add_argument("--tls-ca", default="", help="PEM root certificate to talk TLS to the service")
+    p.add_argument("--tls-cert", default="", help="PEM client certificate, for a service that asks for mutual TLS")
+    p.add_argument("--tls-key", default="", help="PEM private key of --tls-cert")
+
+
+def _tls(args: argparse.Namespace, command: str):
+    """ClientTLS from the flags; None (after a message naming the flag) when they do not fit together."""
+    import sys
+    from server.tls import ClientTLS
+    try:
+        return ClientTLS(args.tls_ca, args.tls_cert, args.tls_key)
+    except ValueError as exc:
+        print(f"{command}: {exc}", file=sys.stderr)
+        return None
 
 
 def desk_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,8 +34,19 @@ def desk_arguments(p: argparse.ArgumentParser) -> None:
 
 def desk(args: argparse.Namespace) -> int:
     import asyncio
-    from server.desk.web import run_desk
-    return asyncio.run(run_desk(args.target, args.host, args.port, args.tls_ca))
+    import sys
+    from server.desk.web import ServiceUnreachable, run_desk
+    tls = _tls(args, "desk")
+    if tls is None:
+        return 2
+    try:
+        return asyncio.run(run_desk(args.target, args.host, args.port, tls))
+    except ServiceUnreachable as exc:
+        print(f"desk: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:          # a --target that is not host:port
+        print(f"desk: --{exc}", file=sys.stderr)
+        return 2
 
 
 def mcp_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,5 +60,8 @@ def mcp_arguments(p: argparse.ArgumentParser) -> None:
 
 def mcp(args: argparse.Namespace) -> int:
     from server.desk.mcp_tools import run_mcp
+    tls = _tls(args, "mcp")
+    if tls is None:
+        return 2
     return run_mcp(args.target, args.token or os.environ.get("EXPLAINREC_TOKEN", ""), args.transport,
-                   args.host, args.port, args.tls_ca)
+                   args.host, args.port, tls)

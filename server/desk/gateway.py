@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import AsyncIterator, Sequence
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos.explainrec.v1 import explainrec_pb2 as pb
 from protos.explainrec.v1 import explainrec_pb2_grpc as pb_grpc
+from server.targets import channel_target
+from server.tls import ClientTLS, connect_failure_reason
 
 FEEDBACK_KINDS = {"click": pb.FEEDBACK_KIND_CLICK, "purchase": pb.FEEDBACK_KIND_PURCHASE,
                   "dismiss": pb.FEEDBACK_KIND_DISMISS, "rating": pb.FEEDBACK_KIND_RATING}
@@ -69,18 +71,46 @@ def recommended_dict(r: pb.RecommendedItem) -> dict:
     return out
 
 
-class Gateway:
-    """One channel to the service, shared by every desk request."""
+class ServiceUnreachable(RuntimeError):
+    """The desk cannot talk to the service because of how it is configured (TLS on one side only,
+    the wrong CA, a missing client certificate, a certificate for another host)."""
 
-    def __init__(self, target: str, tls_ca_file: str = "", max_message_bytes: int = 4 * 1024 * 1024):
-        options = [("grpc.max_receive_message_length", max_message_bytes)]
-        if tls_ca_file:
-            creds = grpc.ssl_channel_credentials(Path(tls_ca_file).read_bytes())
-            self.channel = grpc.aio.secure_channel(target, creds, options=options)
+
+class Gateway:
+    """One channel to the service, shared by every desk request. `tls` is what the CLI client takes
+    (CA, and for mutual TLS a client certificate and key); without it the channel is plaintext."""
+
+    def __init__(self, target: str, tls: ClientTLS | None = None, max_message_bytes: int = 4 * 1024 * 1024):
+        self.tls = tls or ClientTLS()
+        resolved, balancing = channel_target(target)
+        options = [("grpc.max_receive_message_length", max_message_bytes), *balancing]
+        if self.tls.enabled:
+            self.channel = grpc.aio.secure_channel(resolved, self.tls.credentials(),
+                                                   options=options + self.tls.channel_options())
         else:
-            self.channel = grpc.aio.insecure_channel(target, options=options)
+            self.channel = grpc.aio.insecure_channel(resolved, options=options)
         self.stub = pb_grpc.ExplainRecStub(self.channel)
         self.target = target
+
+    def explain_failure(self, err: grpc.aio.AioRpcError) -> str | None:
+        """Plain words when a call failed because TLS is misconfigured on the desk's side."""
+        if err.code() != grpc.StatusCode.UNAVAILABLE:
+            return None
+        return connect_failure_reason(err.details() or "", self.tls, self.target)
+
+    async def probe(self, timeout_s: float = 5.0) -> str:
+        """One health check (open to every caller): the service's status, "" when nothing answers
+        yet (the page may start before the service). Raises ServiceUnreachable, with the setting to
+        fix, when the connection fails because of TLS."""
+        try:
+            reply = await health_pb2_grpc.HealthStub(self.channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=timeout_s)
+        except grpc.aio.AioRpcError as err:
+            reason = self.explain_failure(err)
+            if reason is not None:
+                raise ServiceUnreachable(f"support desk -> gRPC {self.target}: {reason}") from None
+            return ""
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
     @staticmethod
     def _md(token: str) -> tuple[tuple[str, str], ...]:

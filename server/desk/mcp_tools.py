@@ -13,6 +13,7 @@ from mcp.server.mcpserver.exceptions import ToolError   # shown to the assistant
 from pydantic import BaseModel, Field
 
 from server.desk.gateway import Filters, Gateway, strictly_below
+from server.tls import ClientTLS
 
 Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^\S+$")]
 K = Annotated[int, Field(ge=1, le=50, description="how many items")]
@@ -69,7 +70,7 @@ def _item(r: dict) -> RecommendedItem:
                            cited_item_id=cited if j else None)
 
 
-def build_server(target: str, token: str = "", tls_ca_file: str = ""):
+def build_server(target: str, token: str = "", tls: "ClientTLS | None" = None):
     from mcp.server.mcpserver import MCPServer   # the MCP SDK is heavy: only `explainrec mcp` loads it
 
     server = MCPServer("explainrec", instructions=(
@@ -80,7 +81,7 @@ def build_server(target: str, token: str = "", tls_ca_file: str = ""):
 
     def gw() -> Gateway:
         if not gateway:   # the channel must be made in the loop that serves the tools
-            gateway.append(Gateway(target, tls_ca_file))
+            gateway.append(Gateway(target, tls))
         return gateway[0]
 
     async def call(coro):
@@ -147,8 +148,8 @@ def build_server(target: str, token: str = "", tls_ca_file: str = ""):
     return server
 
 
-def run_mcp(target: str, token: str, transport: str, host: str, port: int, tls_ca_file: str = "") -> int:
-    server = build_server(target, token, tls_ca_file)
+def run_mcp(target: str, token: str, transport: str, host: str, port: int, tls: "ClientTLS | None" = None) -> int:
+    server = build_server(target, token, tls)
     if transport == "stdio":
         server.run("stdio")
     else:

@@ -29,8 +29,9 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
-from server.desk.gateway import Filters, Gateway
+from server.desk.gateway import Filters, Gateway, ServiceUnreachable  # noqa: F401  (raised by start())
 from server.desk.search import parse_search
+from server.tls import ClientTLS
 
 log = logging.getLogger("explainrec.desk")
 STATIC = Path(__file__).parent / "static"
@@ -55,9 +56,13 @@ def _token(request: Request) -> str:
     return auth[7:].strip() if auth.lower().startswith("bearer ") else ""
 
 
-def _rpc_error(err: grpc.aio.AioRpcError) -> dict:
-    return {"error": err.code().name, "message": err.details() or err.code().name,
+def _rpc_error(err: grpc.aio.AioRpcError, gateway: Gateway) -> dict:
+    body = {"error": err.code().name, "message": err.details() or err.code().name,
             "status": HTTP_STATUS.get(err.code(), 502)}
+    reason = gateway.explain_failure(err)      # TLS set up wrong: say which setting, not just "Socket closed"
+    if reason:
+        body["message"] = f"the desk cannot reach the service: {reason}"
+    return body
 
 
 def _float(value: str | None, field: str) -> float | None:
@@ -111,7 +116,7 @@ def create_app(gateway: Gateway) -> FastAPI:
 
     @app.exception_handler(grpc.aio.AioRpcError)
     async def rpc_error(request: Request, err: grpc.aio.AioRpcError):
-        body = _rpc_error(err)
+        body = _rpc_error(err, gateway)
         return JSONResponse(body, status_code=body["status"])
 
     @app.exception_handler(ValueError)
@@ -153,7 +158,7 @@ def create_app(gateway: Gateway) -> FastAPI:
                         data["elapsed_s"] = round(time.perf_counter() - t0, 3)
                     yield {"event": kind, "data": json.dumps(data)}
             except grpc.aio.AioRpcError as err:
-                yield {"event": "error", "data": json.dumps(_rpc_error(err))}
+                yield {"event": "error", "data": json.dumps(_rpc_error(err, gateway))}
                 return
             yield {"event": "done", "data": json.dumps({"elapsed_s": round(time.perf_counter() - t0, 3)})}
 
@@ -177,10 +182,12 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 class DeskServer:
-    """The page on host:port (0 picks a free one), over a gRPC target. `await start()`, `await stop()`."""
+    """The page on host:port (0 picks a free one), over a gRPC target, plaintext or with `tls` (the
+    CLI client's options). `await start()` checks the connection first and raises
+    ServiceUnreachable when TLS is set up wrong; `await stop()`."""
 
-    def __init__(self, grpc_target: str, host: str = "127.0.0.1", port: int = 8080, tls_ca_file: str = ""):
-        self.gateway = Gateway(grpc_target, tls_ca_file)
+    def __init__(self, grpc_target: str, host: str = "127.0.0.1", port: int = 8080, tls: ClientTLS | None = None):
+        self.gateway = Gateway(grpc_target, tls)
         self.app = create_app(self.gateway)
         self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -196,12 +203,22 @@ class DeskServer:
         return f"http://{self.host}:{self.port}/"
 
     async def start(self) -> None:
+        try:
+            status = await self.gateway.probe()
+        except BaseException:
+            self._sock.close()
+            await self.gateway.close()
+            raise
+        if not status:
+            log.warning("support desk: gRPC %s does not answer yet; the page will report it until it does",
+                        self.gateway.target)
         self._task = asyncio.ensure_future(self._server.serve(sockets=[self._sock]))
         while not self._server.started:
             if self._task.done():
                 self._task.result()
             await asyncio.sleep(0.02)
-        log.info("support desk on %s (gRPC %s)", self.url, self.gateway.target)
+        log.info("support desk on %s (gRPC %s, %s)", self.url, self.gateway.target,
+                 "TLS" if self.gateway.tls.enabled else "plaintext")
 
     async def stop(self) -> None:
         self._server.should_exit = True
@@ -211,9 +228,9 @@ class DeskServer:
         self._sock.close()
 
 
-async def run_desk(grpc_target: str, host: str, port: int, tls_ca_file: str = "") -> Any:
+async def run_desk(grpc_target: str, host: str, port: int, tls: ClientTLS | None = None) -> Any:
     """`explainrec desk`: the page alone, until SIGTERM / SIGINT."""
-    desk = DeskServer(grpc_target, host, port, tls_ca_file)
+    desk = DeskServer(grpc_target, host, port, tls)
     await desk.start()
     print(json.dumps({"desk": desk.url, "grpc": grpc_target}), flush=True)
     stop = asyncio.Event()
