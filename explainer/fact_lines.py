@@ -27,10 +27,15 @@ def format_price(price: float | None) -> str:
 
 
 def link_order(links: Links) -> tuple[LinkKind, ...]:
-    """The link's kinds, strongest and most specific first."""
+    """The link's kinds, strongest and most specific first. A weak co-purchase (a few shoppers) comes
+    after the category, attribute and brand links: what the two have in common says more."""
     broad = bool(links.category) and links.category_depth <= 1 and (bool(links.brand) or links.attribute)
     kinds = set(links.kinds)
-    return tuple(k for k in (_ORDER_BROAD_CATEGORY if broad else _ORDER) if k in kinds)
+    order = _ORDER_BROAD_CATEGORY if broad else _ORDER
+    if links.weak_co_purchase:
+        order = tuple(k for k in order if k != LinkKind.BOUGHT_TOGETHER)
+        order = order[:-1] + (LinkKind.BOUGHT_TOGETHER, order[-1])   # before only "similar"
+    return tuple(k for k in order if k in kinds)
 
 
 def link_lines(item_nm: str, anchor_nm: str, links: Links, variant: str) -> list[str]:

@@ -4,7 +4,12 @@ A justification that says "because you bought H" must state one of these, and th
 item it cites (the anchor) is the one whose link is strongest and most specific:
 
   variant          the same product in another colour or size (same brand or none, same base name)
-  bought_together  other shoppers bought both (at least CoPurchases.MIN_SHOPPERS of them)
+  bought_together  other shoppers bought both: at least CoPurchases.MIN_SHOPPERS of them when the two
+                   share a category; with nothing else in common, at least MIN_SHOPPERS_ALONE and
+                   MIN_SHARE_ALONE of each item's buyers (a cut-off wheel "bought with" a trash dolly
+                   by 3 shoppers, or anything bought with a best-seller, is no reason a shopper accepts).
+                   Fewer than STRONG_SHOPPERS is a weak co-purchase: a category, attribute or brand link
+                   states the reason before it
   category         the same category, named at a level of the catalog's own tree
   attribute        an informative attribute value in common ("both are from the 1990s"; explainer/attributes.py)
   brand            the same brand
@@ -50,7 +55,10 @@ class CoPurchases:
     never cites the very purchase it is scored on.
     """
 
-    MIN_SHOPPERS = 2   # "other shoppers bought both" needs at least this many shoppers
+    MIN_SHOPPERS = 2          # "other shoppers bought both" needs at least this many shoppers
+    MIN_SHOPPERS_ALONE = 5    # ... this many when it is the pair's only link (no shared category)
+    MIN_SHARE_ALONE = 0.2     # ... and this share of each item's buyers bought both (not a best-seller's noise)
+    STRONG_SHOPPERS = 5       # fewer: a weak co-purchase, stated after the pair's other links
 
     def __init__(self, sequences: dict[str, list[tuple[str, str]]]):
         self._buyers: dict[str, set[str]] = {}
@@ -62,8 +70,16 @@ class CoPurchases:
     def shoppers(self, a: str, b: str) -> int:
         return len(self._buyers.get(a, set()) & self._buyers.get(b, set()))
 
-    def bought_together(self, a: str, b: str) -> bool:
-        return self.shoppers(a, b) >= self.MIN_SHOPPERS
+    def buyers(self, a: str) -> int:
+        return len(self._buyers.get(a, ()))
+
+    def bought_together(self, a: str, b: str, alone: bool = False) -> bool:
+        """Enough shoppers bought both to say so; `alone`: the pair has nothing else in common, so
+        it takes more shoppers, and a good share of each item's buyers."""
+        n = self.shoppers(a, b)
+        if not alone:
+            return n >= self.MIN_SHOPPERS
+        return n >= self.MIN_SHOPPERS_ALONE and n >= self.MIN_SHARE_ALONE * max(self.buyers(a), self.buyers(b))
 
 
 @dataclass(frozen=True)
@@ -72,7 +88,7 @@ class Links:
 
     anchor_id: str
     variant: bool = False
-    shoppers: int = 0              # other shoppers who bought both (0 below MIN_SHOPPERS)
+    shoppers: int = 0              # other shoppers who bought both (0: too few to say, CoPurchases.bought_together)
     category: str = ""             # readable name of the deepest category both are in ("" none)
     category_depth: int = 0        # levels of that category below the catalog root
     brand: str = ""                # the shared brand ("" none)
@@ -89,6 +105,10 @@ class Links:
                                      (LinkKind.BRAND, bool(self.brand)),
                                      (LinkKind.SIMILAR, self.similarity >= SIMILAR_MIN)) if on)
 
+    @property
+    def weak_co_purchase(self) -> bool:
+        return 0 < self.shoppers < CoPurchases.STRONG_SHOPPERS
+
     def attribute_facts(self, item_name: str, anchor_name: str) -> list:
         """The shared-attribute facts (explainer.attributes.AttributeFact), worded with these names."""
         if not self.attribute or not self._pair:
@@ -102,7 +122,9 @@ class Links:
         s = 0.0
         if self.variant:
             s += 100
-        if self.shoppers:
+        if self.weak_co_purchase:   # a few shoppers: below a shared brand or category
+            s += 2 + self.shoppers
+        elif self.shoppers:
             s += 30 + min(self.shoppers, 10)
         if self.category:
             s += 8 + 4 * self.category_depth
@@ -125,10 +147,10 @@ def links_between(item: Item, other: Item, categories: CategoryNames, co: CoPurc
         a = short_name(item.title, item.brand, categories.name(item.category)).lower()
         b = short_name(other.title, other.brand, categories.name(other.category)).lower()
         variant = a == b and clean_text(item.title).lower() != clean_text(other.title).lower()
-    shoppers = co.shoppers(item.id, other.id) if co is not None else 0
     attribute = bool(attrs_mod.link_facts(item, other, "a", "b", attribute_stats, cat))
-    return Links(anchor_id=other.id, variant=variant,
-                 shoppers=shoppers if shoppers >= CoPurchases.MIN_SHOPPERS else 0,
+    alone = not (cat or variant or attribute or same_brand)
+    shoppers = co.shoppers(item.id, other.id) if co is not None and co.bought_together(item.id, other.id, alone) else 0
+    return Links(anchor_id=other.id, variant=variant, shoppers=shoppers,
                  category=cat, category_depth=depth, brand=brand if same_brand else "", similarity=similarity,
                  attribute=attribute, _pair=(item, other, attribute_stats) if attribute else ())
 

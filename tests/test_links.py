@@ -40,11 +40,46 @@ def test_variant_of_the_same_product_is_the_strongest_link():
     assert f.variant == "in Blue"
 
 
+def _bought(pairs: dict[tuple[str, str], int], extra: dict[str, int] | None = None) -> CoPurchases:
+    """A co-purchase table: n shoppers bought each pair; extra[i] more shoppers bought i alone."""
+    seqs, n = {}, 0
+    for (a, b), k in pairs.items():
+        for _ in range(k):
+            seqs[f"u{n}"] = [(a, "train"), (b, "train")]
+            n += 1
+    for i, k in (extra or {}).items():
+        for _ in range(k):
+            seqs[f"u{n}"] = [(i, "train")]
+            n += 1
+    return CoPurchases(seqs)
+
+
 def test_co_purchase_beats_a_shared_category():
-    co = CoPurchases({"u1": [("e", "train"), ("s", "train")], "u2": [("e", "train"), ("s", "train")],
-                      "u3": [("e", "train"), ("s", "test")]})
-    f = compute_facts([FILAMENT_W, ESUN], SOLUTION, Candidate("s", 0.5), CATS, co)
-    assert f.anchor_id == "e" and f.link == "bought_together" and f.shoppers == 2   # the test split is held out
+    co = CoPurchases({**{f"u{n}": [("e", "train"), ("s", "train")] for n in range(5)},
+                      "u9": [("e", "train"), ("s", "test")]})   # the test split is held out: 5 shoppers, not 6
+    f = compute_facts([PH_METER, ESUN], SOLUTION, Candidate("s", 0.5), CATS, co)
+    assert f.anchor_id == "e" and f.link == "bought_together" and f.shoppers == 5
+
+
+def test_a_few_shoppers_with_nothing_else_in_common_is_no_reason():
+    # 3 shoppers bought the filament and the pH buffer: too few for a pair that shares nothing else
+    f = compute_facts([ESUN], SOLUTION, Candidate("s", 0.5), CATS, _bought({("e", "s"): 3}))
+    assert f.links == () and f.anchor_id == "" and not f.co_bought
+    # 5 shoppers, but the filament is a best-seller (60 buyers): 5 of them is noise, not a reason
+    f = compute_facts([ESUN], SOLUTION, Candidate("s", 0.5), CATS, _bought({("e", "s"): 5}, {"e": 55}))
+    assert f.links == ()
+    f = compute_facts([ESUN], SOLUTION, Candidate("s", 0.5), CATS, _bought({("e", "s"): 6}))
+    assert f.link == "bought_together" and f.shoppers == 6
+
+
+def test_a_weak_co_purchase_comes_after_the_shared_category():
+    # 2 shoppers bought the pH meter and the buffer, which also share "pH Testing" and the brand
+    f = compute_facts([PH_METER], SOLUTION, Candidate("s", 0.5), CATS, _bought({("m", "s"): 2}))
+    assert f.link == "category" and "bought_together" in f.links and f.shoppers == 2
+    assert f.lines[1].startswith('The "') and "pH Testing" in f.lines[1]
+    # many shoppers: the co-purchase leads
+    f = compute_facts([PH_METER], SOLUTION, Candidate("s", 0.5), CATS, _bought({("m", "s"): 7}))
+    assert f.link == "bought_together" and "7 other shoppers" in f.lines[1]
 
 
 def test_no_link_means_no_anchor():
