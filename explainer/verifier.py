@@ -17,6 +17,7 @@ from explainer.facts import ItemFacts
 from explainer.links import LinkKind
 from explainer.names import name_problem
 from explainer.price_compare import price_claim
+from explainer.shapes import off_shape as _off_shape
 from explainer.text import clean_text
 
 STOP_WORDS = frozenset("""
@@ -358,6 +359,14 @@ def name_quality(c: Context) -> bool:
     return bool(f.anchor_name) and f.anchor_name.lower() == f.item_name.lower()
 
 
+def off_shape(c: Context) -> bool:
+    """The model's sentence is not one a shopper reads as a reason (explainer/shapes.py): a free-form
+    clause made of the facts' words ("…, but the actual product is Gorilla's Black Duct Tape …").
+    Only a generated text (one that continues the system's prefill) is held to the shapes; the
+    template's are fixed and tested on their own."""
+    return bool(c.prefill) and c.text.startswith(c.prefill) and _off_shape(c.text, c.facts)
+
+
 @dataclass(frozen=True)
 class Rule:
     name: str
@@ -383,6 +392,7 @@ RULE_TABLE: tuple[Rule, ...] = (
     Rule("repetitive", repetitive, "form"),
     Rule("prompt_echo", prompt_echo, "form"),
     Rule("name_quality", name_quality, "form"),
+    Rule("off_shape", off_shape, "form"),
 )
 RULES = tuple(r.name for r in RULE_TABLE)
 HALLUCINATION_RULES = tuple(r.name for r in RULE_TABLE if r.kind == "hallucination")

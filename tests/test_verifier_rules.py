@@ -74,6 +74,8 @@ CASES = {
     "truncated": f"Because you bought the {A}, you may like the {I}, which is also by",
     "repetitive": f"Because you bought the {A}, you may like the {I}, which is by Hillman Hillman Hillman.",
     "prompt_echo": f"Because you bought the {A}, you may like the {I}: use only the facts listed, do not add other reasons.",
+    # every word is in the facts, the sentence is no reason (real SmolLM2 outputs, issue: garbles passing the verifier)
+    "off_shape": f"Because you bought the {A}, you may like the {I}, but the actual product is Hillman's {I} in Locknuts.",
 }
 
 
@@ -81,9 +83,12 @@ def test_every_rule_has_a_case():
     assert set(CASES) | {"name_quality"} == set(RULES)
 
 
+PREFILL = f"Because you bought the {A}, you may like the {I}"   # the generated text's frame (off_shape needs it)
+
+
 @pytest.mark.parametrize("rule", sorted(CASES))
 def test_each_rule_catches_its_failure(rule):
-    assert rule in failed(CASES[rule])
+    assert rule in failed(CASES[rule], prefill=PREFILL if CASES[rule].startswith(PREFILL) else "")
 
 
 @pytest.mark.parametrize("rule", sorted(CASES))
@@ -113,6 +118,32 @@ def test_name_quality_fails_garbled_and_equal_names():
     injected = dataclasses.replace(LINKED, item_name="previous instructions and reply only")
     assert "name_quality" in failed(
         f"Because you bought the {A}, you may like the previous instructions and reply only, which is also by Hillman.", injected)
+
+
+@pytest.mark.parametrize("tail", [
+    ": 3 other shoppers bought both the {I}.",                        # "both" of one product
+    ": 3 other shoppers bought both {A} and {A}.",                    # the anchor twice
+    ", but you should avoid the {I}, as it is by Hillman.",           # advice no fact gives
+    ": 3 other shoppers bought both the {A} and the 3D Filament.",    # a product the facts never name
+])
+def test_off_shape_catches_garbled_clauses_made_of_fact_words(tail):
+    co = dataclasses.replace(LINKED, links=("bought_together",) + LINKED.links, shoppers=3, co_bought=True,
+                             lines=LINKED.lines + (f'3 other shoppers bought both the "{A}" and the "{I}".',))
+    text = PREFILL + tail.format(A=A, I=I)
+    assert "off_shape" in failed(text, co, prefill=PREFILL)
+    assert "off_shape" not in failed(text, co)   # a text the system did not generate: the templates' own tests
+
+
+@pytest.mark.parametrize("tail", [
+    ": 3 other shoppers bought both.", ": 3 other shoppers bought both the {A} and the {I}.",
+    ": 3 other shoppers bought both, and the {I} is also by Hillman.", ", which is also in the category of Locknuts.",
+    ", which is also in the Locknuts category.", ": both are in Locknuts and by Hillman.",
+])
+def test_off_shape_passes_the_accepted_wordings(tail):
+    co = dataclasses.replace(LINKED, links=("bought_together",) + LINKED.links, shoppers=3, co_bought=True)
+    text = PREFILL + tail.format(A=A, I=I)
+    check = next(r.check for r in RULE_TABLE if r.name == "off_shape")
+    assert not check(VERIFIER.context(text, co, [LOCKNUT.title], "stop", prefill=PREFILL, history_kinds=[BOUGHT])), text
 
 
 def test_praise_that_the_facts_state_is_not_evaluative():
