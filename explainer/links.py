@@ -67,6 +67,11 @@ class CoPurchases:
                 if split != "test":
                     self._buyers.setdefault(item_id, set()).add(user)
 
+    def add(self, user_id: str, item_id: str) -> None:
+        """One more purchase (a live event): pair counts and each item's buyers follow at once. A
+        repeat is harmless (a shopper counts once per item); safe beside readers (one set.add)."""
+        self._buyers.setdefault(item_id, set()).add(user_id)
+
     def shoppers(self, a: str, b: str) -> int:
         return len(self._buyers.get(a, set()) & self._buyers.get(b, set()))
 

@@ -25,7 +25,7 @@ from explainer.types import (FALLBACK_DEADLINE, FALLBACK_DISABLED, FALLBACK_LLM_
                              SOURCE_LLM, SOURCE_TEMPLATE, Justification, StreamEvent)
 from explainer.verifier import RULES, Verdict, Verifier
 from ranker.types import Candidate
-from store.catalog import Item
+from store.catalog import Event, Item
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,11 @@ class Explainer:
     def add_items(self, items: Sequence[Item]) -> None:
         """New or changed catalog items join the read model (incrementally; see CatalogReadModel.add_items)."""
         self.read_model.add_items(items)
+
+    def add_events(self, events: Sequence[Event]) -> int:
+        """Events this process just recorded: their purchases join the co-purchase table at once, so
+        the next justification may cite them (CatalogReadModel.add_events)."""
+        return self.read_model.add_events(events)
 
     @property
     def categories(self) -> CategoryNames:

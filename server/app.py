@@ -186,6 +186,7 @@ class RecService:
             if not self.catalog.has_item(e.item_id):
                 raise UnknownItem(e.item_id, field=f"events[{i}].item_id")
         n = self.catalog.add_events(events, idempotency_key=idempotency_key, fingerprint=fingerprint)
+        self.explainer.add_events(events)       # new purchases: "other shoppers bought both" counts them now
         if self.justifications is not None:      # their state changed: old entries can no longer be asked for
             for user in {e.user_id for e in events}:
                 self.justifications.forget_user(user)

@@ -1,13 +1,19 @@
 """Keeping one replica's in-memory state in step with catalog changes made by the others.
 
-Events and feedback need nothing: the ranker reads a user's history from the store on every
-call. Items are different: each replica holds its own vector index and its explainer's read model
-(category names, brands, attributes). The store announces every committed upsert or delete
-(PostgreSQL LISTEN/NOTIFY, see `Catalog.watch_item_changes`); this follower re-reads those items,
-re-indexes or removes them, and hands the new or changed ones to the read model, which updates
-only what they change (the co-purchase table is never rebuilt for an item change). After
-(re)connecting it compares the whole catalog, so a notice lost while disconnected costs a full
-comparison, not a stale index.
+Feedback needs nothing, and the ranker reads a user's history from the store on every call. Items
+are different: each replica holds its own vector index and its explainer's read model (category
+names, brands, attributes). The store announces every committed upsert or delete (PostgreSQL
+LISTEN/NOTIFY, see `Catalog.watch_item_changes`); this follower re-reads those items, re-indexes
+or removes them, and hands the new or changed ones to the read model, which updates only what they
+change (the co-purchase table is never rebuilt for an item change). After (re)connecting it
+compares the whole catalog, so a notice lost while disconnected costs a full comparison, not a
+stale index.
+
+Events matter to one table: the read model's co-purchases ("N other shoppers bought both"). A
+process adds the purchases it records itself at once (`RecService.record_events`); the store
+announces which users' events another process committed (`Catalog.watch_event_changes`), and the
+event follower reads those users' purchases back into the table (a shopper counts once per item,
+so reading one twice changes nothing). After (re)connecting it rebuilds the table from the store.
 """
 from __future__ import annotations
 
@@ -38,3 +44,19 @@ def follow_catalog_changes(catalog: "Catalog", ranker: "Ranker | Callable[[], Ra
             log.info("catalog change from another replica: %d items indexed, %d removed in %.0f ms",
                      indexed, removed, 1000 * (time.perf_counter() - t0))
     return catalog.watch_item_changes(on_change)
+
+
+def follow_event_changes(catalog: "Catalog", explainer: "Explainer") -> Callable[[], None]:
+    """Starts following events other processes record; returns the function that stops it. Only
+    purchases change the co-purchase table, so notices of views or ratings alone are skipped."""
+    from explainer.read_model import CO_PURCHASE_KINDS
+
+    def on_events(user_ids: list[str] | None, kinds: list[str]) -> None:
+        if user_ids is not None and not set(kinds) & set(CO_PURCHASE_KINDS):
+            return
+        t0 = time.perf_counter()
+        explainer.read_model.refresh_co_purchases(catalog, user_ids)
+        log.info("co-purchases: %s from the store in %.0f ms",
+                 f"purchases of {len(user_ids)} users read" if user_ids is not None else "table rebuilt",
+                 1000 * (time.perf_counter() - t0))
+    return catalog.watch_event_changes(on_events)

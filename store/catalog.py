@@ -75,6 +75,7 @@ class Feedback:
 
 ITEMS_CHANNEL = "explainrec_items"
 MAX_NOTIFIED_IDS = 200   # more changed ids than this in one write: listeners resynchronise in full
+EVENTS_CHANNEL = "explainrec_events"   # committed RecordEvents writes: which users, which kinds
 
 
 def _row_to_item(row) -> Item:
@@ -142,6 +143,18 @@ class Catalog:
         ids = list(dict.fromkeys(item_ids))
         self._db.notify(tx, ITEMS_CHANNEL, {"origin": self.origin,
                                             "ids": ids if len(ids) <= MAX_NOTIFIED_IDS else None})
+
+    def watch_event_changes(self, on_change: Callable[[list[str] | None, list[str]], None]) -> Callable[[], None]:
+        """Calls `on_change(user_ids, kinds)` after another process commits events of those users
+        (of those kinds), and `on_change(None, [])` when that is unknown (at start, after a lost
+        connection, after a write of many users): then re-read everything. Returns a function that
+        stops watching. What reaches a listener is what `Database.listen` delivers (PostgreSQL NOTIFY)."""
+        def handle(payload: dict | None) -> None:
+            if payload is None:
+                on_change(None, [])
+            elif payload.get("origin") != self.origin:
+                on_change(payload.get("users"), list(payload.get("kinds") or ()))
+        return self._db.listen(EVENTS_CHANNEL, handle)
 
     def watch_item_changes(self, on_change: Callable[[list[str] | None], None]) -> Callable[[], None]:
         """Calls `on_change(ids)` after another process commits upserts or deletes of those
@@ -270,10 +283,16 @@ class Catalog:
             now = time.time()
             c.executemany("INSERT INTO users(id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
                           [(u, now) for u in dict.fromkeys(e.user_id for e in events)])
-            return c.executemany(
+            n = c.executemany(
                 "INSERT INTO events(user_id, item_id, kind, ts, split) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT DO NOTHING",
                 [(e.user_id, e.item_id, e.kind, e.ts, e.split) for e in events])
+            if n:   # other serving processes keep tables built from events (the explainer's co-purchases)
+                users = list(dict.fromkeys(e.user_id for e in events))
+                self._db.notify(c, EVENTS_CHANNEL, {
+                    "origin": self.origin, "users": users if len(users) <= MAX_NOTIFIED_IDS else None,
+                    "kinds": sorted({e.kind for e in events})})
+            return n
         if conn is not None:
             return run(conn)
         with self.transaction() as c:
@@ -356,17 +375,23 @@ class Catalog:
         return out
 
     def sequences(self, splits: Sequence[str] = ("train", "valid", "test"),
-                  kinds: Sequence[str] | None = None) -> dict[str, list[tuple[str, str]]]:
+                  kinds: Sequence[str] | None = None,
+                  users: Sequence[str] | None = None) -> dict[str, list[tuple[str, str]]]:
         """Every user's (item_id, split) sequence in time order, for training and evaluation.
-        `kinds`: only events of these kinds (e.g. purchases for "other shoppers bought both")."""
+        `kinds`: only events of these kinds (e.g. purchases for "other shoppers bought both");
+        `users`: only these users' (those another process just recorded events of)."""
         marks = ",".join("?" * len(splits))
         kind_sql = f" AND kind IN ({','.join('?' * len(kinds))})" if kinds else ""
+        user_ids = list(dict.fromkeys(users)) if users is not None else None
+        chunks = [user_ids[i:i + 500] for i in range(0, len(user_ids), 500)] if user_ids is not None else [None]
         out: dict[str, list[tuple[str, str]]] = {}
-        for r in self._query(
-                f"SELECT user_id, item_id, split FROM events WHERE split IN ({marks}){kind_sql}"
-                " ORDER BY user_id, ts, rowid_",
-                (*splits, *(kinds or ()))):
-            out.setdefault(r["user_id"], []).append((r["item_id"], r["split"]))
+        for chunk in chunks:
+            user_sql = f" AND user_id IN ({','.join('?' * len(chunk))})" if chunk is not None else ""
+            for r in self._query(
+                    f"SELECT user_id, item_id, split FROM events WHERE split IN ({marks}){kind_sql}{user_sql}"
+                    " ORDER BY user_id, ts, rowid_",
+                    (*splits, *(kinds or ()), *(chunk or ()))):
+                out.setdefault(r["user_id"], []).append((r["item_id"], r["split"]))
         return out
 
     def event_count(self) -> int:
