@@ -14,7 +14,8 @@ from typing import Callable, Iterable, Sequence
 
 from explainer.actions import ACTION_WORDS, claimed_classes, supports, you_did_claims
 from explainer.facts import ItemFacts
-from explainer.links import LinkKind
+from explainer.links import CoPurchases, LinkKind
+from explainer.makers import Makers
 from explainer.names import name_problem
 from explainer.price_compare import price_claim
 from explainer.shapes import off_shape as _off_shape
@@ -115,6 +116,7 @@ class Context:
     prompt_text: str
     prefill: str
     brands: dict[str, re.Pattern]
+    makers: Makers | None = None   # which brand the item's title lets a text call its maker
     facts_text: str = ""
     own: str = ""          # the model's words: the text after the system-written prefill
     unnamed: str = ""      # the text with the item's and the anchor's names removed
@@ -359,6 +361,25 @@ def name_quality(c: Context) -> bool:
     return bool(f.anchor_name) and f.anchor_name.lower() == f.item_name.lower()
 
 
+def brand_not_maker(c: Context) -> bool:
+    """Calls the brand field the maker ("by Cubitron") where the item's title names another maker
+    ("3M Hookit Film Disc"): the field holds a product line, a reseller or a parent (explainer/makers.py).
+    The facts leave such a brand out; this catches facts or texts that did not."""
+    b = c.facts.brand
+    if not b or c.makers is None or c.makers.maker(c.facts.item_title, b):
+        return False
+    return bool(re.search(r"(?<![A-Za-z0-9])" + re.escape(b) + r"(?![A-Za-z0-9])", c.unnamed, re.I))
+
+
+def weak_link(c: Context) -> bool:
+    """Gives "N other shoppers bought both" as the reason where too few did for a pair with nothing
+    else in common (explainer/links.py: a cut-off wheel and a trash dolly bought by 3 shoppers)."""
+    f = c.facts
+    alone = not (f.shared_category or f.variant or f.shared_values or f.same_brand
+                 or any(k in f.links for k in (LinkKind.VARIANT, LinkKind.CATEGORY, LinkKind.ATTRIBUTE, LinkKind.BRAND)))
+    return alone and 0 < f.shoppers < CoPurchases.MIN_SHOPPERS_ALONE and LinkKind.BOUGHT_TOGETHER in c.claimed
+
+
 def off_shape(c: Context) -> bool:
     """The model's sentence is not one a shopper reads as a reason (explainer/shapes.py): a free-form
     clause made of the facts' words ("…, but the actual product is Gorilla's Black Duct Tape …").
@@ -385,8 +406,10 @@ RULE_TABLE: tuple[Rule, ...] = (
     Rule("negation", negation, "hallucination"),
     Rule("evaluative", evaluative, "hallucination"),
     Rule("price_claim", price_claim, "hallucination"),   # explainer/price_compare.py
+    Rule("brand_not_maker", brand_not_maker, "hallucination"),
     Rule("because_link", because_link, "link"),
     Rule("missing_link", missing_link, "link"),
+    Rule("weak_link", weak_link, "link"),
     Rule("no_mention", no_mention, "form"),
     Rule("truncated", truncated, "form"),
     Rule("repetitive", repetitive, "form"),
@@ -437,11 +460,13 @@ class Verifier:
             if len(key) < 2 or key in STOP_WORDS or key in FRAME_WORDS:
                 continue
             self._brands[key] = _brand_pattern(key)
+        self._makers = Makers(brands)
 
     def context(self, text: str, facts: ItemFacts, history_titles: Sequence[str], finish_reason: str = "stop",
                 prompt_text: str = "", prefill: str = "",
                 history_kinds: Sequence[Sequence[str]] | None = None) -> Context:
-        return Context(text, facts, history_titles, history_kinds, finish_reason, prompt_text, prefill, self._brands)
+        return Context(text, facts, history_titles, history_kinds, finish_reason, prompt_text, prefill, self._brands,
+                       self._makers)
 
     def verify(self, text: str, facts: ItemFacts, history_titles: Sequence[str],
                finish_reason: str = "stop", prompt_text: str = "", prefill: str = "",

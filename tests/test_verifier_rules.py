@@ -80,7 +80,8 @@ CASES = {
 
 
 def test_every_rule_has_a_case():
-    assert set(CASES) | {"name_quality"} == set(RULES)
+    # name_quality, brand_not_maker, weak_link need facts of their own: tested below
+    assert set(CASES) | {"name_quality", "brand_not_maker", "weak_link"} == set(RULES)
 
 
 PREFILL = f"Because you bought the {A}, you may like the {I}"   # the generated text's frame (off_shape needs it)
@@ -186,3 +187,27 @@ def test_same_product_as_anything_but_the_anchor_is_a_misidentity():
     good = f'Because you bought the {A}, you may like the {I}, the same product as the "{A}".'
     assert "misidentity" in failed(bad)
     assert "misidentity" not in failed(good)
+
+
+def test_brand_not_maker_catches_a_product_line_called_the_maker():
+    # facts that still hold the catalog's brand field "Cubitron" for a 3M disc (the read model's facts leave it out)
+    v = Verifier(["3M", "Cubitron", "Hillman"])
+    disc = dataclasses.replace(UNLINKED, item_name="Hookit Film Disc", brand="Cubitron",
+                               item_title="3M Hookit Film Disc 375L, Aluminum Oxide, 5 Diameter",
+                               lines=('The "Hookit Film Disc" is by Cubitron.',))
+    assert "brand_not_maker" in v.verify("You may like the Hookit Film Disc, which is by Cubitron.", disc, []).failed
+    wheel = dataclasses.replace(disc, item_name="Cut-Off Wheel", item_title="3M Cubitron II Cut-Off Wheel, 4-1/2 in",
+                                lines=('The "Cut-Off Wheel" is by Cubitron.',))
+    assert "brand_not_maker" not in v.verify("You may like the Cut-Off Wheel, which is by Cubitron.", wheel, []).failed
+
+
+def test_weak_link_catches_a_few_shoppers_as_the_only_reason():
+    co = dataclasses.replace(UNLINKED, anchor_id="H1", anchor_name=A, links=("bought_together",), shoppers=3,
+                             co_bought=True, action=f"you bought the {A}", anchor_kinds=BOUGHT,
+                             lines=(f'You bought the "{A}".', f'3 other shoppers bought both the "{A}" and the "{UNLINKED.item_name}".'))
+    text = f"Because you bought the {A}, you may like the {UNLINKED.item_name}: 3 other shoppers bought both."
+    assert "weak_link" in failed(text, co)
+    assert "weak_link" not in failed(text.replace("3", "6"), dataclasses.replace(co, shoppers=6, lines=tuple(
+        line.replace("3", "6") for line in co.lines)))
+    with_category = dataclasses.replace(co, links=("bought_together", "category"), shared_category="Locknuts")
+    assert "weak_link" not in failed(text, with_category)
