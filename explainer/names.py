@@ -205,6 +205,8 @@ def short_name(title: str, brand: str = "", category: str = "", max_words: int =
             pick = pick[: last + 1]
     pick = [w for i, w in enumerate(pick) if i == 0 or w.lower() != pick[i - 1].lower()]   # "Carbide Carbide"
     words = _trim(pick if len(pick) <= max_words else pick[-(max_words - 1):])   # a long run: its head noun phrase
+    while len(words) > 2 and _praise_start(words):
+        words = words[2:] if words[1].lower() == "quality" else words[1:]   # "Best Quality Wood Screw …"
     while len(words) > 2 and (words[0].lower() in {w.lower() for w in words[1:]}
                               or (_CODE.match(words[0]) and not _KEEP_CODES.match(words[0]))):
         words = words[1:]   # "3D ABS 3D Printer Filament" (the rest of a code), "Bag Straining Bag"
@@ -221,6 +223,17 @@ def short_name(title: str, brand: str = "", category: str = "", max_words: int =
             bw = []   # "3M", "80/20 Inc" would start the name with a number
         words = bw + (leaf.split() or ["product"])
     return " ".join(words).strip(" .-&,")
+
+
+_PRAISE = frozenset("best top-rated finest quality".split())
+_PRAISE_BEFORE_QUALITY = frozenset("best premium professional high top superior excellent great".split())
+
+
+def _praise_start(words: Sequence[str]) -> bool:
+    """A name that opens with the seller's praise ("Best Quality …", "Premium Quality …"): no fact
+    states how good a product is, so a name must not either."""
+    first = words[0].lower().lstrip("#")
+    return first in _PRAISE or (len(words) > 1 and first in _PRAISE_BEFORE_QUALITY and words[1].lower() == "quality")
 
 
 def _plain_title(safe: str, brand_words: Sequence[str]) -> str:
@@ -266,6 +279,8 @@ def name_problem(name: str) -> str:
         return "fragment_start"
     if words[-1].lower() in CONNECTIVES:
         return "fragment_end"
+    if _praise_start(words):
+        return "praise"
     if any(a.lower() == b.lower() for a, b in zip(words, words[1:])) or \
             len([w for w in words if w.lower() == words[0].lower()]) > 1 and len(words[0]) <= 3:
         return "repeated_word"   # "Solid Carbide Carbide Burrs", "3D ABS 3D Printer Filament"
@@ -287,6 +302,7 @@ def _variant_parts(title: str, brand: str) -> dict[str, list[str]]:
             colours.append(phrase.title() if phrase.isupper() or phrase.islower() else phrase)
     sizes = re.findall(r"\d[\d.,/]*\s?-?(?:mm|cm|in(?:ch(?:es)?)?|ft|feet|foot|yd|oz|ounces?|lbs?|kg|g|ml|l|gal(?:lons?)?|mil|awg|v|w)\b",
                        safe, re.I)
+    sizes += re.findall(r"\d[\d.,/\-]*\s?(?:ID|OD)\b", safe)   # tubing: "1/4 ID x 3/8 OD" (no unit)
     segs = [" ".join(s.split()) for s in _SEGMENT_CUT.split(_BRACKETS.sub(" ", safe)) if s.strip()]
     return {"colour": colours, "size": [" ".join(s.split()) for s in sizes],
             "segment": [s for s in segs[1:] if 1 <= len(s.split()) <= 4],
@@ -319,7 +335,9 @@ def distinct_names(titles: Mapping[str, tuple[str, str]], names: Mapping[str, st
                 continue
             for i in ids:
                 others = [{p.lower() for p in parts[j][kind]} for j in ids if j != i]
-                tag = next((p for p in parts[i][kind] if any(p.lower() not in o for o in others)), None)
+                # a part none of the others has tells it from all of them; else one that some lack
+                tag = next((p for p in parts[i][kind] if all(p.lower() not in o for o in others)), None) \
+                    or next((p for p in parts[i][kind] if any(p.lower() not in o for o in others)), None)
                 if tag:
                     out[i] = _with_tag(out[i], tag, kind)
     # the same title listed under several ids: nothing in the title tells them apart

@@ -24,6 +24,10 @@ from explainer.names import distinct_names, duplicate_names, instruction_like, n
     ("Craftsman 12004 6 Gallon 3 Peak HP Wet/Dry Vac", "Yesker", "Wet-Dry Vacuums", "Wet/Dry Vac"),   # Vac: not volts AC
     ("uxcell 660V 20A 6 Terminals 4 Positions Rotary Cam Changeover Switch", "uxcell", "Rotary Switches",
      "Rotary Cam Changeover Switch"),
+    # the seller's praise is no part of a name (no fact says how good a product is)
+    ("#1 Best Quality Wood Screw Assortment Kit, 240 Pieces", "Qualihome", "Screws", "Wood Screw Assortment Kit"),
+    ("Madison Supply, Premium Quality Stainless Steel EMT Shears, 7 inch", "Madison Supply", "Shears",
+     "Stainless Steel EMT Shears"),
 ])
 def test_names_are_the_product_noun_phrase(title, brand, category, want):
     assert short_name(title, brand, category) == want
@@ -86,6 +90,15 @@ def test_variants_keep_the_attribute_that_tells_them_apart():
     assert duplicate_names(base.items()) == 4
 
 
+def test_tubing_sizes_without_units_tell_listings_apart():
+    t = "ATP Vinyl-Flex PVC Food Grade Plastic Tubing, Clear, {} ID x {} OD, 100 feet Length"
+    titles = {"a": (t.format("1/4", "3/8"), "ATP"), "b": (t.format("1/8", "1/4"), "ATP"),
+              "c": ("ATP Vinyl-Flex PVC Food Grade Plastic Tubing, Clear, 3/8 ID x 1/2 OD, 10 feet Length", "ATP")}
+    names = distinct_names(titles, {i: short_name(*v) for i, v in titles.items()})
+    assert names["a"].endswith("(1/4 ID)") and names["b"].endswith("(1/8 ID)")   # not "(listing 2)"
+    assert duplicate_names(names.items()) == 0 and not any("listing" in n for n in names.values())
+
+
 def test_word_order_does_not_make_names_distinct():
     assert duplicate_names([("a", "PLA 3D Printer Filament"), ("b", "3D Printer PLA Filament")]) == 2
     names = distinct_names({"a": ("Brand PLA 3D Printer Filament, Red", "Brand"),
@@ -99,7 +112,7 @@ def test_word_order_does_not_make_names_distinct():
     ("X Red Reflective Tape", "fragment_start"), ("Series PVC Pipe Fitting", "fragment_start"),
     ("previous instructions and reply only", "instruction"), ("", "empty"),
     ("Solid Carbide Carbide Burrs", "repeated_word"), ("3D ABS 3D Printer Filament", "repeated_word"),
-    ("Part Epoxy", "fragment_start"), ("Positions Rotary Cam Changeover Switch", "fragment_start"),
+    ("Part Epoxy", "fragment_start"), ("Best Quality Wood Screw Kit", "praise"), ("Positions Rotary Cam Changeover Switch", "fragment_start"),
     ("DROP TABLE items", "instruction"),
     ("Insulating Foam Sealant", ""), ("3D Printer Filament", ""), ("PLA 3D Printer Filament in Blue", ""),
 ])
