@@ -126,6 +126,8 @@ def test_name_quality_fails_garbled_and_equal_names():
     ": 3 other shoppers bought both {A} and {A}.",                    # the anchor twice
     ", but you should avoid the {I}, as it is by Hillman.",           # advice no fact gives
     ": 3 other shoppers bought both the {A} and the 3D Filament.",    # a product the facts never name
+    ", the same product list is for the {I}.",                        # last session's reading
+    ": 3 other shoppers bought both, which may include both the {A}.",
 ])
 def test_off_shape_catches_garbled_clauses_made_of_fact_words(tail):
     co = dataclasses.replace(LINKED, links=("bought_together",) + LINKED.links, shoppers=3, co_bought=True,
