@@ -71,22 +71,48 @@ class ServiceProcess:
         info = json.loads(self.proc.stdout.readline())
         self.target = info["grpc"]
         self.metrics_port = info.get("metrics")
+        self.workers = info.get("workers", 1)
 
     def wait_serving(self, timeout_s: float = 900) -> None:
         from server.client import ExplainRecClient
         with ExplainRecClient(self.target) as c:
             c.wait_until_serving(timeout_s)
+        if self.workers > 1:     # every worker, not only the first: the parent says so on stdout
+            while not json.loads(self.proc.stdout.readline() or "{}").get("serving"):
+                if self.proc.poll() is not None:
+                    raise RuntimeError("the service exited while its workers loaded")
 
     def cpu_s(self) -> float:
-        """User + system CPU seconds the service process has used so far."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU seconds the service has used so far: its process and every process under it
+        (the workers of `--workers N`; not vLLM, which part 1 does not start)."""
+        return tree_cpu_s(self.proc.pid)
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
         rc = self.proc.wait(120)
         self.log.close()
         return rc
+
+
+def tree_cpu_s(root: int) -> float:
+    """User + system CPU seconds of process `root` and its live descendants (from /proc)."""
+    stats: dict[int, tuple[int, float]] = {}     # pid -> (parent pid, cpu seconds)
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:        # gone meanwhile
+            continue
+        stats[int(d.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, (ppid, _cpu) in stats.items():
+            if ppid == parent and pid not in tree:
+                tree.add(pid)
+                frontier.append(pid)
+    return sum(stats[p][1] for p in tree if p in stats)
 
 
 class EchoProcess(ServiceProcess):
@@ -145,7 +171,10 @@ async def load_test(target: str, users: list[str], concurrency: int, duration_s:
 
     latencies: list[float] = []
     errors: dict[str, int] = {}
-    channels = [grpc.aio.insecure_channel(target) for _ in range(concurrency)]
+    # one connection per client: without a local subchannel pool, grpc shares ONE connection among
+    # channels to the same target, and the kernel would hand all of it to one `--workers` process
+    channels = [grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+                for _ in range(concurrency)]
     stubs = [pb_grpc.ExplainRecStub(ch) for ch in channels]
     rng = random.Random(0)
 
@@ -383,6 +412,7 @@ def main() -> int:
     p.add_argument("--cache-k", type=int, default=3)
     p.add_argument("--vllm-url", default="", help="use this running vLLM server instead of starting one")
     p.add_argument("--k", type=int, default=10, help="k for part 1")
+    p.add_argument("--workers", type=int, default=1, help="part 1: serving processes (serve --workers; 0: one per core)")
     p.add_argument("--llm-users", type=int, default=20)
     p.add_argument("--llm-k", type=int, default=5)
     p.add_argument("--skip-llm", action="store_true", help="part 1 only")
@@ -416,7 +446,8 @@ def main() -> int:
         finally:
             out["echo_event_loop_lag_ms_p99"] = echo.stop_with_lag()
         print(json.dumps({"echo": out["echo"]}, indent=2), flush=True)
-        svc = ServiceProcess(workdir, ["--no-llm", *ranker_flag])
+        svc = ServiceProcess(workdir, ["--no-llm", "--workers", str(args.workers), *ranker_flag])
+        out["workers"] = svc.workers
         try:
             svc.wait_serving()
             levels = {}

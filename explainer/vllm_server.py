@@ -85,6 +85,14 @@ class LocalVLLMServer:
         cmd.append("--enable-prefix-caching" if c.enable_prefix_caching else "--no-enable-prefix-caching")
         return cmd + list(c.extra_args)
 
+    def reserve_url(self) -> str:
+        """Picks the port now (when configured as 0), so the URL is known before `start`: a parent
+        can hand it to processes that start beside the server (`serve --workers N`)."""
+        if self.port == 0:
+            self.port = _free_port(self.config.host)
+        self.url = f"http://{self.config.host}:{self.port}"
+        return self.url
+
     def start(self) -> "LocalVLLMServer":
         if self.running:
             return self

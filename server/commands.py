@@ -29,6 +29,10 @@ def serve(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"serve: bad configuration: {exc}", file=sys.stderr)
         return 2
+    from server.workers import worker_count
+    if worker_count(config.workers) > 1:
+        from server.workers import run_workers
+        return asyncio.run(run_workers(config))
     from server.run import run_server
     return asyncio.run(run_server(config))
 

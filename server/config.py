@@ -96,6 +96,8 @@ class ServerConfig(Settings):
     batch_in_flight: int = setting(2, "Recommend batches worked on at once")
     justification_cache_size: int = setting(50_000, "justifications kept in memory (LRU) so a repeated Explain / "
                                                "Recommend(explain) makes no LLM call; 0 disables the cache")
+    workers: int = setting(1, "serving processes sharing the port (SO_REUSEPORT), each with its own ranker, caches "
+                           "and GIL; the LLM stays one vLLM that they share. 0: one per CPU core")
     grace_s: float = setting(20.0, "on SIGTERM, how long in-flight calls may take to finish")
     zero_shot: bool = setting(False, "serve the untuned MiniLM ranker (no training, no trained model needed)")
     train_if_missing: bool = setting(True, "on start, train the ranker when no trained model exists")
@@ -137,6 +139,8 @@ class ServerConfig(Settings):
                      "search_threads", "batch_max_size", "batch_in_flight"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0 (got {self.workers})")
         if self.model_watch_s < 0:
             raise ValueError(f"model_watch_s must be >= 0 (got {self.model_watch_s})")
         self.token_table()          # a bad token entry is a configuration error that names its line

@@ -72,19 +72,22 @@ class Lifecycle:
     def on_close(self, name: str, fn: Callable[[], object]) -> None:
         self.closers.append((name, fn))
 
-    async def drain(self, server: grpc.aio.Server, grace_s: float) -> None:
+    async def drain(self, server: grpc.aio.Server | None, grace_s: float) -> None:
+        """server None: stopped before it was bound (a worker that binds after loading)."""
         if self.draining:
             return
         self.draining = True
         await self.set_status(NOT_SERVING)
         log.info("draining: no new calls, up to %.0f s for %d in flight", grace_s, self.in_flight.count)
-        stopping = asyncio.ensure_future(server.stop(grace_s))
-        try:   # the service's calls finish; health Watch streams would hold the grace period to its end
-            await asyncio.wait_for(self.in_flight.wait_idle(), grace_s)
-        except asyncio.TimeoutError:
-            log.warning("drain: %d calls still in flight after %.0f s; cancelling them", self.in_flight.count, grace_s)
-        await server.stop(0)
-        await stopping
+        if server is not None:
+            stopping = asyncio.ensure_future(server.stop(grace_s))
+            try:   # the service's calls finish; health Watch streams would hold the grace period to its end
+                await asyncio.wait_for(self.in_flight.wait_idle(), grace_s)
+            except asyncio.TimeoutError:
+                log.warning("drain: %d calls still in flight after %.0f s; cancelling them",
+                            self.in_flight.count, grace_s)
+            await server.stop(0)
+            await stopping
         if self.service is not None:
             try:
                 await self.service.aclose()
@@ -102,19 +105,22 @@ class Lifecycle:
         log.info("drained")
 
 
-def grpc_options(config: "ServerConfig") -> list[tuple[str, int]]:
+def grpc_options(config: "ServerConfig", share_port: bool = False) -> list[tuple[str, int]]:
     return [
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),
-        ("grpc.so_reuseport", 0),     # a second server on the same port must fail, not share it
+        # a second server on the same port must fail, not share it; except the workers of one
+        # `serve --workers N`, whose parent holds the port (server.workers)
+        ("grpc.so_reuseport", int(share_port)),
     ]
 
 
-def build_server(config: "ServerConfig", lifecycle: Lifecycle) -> tuple[grpc.aio.Server, int]:
+def build_server(config: "ServerConfig", lifecycle: Lifecycle, share_port: bool = False
+                 ) -> tuple[grpc.aio.Server, int]:
     """The factory: a configured, bound, not yet started server and its port."""
     server = grpc.aio.server(interceptors=interceptors(config.token_table(), config.max_concurrent_rpcs,
                                                       lifecycle.in_flight, config.log_user_ids, config.log_hash_key),
-                             options=grpc_options(config))
+                             options=grpc_options(config, share_port))
     explainrec_pb2_grpc.add_ExplainRecServicer_to_server(ExplainRecServicer(lifecycle, config), server)
     health_pb2_grpc.add_HealthServicer_to_server(lifecycle.health, server)
     reflection.enable_server_reflection(

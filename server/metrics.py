@@ -1,6 +1,11 @@
-"""Prometheus metrics of the service, served on their own HTTP port (`/metrics`)."""
+"""Prometheus metrics of the service, served on their own HTTP port (`/metrics`).
+
+With `serve --workers N` each worker writes its metrics to files that the parent serves summed
+(prometheus_client's multiprocess mode, `server.workers`); each gauge says below how its workers'
+values combine there."""
 from __future__ import annotations
 
+import os
 from typing import Iterable
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
@@ -10,7 +15,7 @@ REQUESTS = Counter("explainrec_requests_total", "gRPC calls finished, by method 
                    ["method", "code"])
 LATENCY = Histogram("explainrec_request_latency_seconds", "gRPC call latency (streams: until the last message)",
                     ["method"], buckets=(.002, .005, .01, .015, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
-IN_FLIGHT = Gauge("explainrec_requests_in_flight", "gRPC calls being served now")
+IN_FLIGHT = Gauge("explainrec_requests_in_flight", "gRPC calls being served now", multiprocess_mode="livesum")
 JUSTIFICATIONS = Counter("explainrec_justifications_total", "justifications returned, by source",
                          ["source"])
 FALLBACKS = Counter("explainrec_template_fallbacks_total",
@@ -21,17 +26,23 @@ LLM_TOKENS = Counter("explainrec_llm_tokens_total",
 
 MODEL_SWAPS = Counter("explainrec_model_swaps_total", "ranker versions picked up without a restart, by result "
                       "('ok' serving, 'refused' failed to load: the old one kept serving)", ["result"])
-MODEL_VERSION = Gauge("explainrec_model_version_info", "the ranker version serving now (value 1)", ["version"])
+MODEL_VERSION = Gauge("explainrec_model_version_info", "the ranker version serving now (value 1; with workers: "
+                      "1 while any live worker serves it)", ["version"], multiprocess_mode="livemax")
+_serving_version: list[str] = []
 
 
 def record_model_swap(result: str, version: str) -> None:
     MODEL_SWAPS.labels(result).inc()
     if result == "ok":
-        MODEL_VERSION.clear()
+        for old in _serving_version:      # 0, not clear(): a worker's metrics file keeps every label it set
+            MODEL_VERSION.labels(old).set(0)
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            MODEL_VERSION.clear()
         MODEL_VERSION.labels(version).set(1)
+        _serving_version[:] = [version]
 
 
-class _LLMCollector:
+class LLMCollector:
     """Read at scrape time from the LLM supervisor, so the time without an LLM includes the outage
     still going on."""
 
@@ -50,7 +61,7 @@ class _LLMCollector:
                                   value=s.down_seconds())
 
 
-_LLM = _LLMCollector()
+_LLM = LLMCollector()
 REGISTRY.register(_LLM)
 
 

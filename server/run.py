@@ -10,7 +10,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from server.desk.gateway import ServiceUnreachable
-from server.lifecycle import new_server
+from server.lifecycle import NOT_SERVING, Lifecycle, build_server
 
 if TYPE_CHECKING:
     from server.config import ServerConfig
@@ -18,9 +18,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("explainrec.server")
 
 
-async def run_server(config: "ServerConfig") -> int:
+async def run_server(config: "ServerConfig", worker: bool = False, bind_after_load: bool = False) -> int:
+    """worker: one of several processes on the port (`server.workers`): the port is shared with
+    SO_REUSEPORT and a `{"serving": true}` line tells the parent when it is loaded. bind_after_load:
+    the port is bound only once the service is loaded (a worker joining serving ones must not be
+    handed connections it cannot answer yet)."""
     logging.getLogger("httpx").setLevel(logging.WARNING)    # one line per LLM call drowns the log
-    server, port, lifecycle = await new_server(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    lifecycle = Lifecycle()
+    await lifecycle.set_status(NOT_SERVING)
     from server.loop_lag import LoopLagMonitor
     lag_monitor = LoopLagMonitor().start()      # exported on /metrics: explainrec_event_loop_lag_*
     lifecycle.on_close("event-loop lag monitor", lag_monitor.stop)
@@ -29,24 +38,33 @@ async def run_server(config: "ServerConfig") -> int:
         httpd, metrics_port = start_metrics_server(config.host, config.metrics_port)
     else:
         httpd, metrics_port = None, None
-    try:
-        desk = await start_desk(config, port) if config.http_port >= 0 else None
-    except (ServiceUnreachable, ValueError) as exc:    # e.g. the desk's certificate is not one the service trusts
-        log.error("%s", exc)
-        print(f"serve: bad configuration: {exc}", file=sys.stderr, flush=True)
+    server = desk = None
+
+    async def bind() -> bool:
+        """Serves on the port; False when the desk page cannot work with these settings."""
+        nonlocal server, desk
+        server, port = build_server(config, lifecycle, share_port=worker)
+        await server.start()
+        try:
+            desk = await start_desk(config, port) if config.http_port >= 0 else None
+        except (ServiceUnreachable, ValueError) as exc:    # e.g. the desk's certificate is not one the service trusts
+            log.error("%s", exc)
+            print(f"serve: bad configuration: {exc}", file=sys.stderr, flush=True)
+            return False
+        print(json.dumps({"grpc": f"{config.host}:{port}", "metrics": metrics_port, "tls": config.tls,
+                          "llm": str(config.llm), "desk": desk.url if desk else None}), flush=True)
+        log.info("listening on %s:%d%s", config.host, port, "" if lifecycle.service else
+                 " (health NOT_SERVING until loaded)")
+        return True
+
+    async def refuse() -> int:
         if httpd is not None:
             lifecycle.on_close("metrics endpoint", httpd.shutdown)
         await lifecycle.drain(server, 0)
         return 2
-    print(json.dumps({"grpc": f"{config.host}:{port}", "metrics": metrics_port, "tls": config.tls,
-                      "llm": config.llm, "desk": desk.url if desk else None}), flush=True)
-    log.info("listening on %s:%d (health NOT_SERVING until loaded)", config.host, port)
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-
+    if not bind_after_load and not await bind():
+        return await refuse()
     from server.setup import build_service
     loading = asyncio.ensure_future(asyncio.to_thread(build_service, config, lifecycle))
     stopping = asyncio.ensure_future(stop.wait())
@@ -58,7 +76,14 @@ async def run_server(config: "ServerConfig") -> int:
             rc = 1
         else:
             service = loading.result()
+            if server is None:
+                lifecycle.service = service       # bound already loaded: the first health answer is SERVING
+                if not await bind():
+                    stop.set()
+                    rc = 2
             await lifecycle.attach(service)
+            if worker and rc == 0:
+                print(json.dumps({"serving": True}), flush=True)
             watcher = getattr(service, "model_watcher", None)
             if watcher is not None:   # SIGHUP: look at models/current now instead of at the next poll
                 loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(asyncio.to_thread(watcher.check)))

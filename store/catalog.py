@@ -6,7 +6,8 @@ or a path). Every write is one transaction, so a failure leaves the database as 
 schema is brought up to date by `store.migrations` when the catalog opens.
 
 Catalog changes (upserts, deletes) are announced on the `items` channel when they commit, so
-that other replicas can re-index them (`watch_item_changes`); on SQLite that is a no-op.
+that other replicas can re-index them (`watch_item_changes`): PostgreSQL NOTIFY, or on SQLite
+a `notices` row that the other serving processes on the same file poll.
 """
 from __future__ import annotations
 
@@ -160,7 +161,8 @@ class Catalog:
         """Calls `on_change(ids)` after another process commits upserts or deletes of those
         items, and `on_change(None)` when the changed set is unknown (at start, after a lost
         connection, after a large ingest): then compare everything. Returns a function that
-        stops watching. On SQLite nothing is ever reported (one process owns the file)."""
+        stops watching. On SQLite the notices are rows another process's listener polls (several
+        serving workers share one file)."""
         def handle(payload: dict | None) -> None:
             if payload is None:
                 on_change(None)

@@ -19,6 +19,7 @@ import logging
 import re
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator, Protocol, Sequence
@@ -27,6 +28,8 @@ from store.errors import StoreError
 
 log = logging.getLogger(__name__)
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+NOTICE_TTL_S = 600.0      # SQLite change notices older than this are deleted (a listener polls every 0.2 s)
+NOTICE_POLL_S = 0.2
 _STATEMENT_END = re.compile(r";[ \t]*(?:--[^\n]*)?\n")
 
 
@@ -88,6 +91,7 @@ class SqliteDatabase:
         self.location = str(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._listeners: list[_SqliteListener] = []
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -112,14 +116,78 @@ class SqliteDatabase:
             return self._conn.execute(sql, args).fetchall()
 
     def notify(self, tx: _SqliteTx, channel: str, payload: dict) -> None:
-        """One process owns a SQLite file: there is no other replica to tell."""
+        """Several processes may serve from one file (`explainrec serve --workers N`): the notice is a
+        row of `notices`, written in the same transaction (so only a committed change is announced),
+        which the other processes' listeners poll. Notices older than NOTICE_TTL_S go."""
+        now = time.time()
+        tx.execute("INSERT INTO notices(channel, payload, created_at) VALUES (?, ?, ?)",
+                   (channel, json.dumps(payload, separators=(",", ":")), now))
+        tx.execute("DELETE FROM notices WHERE created_at < ?", (now - NOTICE_TTL_S,))
 
     def listen(self, channel: str, on_message: Callable[[dict | None], None]) -> Callable[[], None]:
-        return lambda: None
+        listener = _SqliteListener(self.path, channel, on_message)
+        self._listeners.append(listener)
+        listener.start()
+        return listener.stop
 
     def close(self) -> None:
+        for listener in self._listeners:
+            listener.stop()
         with self._lock:
             self._conn.close()
+
+
+class _SqliteListener:
+    """Polls `notices` for one channel in a thread, on its own connection. `PRAGMA data_version`
+    changes only when another connection committed, so an idle poll reads no table. Like the
+    PostgreSQL listener, it calls `on_message(None)` once at the start: changes committed before it
+    listened (while this process loaded) are unknown, so the receiver compares everything once."""
+
+    def __init__(self, path: Path, channel: str, on_message: Callable[[dict | None], None],
+                 poll_s: float = NOTICE_POLL_S):
+        self.path, self.channel, self.on_message, self.poll_s = path, channel, on_message, poll_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"explainrec-listen-{channel}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        except sqlite3.Error:
+            log.exception("store listener on %r could not open %s", self.channel, self.path)
+            return
+        try:
+            seen = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM notices").fetchone()[0]
+            version = None
+            self._deliver(None)
+            while not self._stop.wait(self.poll_s):
+                now = conn.execute("PRAGMA data_version").fetchone()[0]
+                if now == version:
+                    continue
+                version = now
+                rows = conn.execute("SELECT seq, payload FROM notices WHERE channel=? AND seq > ? ORDER BY seq",
+                                    (self.channel, seen)).fetchall()
+                for seq, payload in rows:
+                    seen = seq
+                    self._deliver(json.loads(payload))
+        except sqlite3.Error:
+            if not self._stop.is_set():
+                log.exception("store listener on %r stopped", self.channel)
+        finally:
+            conn.close()
+
+    def _deliver(self, payload: dict | None) -> None:
+        try:
+            self.on_message(payload)
+        except Exception:  # noqa: BLE001 - the listener outlives one bad handler call
+            log.exception("store listener on %r: handler failed", self.channel)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(5)
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------

@@ -146,6 +146,18 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     PRIMARY KEY (method, key)
 );
 """),
+    # Change notices between processes serving one SQLite file (`serve --workers N`): the catalog's
+    # upserts and deletes announce their item ids here (PostgreSQL uses LISTEN/NOTIFY instead).
+    Migration(3, "change notices between processes sharing a SQLite file", sqlite="""
+CREATE TABLE IF NOT EXISTS notices (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel    TEXT NOT NULL,
+    payload    TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+""", postgresql="""
+-- nothing: PostgreSQL announces changes with NOTIFY
+"""),
 ]
 
 
