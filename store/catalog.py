@@ -121,6 +121,9 @@ class Catalog:
         self.origin = uuid.uuid4().hex     # tells this process's own change notices from others'
         try:
             migrate(self._db)
+            mark = getattr(self._db, "mark_loaded_from", None)    # SQLite: notices before this are loaded
+            if mark is not None:
+                mark()
             with self._db.transaction() as tx:
                 tx.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (time.time() - IDEMPOTENCY_TTL_S,))
         except BaseException:

@@ -92,6 +92,7 @@ class SqliteDatabase:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._listeners: list[_SqliteListener] = []
+        self._opened_at_seq: int | None = None
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -124,8 +125,13 @@ class SqliteDatabase:
                    (channel, json.dumps(payload, separators=(",", ":")), now))
         tx.execute("DELETE FROM notices WHERE created_at < ?", (now - NOTICE_TTL_S,))
 
+    def mark_loaded_from(self) -> None:
+        """Called when the catalog opens (after its migrations): whatever this process builds from the
+        store reflects every notice up to here, so a listener reports only later ones."""
+        self._opened_at_seq = self.query("SELECT COALESCE(MAX(seq), 0) AS s FROM notices")[0]["s"]
+
     def listen(self, channel: str, on_message: Callable[[dict | None], None]) -> Callable[[], None]:
-        listener = _SqliteListener(self.path, channel, on_message)
+        listener = _SqliteListener(self.path, channel, on_message, self._opened_at_seq)
         self._listeners.append(listener)
         listener.start()
         return listener.stop
@@ -139,13 +145,16 @@ class SqliteDatabase:
 
 class _SqliteListener:
     """Polls `notices` for one channel in a thread, on its own connection. `PRAGMA data_version`
-    changes only when another connection committed, so an idle poll reads no table. Like the
-    PostgreSQL listener, it calls `on_message(None)` once at the start: changes committed before it
-    listened (while this process loaded) are unknown, so the receiver compares everything once."""
+    changes only when another connection committed, so an idle poll reads no table. It reports the
+    notices after `since` (the last one when the catalog opened: what this process loaded after that
+    reflects the earlier ones). Without that mark, or when notices after it were already deleted, it
+    calls `on_message(None)` first, like the PostgreSQL listener after a (re)connection: compare
+    everything once."""
 
     def __init__(self, path: Path, channel: str, on_message: Callable[[dict | None], None],
-                 poll_s: float = NOTICE_POLL_S):
+                 since: int | None = None, poll_s: float = NOTICE_POLL_S):
         self.path, self.channel, self.on_message, self.poll_s = path, channel, on_message, poll_s
+        self.since = since
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"explainrec-listen-{channel}", daemon=True)
 
@@ -159,9 +168,13 @@ class _SqliteListener:
             log.exception("store listener on %r could not open %s", self.channel, self.path)
             return
         try:
-            seen = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM notices").fetchone()[0]
+            oldest, newest = conn.execute("SELECT MIN(seq), COALESCE(MAX(seq), 0) FROM notices").fetchone()
+            if self.since is None or (oldest is not None and oldest > self.since + 1 and newest > self.since):
+                seen = newest
+                self._deliver(None)
+            else:
+                seen = self.since
             version = None
-            self._deliver(None)
             while not self._stop.wait(self.poll_s):
                 now = conn.execute("PRAGMA data_version").fetchone()[0]
                 if now == version:
