@@ -28,9 +28,10 @@ _OPEN = rf"(?:(?:because|since)\s+you(?:'ve|\s+have)?\s+[a-z]+(?:\s+[a-z]+){{0,2
         rf"you\s+(?:may|might)\s+(?:also\s+)?like\s+{_THE}{_ITEM}"
 
 _BY = rf"(?:(?::|,)?\s+which\s+is\s+(?:also\s+)?(?:by|from|made\s+by|an?\s+product\s+(?:by|of|from))\s+{_BRAND}" \
-      rf"|,?\s+which\s+is\s+(?:also\s+)?(?:an?\s+)?{_BRAND}(?:\s+product)?|\s+by\s+{_BRAND}" \
+      rf"|,?\s+(?:which\s+is\s+(?:also\s+)?)?(?:an?\s+)?{_BRAND}(?:\s+product)?|\s+by\s+{_BRAND}" \
       rf"|(?::|,)\s+both\s+are\s+(?:made\s+)?by\s+{_BRAND})"
 _IN = rf"(?:(?::|,)?\s+which\s+is\s+(?:also\s+)?in\s+(?:the\s+)?(?:category\s+(?:of\s+)?)?{_CATPH}" \
+      rf"|,?\s+which\s+is\s+(?:also\s+)?an?\s+(?:type|kind)\s+of\s+{_CATPH}" \
       rf"|\s+from\s+{_CATPH}(?:\s+by\s+{_BRAND})?" \
       rf"|(?::|,)\s+both\s+are\s+in\s+{_CATPH}(?:\s+and\s+(?:both\s+are\s+)?by\s+{_BRAND})?)"
 _BOTH_NAMES = rf"(?:\s+{_THE}{_ANCHOR}\s+and\s+{_THE}{_ITEM}|\s+{_THE}{_ITEM}\s+and\s+{_THE}{_ANCHOR})"

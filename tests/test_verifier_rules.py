@@ -140,7 +140,8 @@ def test_off_shape_catches_garbled_clauses_made_of_fact_words(tail):
 @pytest.mark.parametrize("tail", [
     ": 3 other shoppers bought both.", ": 3 other shoppers bought both the {A} and the {I}.",
     ": 3 other shoppers bought both, and the {I} is also by Hillman.", ", which is also in the category of Locknuts.",
-    ", which is also in the Locknuts category.", ": both are in Locknuts and by Hillman.",
+    ", which is also in the Locknuts category.", ": both are in Locknuts and by Hillman.", ", a Hillman product.",
+    ", which is a type of Locknut.",
 ])
 def test_off_shape_passes_the_accepted_wordings(tail):
     co = dataclasses.replace(LINKED, links=("bought_together",) + LINKED.links, shoppers=3, co_bought=True)
