@@ -74,9 +74,16 @@ class VLLMClient:
         body.update(extra or {})
         t0 = time.perf_counter()
         async with self._sem:
+            # timeout_s (what is left of a request's deadline) covers the whole call, the wait for a
+            # free slot included, and is the HTTP timeout too (the client-wide one would cut it
+            # short); without it, the client-wide timeout bounds the HTTP call alone, as queued batch
+            # work expects
+            left = timeout_s - (time.perf_counter() - t0) if timeout_s else self.timeout_s
             try:
-                r = await asyncio.wait_for(self._http.post("/v1/chat/completions", json=body),
-                                           timeout_s or self.timeout_s)
+                if left <= 0:
+                    raise asyncio.TimeoutError(f"no free slot within {timeout_s:.1f} s")
+                r = await asyncio.wait_for(self._http.post("/v1/chat/completions", json=body,
+                                                           timeout=httpx.Timeout(left, connect=2.0)), left)
                 r.raise_for_status()
                 data = r.json()
             except httpx.ConnectTimeout as exc:      # nothing answers at that address: down, not slow

@@ -43,7 +43,10 @@ class ExplainerConfig(Settings):
     max_tokens: int = setting(40, 'Output budget per sample. A text cut by this limit fails the verifier '
                                   '(truncated).')
 
-    request_timeout_s: float = setting(20.0, 'Per-call HTTP timeout (seconds). A call past it falls back to the '
+    request_timeout_s: float = setting(20.0, 'Timeout of one LLM call (seconds) when the request has no deadline '
+                                             '(the evaluation; the batch job sets its own). With a deadline (every '
+                                             'served call: the caller\'s, else the server\'s explain_deadline_s) each '
+                                             'LLM call may use what is left of it. A call past it falls back to the '
                                              'template.')
 
     deadline_s: float | None = setting(None, 'Default whole-request deadline (seconds) when explain() is called '

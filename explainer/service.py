@@ -148,13 +148,17 @@ class Explainer:
                                                                         if s is not best)))
 
     async def _explain_one(self, history: Sequence[Item], names: Sequence[str], facts: ItemFacts,
-                           trace: Trace) -> Justification:
+                           trace: Trace, deadline_at: float | None = None) -> Justification:
+        """deadline_at (time.monotonic()): the call's deadline, which this LLM call may use to the end;
+        without one, the per-call timeout request_timeout_s."""
         client = self.client
         prompt = self.prompt.render(names, facts)
         t0 = time.perf_counter()
+        timeout_s = None if deadline_at is None else max(deadline_at - time.monotonic(), 0.001)
         try:
             comp = await client.chat(prompt.messages, n=self.config.n_samples, max_tokens=self.config.max_tokens,
-                                     temperature=self.config.temperature, top_p=self.config.top_p)
+                                     temperature=self.config.temperature, top_p=self.config.top_p,
+                                     timeout_s=timeout_s)
         except LLMUnavailable as exc:
             trace.error = str(exc)
             trace.latency_s = time.perf_counter() - t0
@@ -187,8 +191,10 @@ class Explainer:
         if self.client is None or not self.llm_up():
             return [self._template(f, FALLBACK_LLM_UNAVAILABLE) for f in facts], traces
         names = self.history_names(history)
-        tasks = [asyncio.ensure_future(self._explain_one(history, names, f, t)) for f, t in zip(facts, traces)]
         deadline = deadline_s if deadline_s is not None else self.config.deadline_s
+        deadline_at = None if deadline is None else time.monotonic() + deadline
+        tasks = [asyncio.ensure_future(self._explain_one(history, names, f, t, deadline_at))
+                 for f, t in zip(facts, traces)]
         done, pending = await asyncio.wait(tasks, timeout=deadline)
         for t in pending:
             t.cancel()
@@ -274,11 +280,13 @@ class Explainer:
         names = self.history_names(history)
         index = {id(f): n for n, f in enumerate(facts)}
 
+        deadline = deadline_s if deadline_s is not None else self.config.deadline_s
+        deadline_at = None if deadline is None else time.monotonic() + deadline
+
         async def one(f: ItemFacts) -> tuple[ItemFacts, Justification]:
-            return f, await self._explain_one(history, names, f, Trace(f))
+            return f, await self._explain_one(history, names, f, Trace(f), deadline_at)
 
         tasks = [asyncio.ensure_future(one(f)) for f in facts]
-        deadline = deadline_s if deadline_s is not None else self.config.deadline_s
         finished: set[int] = set()
         try:
             for next_done in asyncio.as_completed(tasks, timeout=deadline):
