@@ -113,6 +113,21 @@ async def test_deadline_answers_with_the_template_in_time(catalog, vllm_server):
     assert all(j.source == "template" and j.text for j in out)
 
 
+async def test_a_deadline_lets_the_llm_outlast_request_timeout(catalog, vllm_server):
+    """request_timeout_s far below one CPU generation: with a deadline each LLM call may use what is
+    left of it, so the LLM answers; without one, request_timeout_s still bounds the call."""
+    ex = Explainer.from_catalog(ExplainerConfig(vllm_url=vllm_server.url, model=vllm_server.model_name,
+                                                request_timeout_s=0.05), catalog)
+    hist, pairs = request_for(catalog, k=2)
+    try:
+        out, traces = await ex.explain_traced(hist, pairs, deadline_s=300)
+        bounded = await ex.explain(hist, pairs)
+    finally:
+        await ex.aclose()
+    assert all(t.samples for t in traces) and "deadline" not in [j.fallback_reason for j in out]
+    assert [j.fallback_reason for j in bounded] == ["deadline"] * len(pairs)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
