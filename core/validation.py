@@ -1,8 +1,11 @@
 """The one validation of a ranking request: one set of limits, the proto's field names in every error.
 
-The server (`server/convert.py`) and the ranker (`Ranker.recommend` / `score_items`) both call
-`validate_query`, so a request reads the same whether it comes over gRPC, from the batch job or
-from Python: `k: must be in 1..100 (got 5000)`, `exclude_item_ids: at most 1000 ids (got 1200)`.
+The ranker owns it: `Ranker.rank_many` (Recommend, StreamRecommend, the batcher) calls
+`validate_query` and `Ranker.score_items` (Explain) calls `validate_explain`, once per request,
+with the limits the server gives it (`ServerConfig.limits`); the server only converts the proto
+(`server/convert.py`) and maps the InvalidInput to INVALID_ARGUMENT (`server/errors.py`). So a
+request reads the same whether it comes over gRPC, from the batch job or from Python:
+`k: must be in 1..100 (got 5000)`, `exclude_item_ids: at most 1000 ids (got 1200)`.
 `RankQuery` attributes whose name differs from the proto field are reported by the proto name
 (`text` -> `query`, `exclude` -> `exclude_item_ids`, `similar_to` -> `similar_to_item_id`).
 """
@@ -124,3 +127,13 @@ def validate_query(q: "RankQuery", limits: Limits = DEFAULT_LIMITS) -> "RankQuer
     brands = check_brands(q.brands, "brands", limits)
     exclude_brands = check_brands(q.exclude_brands, "exclude_brands", limits)
     return dataclasses.replace(q, text=q.text.strip(), brands=brands, exclude_brands=exclude_brands)
+
+
+def validate_explain(q: "RankQuery", item_ids: Sequence[str], limits: Limits = DEFAULT_LIMITS
+                     ) -> tuple["RankQuery", tuple[str, ...]]:
+    """An Explain request: the items to justify, a user or history to justify them against, and
+    the query (as validate_query). Returns both normalised."""
+    ids = check_item_ids(item_ids, limits)
+    if not (q.user_id or q.history):
+        raise InvalidInput("user_id", "give a user_id or a history to explain against (both were empty)")
+    return validate_query(q, limits), ids

@@ -27,7 +27,7 @@ from ranker.scorers import Scorer, ZeroShotScorer, history_scores, load_scorer
 from ranker.types import Candidate, Ranking, RankQuery
 from store.catalog import Catalog, Item
 from core.errors import InvalidInput, UnknownItem, UnknownUser
-from core.validation import Limits, check_item_ids, validate_query
+from core.validation import Limits, validate_explain, validate_query
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +262,8 @@ class Ranker:
 
     # -- queries --------------------------------------------------------------------------
     def _validate(self, q: RankQuery) -> None:
-        """The one validation (`core.validation`), with the proto's field names in its errors."""
+        """The one validation of a query (`core.validation`; the server does not repeat it), with the
+        proto's field names in its errors."""
         validate_query(q, self.config.limits)
 
     def resolve_history(self, query: RankQuery, stored_histories: dict[str, list[str]] | None = None) -> list[str]:
@@ -393,12 +394,18 @@ class Ranker:
         the error it alone raised, in order: one bad query does not fail the others."""
         out: list = [None] * len(queries)
         sides: list = [None] * len(queries)
-        # the whole batch's stored histories in one read (not two store queries per call)
-        user_ids = [q.user_id for q in queries if q.user_id]
-        stored = self.catalog.histories(user_ids) if user_ids else None
         for n, q in enumerate(queries):
             try:
                 self._validate(q)
+            except Exception as exc:  # noqa: BLE001 - reported for this query only
+                out[n] = exc
+        # the whole batch's stored histories in one read (not two store queries per call)
+        user_ids = [q.user_id for n, q in enumerate(queries) if q.user_id and out[n] is None]
+        stored = self.catalog.histories(user_ids) if user_ids else None
+        for n, q in enumerate(queries):
+            if out[n] is not None:
+                continue
+            try:
                 sides[n] = self._user_side(q, stored)
             except Exception as exc:  # noqa: BLE001 - reported for this query only
                 out[n] = exc
@@ -558,9 +565,9 @@ class Ranker:
             fetch = min(total, fetch * 4)
 
     def score_items(self, query: RankQuery, item_ids: Sequence[str]) -> list[Candidate]:
-        """Scores and evidence for the given items, in the order given ("why am I seeing this?")."""
-        self._validate(query)
-        check_item_ids(item_ids, self.config.limits)
+        """Scores and evidence for the given items, in the order given ("why am I seeing this?"); the
+        one validation of an Explain request (`core.validation.validate_explain`)."""
+        validate_explain(query, item_ids, self.config.limits)
         user, history, hvecs, qvec = self._user(query)
         with self._lock:
             for i in item_ids:

@@ -2,8 +2,9 @@
 
 Validation errors are `core.errors.InvalidInput(field, message)` naming the request field
 (`k`, `history[3]`, `items[0].title`, ...); the error table turns them into INVALID_ARGUMENT.
-A ranking request is checked by `core.validation.validate_query`, the same function the ranker
-calls, with the limits of `ServerConfig.limits`.
+A ranking or Explain request is only converted here: the ranker validates it, once, with the
+same `core.validation` rules and the limits of `ServerConfig.limits` (`server/setup.py` hands them
+to it), and its InvalidInput names the proto field.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from store.catalog import Event, Feedback, Item
 from store.errors import IngestError
 from store.ingest import parse_attributes
 from core.errors import InvalidInput
-from core.validation import DEFAULT_LIMITS, check_id, check_ids, check_item_ids, check_text, validate_query
+from core.validation import DEFAULT_LIMITS, check_id, check_ids, check_text
 
 if TYPE_CHECKING:
     from explainer.types import Justification
@@ -36,8 +37,8 @@ HELPFUL = {pb.HELPFULNESS_UNSPECIFIED: None, pb.HELPFULNESS_HELPFUL: True, pb.HE
 
 # -- requests -> domain ------------------------------------------------------------
 def to_rank_query(req: pb.RecommendRequest, cfg: "ServerConfig") -> RankQuery:
-    """The request as a RankQuery, checked by the one validation (`core.validation`)."""
-    query = RankQuery(
+    """The request as a RankQuery (the ranker validates it: core.validation.validate_query)."""
+    return RankQuery(
         user_id=req.user_id or None, history=tuple(req.history), text=req.query, k=req.k or cfg.default_k,
         category=req.category, exclude=tuple(req.exclude_item_ids), exclude_history=not req.include_history,
         similar_to=req.similar_to_item_id,
@@ -45,17 +46,15 @@ def to_rank_query(req: pb.RecommendRequest, cfg: "ServerConfig") -> RankQuery:
         max_price=req.max_price if req.HasField("max_price") else None,
         brands=tuple(req.brands), exclude_brands=tuple(req.exclude_brands),
     )
-    return validate_query(query, cfg.limits)
 
 
 def to_explain_query(req: pb.ExplainRequest, cfg: "ServerConfig") -> tuple[RankQuery, tuple[str, ...]]:
-    """The query that says whose history to use, and the item ids to justify."""
-    item_ids = check_item_ids(req.item_ids, cfg.limits)
-    if not (req.user_id or req.history):
-        raise InvalidInput("user_id", "give a user_id or a history to explain against (both were empty)")
+    """The query that says whose history to use, and the item ids to justify (the ranker validates
+    both: core.validation.validate_explain). k is the number of items, so it is checked with them."""
+    item_ids = tuple(req.item_ids)
     query = RankQuery(user_id=req.user_id or None, history=tuple(req.history), text=req.query,
-                      k=len(item_ids), exclude_history=False)
-    return validate_query(query, cfg.limits), item_ids
+                      k=max(len(item_ids), 1), exclude_history=False)
+    return query, item_ids
 
 
 def item_from_proto(p: pb.Item, field: str) -> Item:

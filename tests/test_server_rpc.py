@@ -156,12 +156,41 @@ def test_upserted_item_is_recommended_and_explained_at_once(client, some_user):
     (lambda c, u: c.delete_items(["NO_SUCH_ITEM"]), grpc.StatusCode.NOT_FOUND, "NO_SUCH_ITEM"),
     (lambda c, u: c.upsert_items([pb.Item(id="X1", title="")]), grpc.StatusCode.INVALID_ARGUMENT, "items[0].title"),
     (lambda c, u: c.submit_feedback(u, "B00TNNWMXI", "rating"), grpc.StatusCode.INVALID_ARGUMENT, "helpful"),
+    # the ranker's one validation, through the one error table
+    (lambda c, u: c.recommend(user_id=u, min_price=5, max_price=1), grpc.StatusCode.INVALID_ARGUMENT, "max_price"),
+    (lambda c, u: c.recommend(user_id=u, brands=[" "]), grpc.StatusCode.INVALID_ARGUMENT, "brands[0]"),
+    (lambda c, u: c.explain([], user_id=u), grpc.StatusCode.INVALID_ARGUMENT, "item_ids"),
+    (lambda c, u: c.explain(["B00TNNWMXI"]), grpc.StatusCode.INVALID_ARGUMENT, "user_id"),
+    (lambda c, u: c.explain(["has space"], user_id=u), grpc.StatusCode.INVALID_ARGUMENT, "item_ids[0]"),
+    (lambda c, u: c.explain(["B00TNNWMXI"] * 101, user_id=u), grpc.StatusCode.INVALID_ARGUMENT, "item_ids"),
+    (lambda c, u: c.explain(["B00TNNWMXI"], history=["a b"]), grpc.StatusCode.INVALID_ARGUMENT, "history[0]"),
 ])
 def test_errors_map_to_status_codes_naming_the_field(client, some_user, call, code, field):
     with pytest.raises(grpc.RpcError) as err:
         call(client, some_user)
     assert err.value.code() == code
     assert field in err.value.details()
+
+
+def test_a_request_is_validated_once(client, some_user, server_catalog, monkeypatch):
+    """The ranker owns the validation (core.validation): a Recommend or Explain call runs it once,
+    not once in the server's conversion and again in the ranker."""
+    import core.validation
+    import ranker.service
+    import server.convert
+    calls = []
+    real = core.validation.validate_query
+
+    def counted(q, limits=core.validation.DEFAULT_LIMITS):
+        calls.append(q)
+        return real(q, limits)
+    for module in (core.validation, ranker.service, server.convert):
+        if hasattr(module, "validate_query"):
+            monkeypatch.setattr(module, "validate_query", counted)
+    client.recommend(user_id=some_user, k=3)
+    assert len(calls) == 1
+    client.explain([server_catalog.all_items()[0].id], user_id=some_user)
+    assert len(calls) == 2
 
 
 def test_oversize_message_is_refused(template_server, some_user):
