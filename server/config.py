@@ -82,8 +82,11 @@ class ServerConfig(Settings):
     max_text_chars: int = setting(2000, "longest free-text query or feedback reason")
     min_llm_budget_s: float = setting(1.0, "when the caller's remaining deadline is below this, template "
                                       "justifications are returned instead of calling the LLM")
-    deadline_margin_s: float = setting(0.15, "kept back from the caller's deadline for ranking and the reply")
-    explain_deadline_s: float = setting(30.0, "LLM time budget for a call without a deadline")
+    deadline_margin_s: float = setting(1.0, "kept back from the caller's deadline for the templates and the reply "
+                                       "(on a loaded machine 0.15 s let calls miss it: README, Reliability)")
+    explain_deadline_s: float = setting(60.0, "most time the LLM gets per call: all of it without a caller's "
+                                        "deadline, else what is left of that deadline up to this; each LLM call "
+                                        "may use it to the end (README, Reliability)")
     batch_concurrency: int = setting(4, "ExplainBatch requests worked on at once per stream")
     ranker_threads: int = setting(4, "worker threads for ranking and catalog calls")
     search_threads: int = setting(1, "OpenMP threads of each ranking thread (vector search, tower forward pass). "
