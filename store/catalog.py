@@ -76,7 +76,10 @@ class Feedback:
 
 ITEMS_CHANNEL = "explainrec_items"
 MAX_NOTIFIED_IDS = 200   # more changed ids than this in one write: listeners resynchronise in full
-EVENTS_CHANNEL = "explainrec_events"   # committed RecordEvents writes: which users, which kinds
+EVENTS_CHANNEL = "explainrec_events"   # committed event writes of these kinds: which users, which kinds
+# only the kinds another serving process keeps a table of (the explainer's co-purchases,
+# explainer/read_model.py CO_PURCHASE_KINDS): a view or a rating costs no notice
+ANNOUNCED_EVENT_KINDS = ("purchase",)
 
 
 def _row_to_item(row) -> Item:
@@ -292,11 +295,12 @@ class Catalog:
                 "INSERT INTO events(user_id, item_id, kind, ts, split) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT DO NOTHING",
                 [(e.user_id, e.item_id, e.kind, e.ts, e.split) for e in events])
-            if n:   # other serving processes keep tables built from events (the explainer's co-purchases)
-                users = list(dict.fromkeys(e.user_id for e in events))
+            announced = [e for e in events if e.kind in ANNOUNCED_EVENT_KINDS]
+            if n and announced:   # other serving processes keep tables built from these (co-purchases)
+                users = list(dict.fromkeys(e.user_id for e in announced))
                 self._db.notify(c, EVENTS_CHANNEL, {
                     "origin": self.origin, "users": users if len(users) <= MAX_NOTIFIED_IDS else None,
-                    "kinds": sorted({e.kind for e in events})})
+                    "kinds": sorted({e.kind for e in announced})})
             return n
         if conn is not None:
             return run(conn)

@@ -134,3 +134,32 @@ def test_a_replicas_purchases_reach_the_other_replicas_table(postgres, priced_db
     finally:
         stop()
         reader.close(), writer.close()
+
+
+def test_two_processes_on_one_sqlite_file_share_new_purchases(tmp_path, priced_db):
+    """`serve --workers N` on one SQLite file: what one worker records reaches the other's table
+    through the store's notices (a second Catalog on the same file stands for the other process)."""
+    from explainer.read_model import CO_PURCHASE_KINDS
+    from store.catalog import ANNOUNCED_EVENT_KINDS
+    assert set(CO_PURCHASE_KINDS) <= set(ANNOUNCED_EVENT_KINDS)
+    shutil.copy(priced_db, tmp_path / "catalog.sqlite")
+    writer, reader = Catalog(tmp_path / "catalog.sqlite"), Catalog(tmp_path / "catalog.sqlite")
+    explainer = Explainer.from_catalog(ExplainerConfig(enabled=False), reader)
+    stop = follow_event_changes(reader, explainer)
+    try:
+        a, b = _pair_in_one_category(reader)
+
+        def notices() -> int:
+            return writer._query("SELECT COUNT(*) AS n FROM notices WHERE channel='explainrec_events'")[0]["n"]
+        before = notices()
+        writer.add_events([Event(f"W{i}", item, "view") for i in range(3) for item in (a, b)])
+        assert notices() == before, "a write of views alone announces nothing"
+        writer.add_events([Event(f"W{i}", item) for i in range(3) for item in (a, b)])
+        assert notices() == before + 1
+        deadline = time.monotonic() + 10
+        while explainer.read_model.co_purchases.shoppers(a, b) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert explainer.read_model.co_purchases.shoppers(a, b) == 3
+    finally:
+        stop()
+        reader.close(), writer.close()
