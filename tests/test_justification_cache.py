@@ -25,7 +25,7 @@ class CountingExplainer(Explainer):
 
     calls = 0
 
-    async def _explain_one(self, history, names, facts, trace):
+    async def _explain_one(self, history, names, facts, trace, deadline_at=None):
         CountingExplainer.calls += 1
         return Justification(item_id=facts.item_id, text=f"because of {facts.anchor_name}", source=SOURCE_LLM,
                              template=self.prompt.id, model=self.client.model, evidence_ids=facts.evidence_ids,
