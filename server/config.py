@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import enum
+import os
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,7 +97,9 @@ class ServerConfig(Settings):
     batch_max_wait_ms: float = setting(0.0, "how long the first Recommend call of a batch waits for others to join "
                                        "(0: batch only the calls that queued while the previous batch ran: a lone "
                                        "caller never waits, and under load the queue fills while batches run)")
-    batch_in_flight: int = setting(2, "Recommend batches worked on at once")
+    batch_in_flight: int = setting(0, "Recommend batches worked on at once per process (0: one per core the process "
+                                   "has, i.e. cores / workers, at least 1: a batch's forward pass and search use one "
+                                   "core)")
     justification_cache_size: int = setting(50_000, "justifications kept in memory (LRU) so a repeated Explain / "
                                                "Recommend(explain) makes no LLM call; 0 disables the cache")
     workers: int = setting(1, "serving processes sharing the port (SO_REUSEPORT), each with its own ranker, caches "
@@ -139,9 +142,11 @@ class ServerConfig(Settings):
                 raise ValueError(f"{name} must be a readable file (got {path!r})")
         for name in ("max_message_bytes", "max_concurrent_rpcs", "max_k", "max_history",
                      "max_items_per_call", "max_text_chars", "batch_concurrency", "ranker_threads",
-                     "search_threads", "batch_max_size", "batch_in_flight"):
+                     "search_threads", "batch_max_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
+        if self.batch_in_flight < 0:
+            raise ValueError(f"batch_in_flight must be >= 0 (got {self.batch_in_flight})")
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0 (got {self.workers})")
         if self.model_watch_s < 0:
@@ -165,6 +170,13 @@ class ServerConfig(Settings):
         """The request limits, shared by the server's conversion and the ranker (`core.validation`)."""
         return Limits(max_k=self.max_k, max_text_chars=self.max_text_chars, max_history=self.max_history,
                       max_ids=self.max_items_per_call)
+
+    def batches_in_flight(self) -> int:
+        """batch_in_flight, or when 0 one per core of this process (cores shared by the workers)."""
+        if self.batch_in_flight:
+            return self.batch_in_flight
+        from server.workers import worker_count
+        return max(1, len(os.sched_getaffinity(0)) // worker_count(self.workers))
 
     @property
     def tls(self) -> bool:

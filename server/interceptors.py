@@ -1,9 +1,6 @@
-"""Cross-cutting concerns, one interceptor each: request id, access log + latency metrics,
-scoped bearer-token auth, overload protection, and undecodable requests.
-
-Each wraps the method handler's behaviour (unary or streaming) in an async context manager, so
-the same code covers all four call shapes. Health checks are exempt from auth and overload:
-a load balancer must always be able to ask.
+"""Cross-cutting concerns, in one interceptor (`ServiceInterceptor`): request id, access log +
+latency metrics, scoped bearer-token auth, overload protection, and undecodable requests.
+Health checks are exempt from auth and overload: a load balancer must always be able to ask.
 
 Access log lines never carry request content: the method, the code, the latency, the request
 id, the peer, the token's name and (per `log_user_ids`) the user id, hashed by default.
@@ -19,7 +16,6 @@ import itertools
 import logging
 import os
 import time
-from contextlib import asynccontextmanager
 
 import grpc
 
@@ -38,117 +34,17 @@ USER_ID: contextvars.ContextVar[str] = contextvars.ContextVar("explainrec_log_us
 TOKEN_NAME: contextvars.ContextVar[str] = contextvars.ContextVar("explainrec_token_name", default="")
 
 
-async def _as_is(request, context):
-    return request
+def _metadata(context) -> dict:
+    return dict(context.invocation_metadata() or ())
 
 
-@asynccontextmanager
-async def _nothing(context):
-    yield
-
-
-def _wrap(handler: grpc.RpcMethodHandler, around, prepare=_as_is,
-          request_deserializer=None) -> grpc.RpcMethodHandler:
-    """A handler whose behaviour runs inside `around(context)` (an async context manager; None: no
-    wrapper), on the request as `await prepare(request, context)` returns it (the request iterator
-    of a stream)."""
-    if handler is None:
-        return None
-    if handler.unary_unary or handler.stream_unary:
-        inner = handler.unary_unary or handler.stream_unary
-        # every layer costs a coroutine per call on the event loop: add only the ones that do something
-        if around is None and prepare is _as_is:
-            call = inner
-        elif around is None:
-            async def call(request, context):
-                return await inner(await prepare(request, context), context)
-        elif prepare is _as_is:
-            async def call(request, context):
-                async with around(context):
-                    return await inner(request, context)
-        else:
-            async def call(request, context):
-                async with around(context):
-                    return await inner(await prepare(request, context), context)
-    else:
-        around = around or _nothing
-        inner = handler.unary_stream or handler.stream_stream
-        if inspect.isasyncgenfunction(inner):
-            async def call(request, context):
-                async with around(context):
-                    async for reply in inner(await prepare(request, context), context):
-                        yield reply
-        else:   # a coroutine that writes with context.write (e.g. health Watch)
-            async def call(request, context):
-                async with around(context):
-                    return await inner(await prepare(request, context), context)
-    factory = {
-        (False, False): grpc.unary_unary_rpc_method_handler,
-        (False, True): grpc.unary_stream_rpc_method_handler,
-        (True, False): grpc.stream_unary_rpc_method_handler,
-        (True, True): grpc.stream_stream_rpc_method_handler,
-    }[(handler.request_streaming, handler.response_streaming)]
-    return factory(call, request_deserializer=request_deserializer or handler.request_deserializer,
-                   response_serializer=handler.response_serializer)
-
-
-class _PerMethod:
-    """The wrapped handler of each method, built on its first call and reused after: wrapping builds
-    a new handler object and closures, which cost more per call than the interceptor's own work.
-    Valid because every wrapper reads what varies per call (metadata) from the call's context and
-    the inner handler of a method is the same object call after call (checked)."""
-
-    def __init__(self) -> None:
-        self._handlers: dict[str, tuple] = {}
-
-    def get(self, method: str, inner):
-        hit = self._handlers.get(method)
-        return hit[1] if hit is not None and hit[0] is inner else None
-
-    def put(self, method: str, inner, wrapped):
-        self._handlers[method] = (inner, wrapped)
-        return wrapped
-
-
-def _metadata(context, key: str) -> str:
-    value = dict(context.invocation_metadata() or ()).get(key, "")
+def _text(value) -> str:
     return value.decode("latin-1") if isinstance(value, bytes) else value
 
 
 async def _abort_with(context, exc: Exception) -> None:
     code, message = status_for(exc, REQUEST_ID.get())
     await context.abort(code, message)
-
-
-class RequestIdInterceptor(grpc.aio.ServerInterceptor):
-    """Takes the caller's `x-request-id` (or makes one), exposes it to the call's code and log
-    lines, and sends it back as trailing metadata. Made ids are a per-process random prefix and
-    a counter: unique, and cheaper than a uuid per call."""
-
-    def __init__(self) -> None:
-        self._prefix = os.urandom(4).hex()
-        self._counter = itertools.count(1)
-        self._wrapped = _PerMethod()
-
-    async def intercept_service(self, continuation, details):
-        handler = await continuation(details)
-        return self._wrapped.get(details.method, handler) or \
-            self._wrapped.put(details.method, handler, _wrap(handler, self._around))
-
-    @asynccontextmanager
-    async def _around(self, context):
-        given = _metadata(context, "x-request-id")
-        rid = given[:64] if given and given.isprintable() else f"{self._prefix}-{next(self._counter):x}"
-        token = REQUEST_ID.set(rid)
-        try:
-            # trailing, not initial: no extra send op per call, and errors carry it too
-            context.set_trailing_metadata((("x-request-id", rid),))
-            yield
-        finally:
-            try:
-                REQUEST_ID.reset(token)
-            except ValueError:      # an abandoned stream's generator is closed later, from another context
-                pass
 
 
 def user_id_for_log(mode: str, key: bytes):
@@ -158,102 +54,6 @@ def user_id_for_log(mode: str, key: bytes):
     if mode == "plain":
         return lambda uid: uid
     return lambda uid: hmac.new(key, uid.encode(), hashlib.sha256).hexdigest()[:12] if uid else ""
-
-
-class AccessLogInterceptor(grpc.aio.ServerInterceptor):
-    """One log line and the request / latency metrics per call. OK calls log at DEBUG so a
-    busy server is not slowed by its own log."""
-
-    def __init__(self, log_user_ids: str = "hash", hash_key: str = "") -> None:
-        self._latency: dict = {}
-        self._user = user_id_for_log(log_user_ids, hash_key.encode() if hash_key else os.urandom(16))
-        self._log_users = log_user_ids != "off"
-        self._wrapped = _PerMethod()
-
-    async def _note_user(self, request, context):
-        if self._log_users:
-            uid = getattr(request, "user_id", "")
-            if uid and isinstance(uid, str):
-                USER_ID.set(uid)
-        return request
-
-    async def intercept_service(self, continuation, details):
-        handler = await continuation(details)
-        method = details.method
-        wrapped = self._wrapped.get(method, handler)
-        if wrapped is not None:
-            return wrapped
-        latency = self._latency.get(method)
-        if latency is None:
-            latency = self._latency[method] = metrics.LATENCY.labels(method)
-
-        @asynccontextmanager
-        async def around(context):
-            start = time.perf_counter()
-            # read while the call is alive: an abandoned stream's generator is finalised after the call
-            # is gone, and asking a finished call for its peer crashed grpc's C core (a segfault)
-            peer = context.peer()
-            metrics.IN_FLIGHT.inc()
-            code = grpc.StatusCode.OK
-            try:
-                yield
-            except grpc.aio.AbortError:
-                code = context.code() or grpc.StatusCode.UNKNOWN
-                raise
-            except BaseException as exc:
-                code = grpc.StatusCode.CANCELLED if isinstance(exc, (GeneratorExit, _cancelled())) \
-                    else grpc.StatusCode.UNKNOWN
-                raise
-            finally:
-                elapsed = time.perf_counter() - start
-                metrics.IN_FLIGHT.dec()
-                if not isinstance(code, grpc.StatusCode):
-                    code = _code_from_int(code)
-                metrics.REQUESTS.labels(method, code.name).inc()
-                latency.observe(elapsed)
-                level = logging.DEBUG if code == grpc.StatusCode.OK else logging.INFO
-                if log.isEnabledFor(level):
-                    log.log(level, "%s %s %.1fms request_id=%s peer=%s token=%s user=%s", method, code.name,
-                            elapsed * 1e3, REQUEST_ID.get() or "-", peer, TOKEN_NAME.get() or "-",
-                            self._user(USER_ID.get()) or "-")
-        return self._wrapped.put(method, handler, _wrap(handler, around, self._note_user))
-
-
-class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """Scoped bearer tokens (server.auth): no or an unknown token -> UNAUTHENTICATED; a known token
-    without the RPC's scope -> PERMISSION_DENIED. Health is open."""
-
-    def __init__(self, tokens: TokenTable):
-        self.tokens = tokens
-
-    async def intercept_service(self, continuation, details):
-        handler = await continuation(details)
-        scope = required_scope(details.method)
-        if scope is None:
-            return handler
-        got = dict(details.invocation_metadata or ()).get("authorization", "")
-        if isinstance(got, bytes):
-            got = got.decode("latin-1")
-        token = self.tokens.authenticate(got[7:]) if got[:7].lower() == "bearer " else None
-        if token is None:
-            error: Exception = Unauthenticated("missing or unknown bearer token in 'authorization'")
-        elif scope != ANY_SCOPE and scope not in token.scopes:
-            error = PermissionDenied(f"token {token.name!r} lacks the {scope!r} scope that "
-                                     f"{details.method.rsplit('/', 1)[-1]} needs")
-        else:
-            name = token.name
-
-            @asynccontextmanager
-            async def note(context):
-                TOKEN_NAME.set(name)
-                yield
-            return _wrap(handler, note)
-
-        @asynccontextmanager
-        async def around(context):
-            await _abort_with(context, error)
-            yield
-        return _wrap(handler, around)
 
 
 class _Undecodable:
@@ -276,42 +76,175 @@ def _guarded(deserializer):
     return decode
 
 
-class DecodeGuardInterceptor(grpc.aio.ServerInterceptor):
-    """Request bytes that do not parse as the method's message end the call with INVALID_ARGUMENT
-    (gRPC's own answer is UNKNOWN/INTERNAL, which reads as a server fault). Innermost, so that its
-    deserializer is the one every outer wrapper passes on."""
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    """Every cross-cutting concern in one wrapper per method, outermost first:
 
-    def __init__(self) -> None:
-        self._wrapped = _PerMethod()
+    1. request id: the caller's `x-request-id` (printable, at most 64 characters) or a made one (a
+       per-process random prefix and a counter: unique, cheaper than a uuid per call), exposed to the
+       call's code and log lines and sent back as trailing metadata (no extra send op; errors carry it);
+    2. access log + metrics: one log line (OK calls at DEBUG, so a busy server is not slowed by its
+       own log), the request counter and latency histogram, the in-flight gauge;
+    3. scoped bearer-token auth (server.auth): no or an unknown token -> UNAUTHENTICATED, a token
+       without the RPC's scope -> PERMISSION_DENIED; health is open;
+    4. overload: beyond `limit` calls in flight, RESOURCE_EXHAUSTED instead of queueing until every
+       caller times out (a stream counts for as long as it is open; health and reflection exempt);
+    5. undecodable request bytes: INVALID_ARGUMENT (gRPC's own answer, UNKNOWN/INTERNAL, reads as a
+       server fault).
+
+    One interceptor, not five: each layer cost a coroutine, an async context manager and a handler
+    lookup per call on the event loop. The wrapped handler of a method is built on its first call and
+    reused (what varies per call, the metadata, is read from the call's context); it is rebuilt if
+    gRPC hands a different inner handler for the method."""
+
+    def __init__(self, tokens: TokenTable, limit: int, in_flight: "InFlight",
+                 log_user_ids: str = "hash", hash_key: str = "") -> None:
+        self.tokens, self.limit, self.in_flight = tokens, limit, in_flight
+        self._prefix = os.urandom(4).hex()
+        self._counter = itertools.count(1)
+        self._user = user_id_for_log(log_user_ids, hash_key.encode() if hash_key else os.urandom(16))
+        self._log_users = log_user_ids != "off"
+        self._handlers: dict[str, tuple] = {}
 
     async def intercept_service(self, continuation, details):
         handler = await continuation(details)
         if handler is None:
             return None
-        wrapped = self._wrapped.get(details.method, handler)
-        if wrapped is not None:
-            return wrapped
+        hit = self._handlers.get(details.method)
+        if hit is not None and hit[0] is handler:
+            return hit[1]
+        wrapped = self._wrap(details.method, handler)
+        self._handlers[details.method] = (handler, wrapped)
+        return wrapped
+
+    # -- per call ----------------------------------------------------------------------------
+    def _open(self, context):
+        """Request id and in-flight gauge: (the call's metadata, the REQUEST_ID token, start, peer)."""
+        md = _metadata(context)
+        given = _text(md.get("x-request-id", ""))
+        rid = given[:64] if given and given.isprintable() else f"{self._prefix}-{next(self._counter):x}"
+        token = REQUEST_ID.set(rid)
+        context.set_trailing_metadata((("x-request-id", rid),))
+        # read while the call is alive: an abandoned stream's generator is finalised after the call
+        # is gone, and asking a finished call for its peer crashed grpc's C core (a segfault)
+        peer = context.peer()
+        metrics.IN_FLIGHT.inc()
+        return md, token, time.perf_counter(), peer
+
+    async def _admit(self, context, md: dict, method: str, scope: str | None, limited: bool) -> bool:
+        """Auth and the overload limit (aborting the call); True when the call now counts in flight."""
+        if scope is not None:
+            got = _text(md.get("authorization", ""))
+            token = self.tokens.authenticate(got[7:]) if got[:7].lower() == "bearer " else None
+            if token is None:
+                await _abort_with(context, Unauthenticated("missing or unknown bearer token in 'authorization'"))
+            elif scope != ANY_SCOPE and scope not in token.scopes:
+                await _abort_with(context, PermissionDenied(
+                    f"token {token.name!r} lacks the {scope!r} scope that {method.rsplit('/', 1)[-1]} needs"))
+            TOKEN_NAME.set(token.name)
+        if not limited:
+            return False
+        if self.in_flight.count >= self.limit:
+            await _abort_with(context, Overloaded(f"{self.in_flight.count} calls in flight (limit {self.limit}); "
+                                                  "retry with back-off"))
+        self.in_flight.enter()
+        return True
+
+    def _close(self, method: str, latency, ok, token, start: float, peer: str, code) -> None:
+        elapsed = time.perf_counter() - start
+        metrics.IN_FLIGHT.dec()
+        if code is grpc.StatusCode.OK:
+            ok.inc()
+        else:
+            if not isinstance(code, grpc.StatusCode):
+                code = _code_from_int(code)
+            metrics.REQUESTS.labels(method, code.name).inc()
+        latency.observe(elapsed)
+        level = logging.DEBUG if code == grpc.StatusCode.OK else logging.INFO
+        if log.isEnabledFor(level):
+            log.log(level, "%s %s %.1fms request_id=%s peer=%s token=%s user=%s", method, code.name,
+                    elapsed * 1e3, REQUEST_ID.get() or "-", peer, TOKEN_NAME.get() or "-",
+                    self._user(USER_ID.get()) or "-")
+        try:
+            REQUEST_ID.reset(token)
+        except ValueError:      # an abandoned stream's generator is closed later, from another context
+            pass
+
+    def _note_user(self, request) -> None:
+        if self._log_users:
+            uid = getattr(request, "user_id", "")
+            if uid and isinstance(uid, str):
+                USER_ID.set(uid)
+
+    # -- per method ----------------------------------------------------------------------------
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        scope = required_scope(method) if self.tokens else None
+        limited = not method.startswith((HEALTH_PREFIX, REFLECTION_PREFIX))
+        latency = metrics.LATENCY.labels(method)
+        ok = metrics.REQUESTS.labels(method, grpc.StatusCode.OK.name)
         what = getattr(getattr(handler.request_deserializer, "__self__", None), "__name__", "request")
+        streaming_in = handler.request_streaming
 
         def bad(item: _Undecodable) -> InvalidInput:
             return InvalidInput("request", f"the bytes are not a valid {what} message ({type(item.error).__name__})")
 
-        if handler.request_streaming:
-            async def prepare(request_iterator, context):
-                async def checked():
-                    async for msg in request_iterator:
-                        if isinstance(msg, _Undecodable):
-                            raise bad(msg)
-                        yield msg
-                return checked()
-        else:
-            async def prepare(request, context):
-                if isinstance(request, _Undecodable):
-                    await _abort_with(context, bad(request))
-                return request
+        async def checked(request_iterator):
+            async for msg in request_iterator:
+                if isinstance(msg, _Undecodable):
+                    raise bad(msg)
+                yield msg
 
-        return self._wrapped.put(details.method, handler, _wrap(handler, None, prepare,
-                                                               request_deserializer=_guarded(handler.request_deserializer)))
+        async def prepared(request, context):
+            if streaming_in:
+                return checked(request)
+            if isinstance(request, _Undecodable):
+                await _abort_with(context, bad(request))
+            self._note_user(request)
+            return request
+
+        def failed(exc: BaseException, context):
+            if isinstance(exc, grpc.aio.AbortError):
+                return context.code() or grpc.StatusCode.UNKNOWN
+            return grpc.StatusCode.CANCELLED if isinstance(exc, (GeneratorExit, asyncio.CancelledError)) \
+                else grpc.StatusCode.UNKNOWN
+
+        inner = handler.unary_unary or handler.stream_unary or handler.unary_stream or handler.stream_stream
+        if handler.response_streaming and inspect.isasyncgenfunction(inner):
+            async def call(request, context):
+                md, token, start, peer = self._open(context)
+                code, counted = grpc.StatusCode.OK, False
+                try:
+                    counted = await self._admit(context, md, method, scope, limited)
+                    async for reply in inner(await prepared(request, context), context):
+                        yield reply
+                except BaseException as exc:
+                    code = failed(exc, context)
+                    raise
+                finally:
+                    if counted:
+                        self.in_flight.exit()
+                    self._close(method, latency, ok, token, start, peer, code)
+        else:   # a unary reply, or a stream written with context.write (e.g. health Watch)
+            async def call(request, context):  # type: ignore[misc]
+                md, token, start, peer = self._open(context)
+                code, counted = grpc.StatusCode.OK, False
+                try:
+                    counted = await self._admit(context, md, method, scope, limited)
+                    return await inner(await prepared(request, context), context)
+                except BaseException as exc:
+                    code = failed(exc, context)
+                    raise
+                finally:
+                    if counted:
+                        self.in_flight.exit()
+                    self._close(method, latency, ok, token, start, peer, code)
+        factory = {
+            (False, False): grpc.unary_unary_rpc_method_handler,
+            (False, True): grpc.unary_stream_rpc_method_handler,
+            (True, False): grpc.stream_unary_rpc_method_handler,
+            (True, True): grpc.stream_stream_rpc_method_handler,
+        }[(handler.request_streaming, handler.response_streaming)]
+        return factory(call, request_deserializer=_guarded(handler.request_deserializer),
+                       response_serializer=handler.response_serializer)
 
 
 class InFlight:
@@ -336,39 +269,6 @@ class InFlight:
         await self._idle.wait()
 
 
-class OverloadInterceptor(grpc.aio.ServerInterceptor):
-    """Refuses calls beyond `limit` in flight with RESOURCE_EXHAUSTED instead of queueing them
-    until every caller times out. A stream counts as one call for as long as it is open."""
-
-    def __init__(self, limit: int, in_flight: InFlight):
-        self.limit, self.in_flight = limit, in_flight
-        self._wrapped = _PerMethod()
-
-    async def intercept_service(self, continuation, details):
-        handler = await continuation(details)
-        if details.method.startswith((HEALTH_PREFIX, REFLECTION_PREFIX)):
-            return handler
-        wrapped = self._wrapped.get(details.method, handler)
-        if wrapped is not None:
-            return wrapped
-
-        @asynccontextmanager
-        async def around(context):
-            if self.in_flight.count >= self.limit:
-                await _abort_with(context, Overloaded(f"{self.in_flight.count} calls in flight (limit {self.limit}); "
-                                                      "retry with back-off"))
-            self.in_flight.enter()
-            try:
-                yield
-            finally:
-                self.in_flight.exit()
-        return self._wrapped.put(details.method, handler, _wrap(handler, around))
-
-
-def _cancelled():
-    return asyncio.CancelledError
-
-
 def _code_from_int(value) -> grpc.StatusCode:
     for code in grpc.StatusCode:
         if code.value[0] == value:
@@ -378,11 +278,6 @@ def _code_from_int(value) -> grpc.StatusCode:
 
 def interceptors(tokens: TokenTable, max_concurrent_rpcs: int, in_flight: InFlight,
                  log_user_ids: str = "hash", log_hash_key: str = "") -> list[grpc.aio.ServerInterceptor]:
-    """Outermost first: the request id must exist before anything logs or refuses; the decode guard
-    is innermost so that its deserializer is the one gRPC uses."""
-    chain: list[grpc.aio.ServerInterceptor] = [RequestIdInterceptor(), AccessLogInterceptor(log_user_ids, log_hash_key)]
-    if tokens:
-        chain.append(AuthInterceptor(tokens))
-    chain.append(OverloadInterceptor(max_concurrent_rpcs, in_flight))
-    chain.append(DecodeGuardInterceptor())
-    return chain
+    """The server's interceptors: one (ServiceInterceptor) doing request ids, the access log and
+    metrics, auth, the overload limit and the decode guard, in that order."""
+    return [ServiceInterceptor(tokens, max_concurrent_rpcs, in_flight, log_user_ids, log_hash_key)]

@@ -206,7 +206,9 @@ async def run_workers(config: "ServerConfig") -> int:
     if llm.model:
         env["EXPLAINREC_LLM_MODEL"] = llm.model         # the name vLLM serves, as the local mode passes it
         env["EXPLAINREC_LLM_WORKDIR"] = str(config.resolved_workdir())
+    # each worker's batches in flight: the cores shared out (resolved here, where the worker count is known)
     child = dataclasses.replace(config, port=port, metrics_port=-1, http_port=-1, workers=1,
+                                batch_in_flight=config.batches_in_flight(),
                                 llm="url" if llm.url else "off", vllm_url=llm.url)
     httpd = collector = None
     metrics_port = None
