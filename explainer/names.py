@@ -213,6 +213,8 @@ def short_name(title: str, brand: str = "", category: str = "", max_words: int =
     if len(words) == 1 and brand_words:   # "Hose" alone is ambiguous: "Shop-Vac Hose"
         b = clean_text(brand)
         bw = b.split()
+        while len(bw) > 1 and bw[-1].lower().strip(".,") in _COMPANY_SUFFIX:   # "Schaeffer Penetro", not "… Co Penetro"
+            bw = bw[:-1]
         if bw and not instruction_like(b) and not _CODE.match(bw[0]) and not _NUMBERISH.match(bw[0]) \
                 and bw[0].lower() not in UNITS:
             words = bw if bw[-1].lower() == words[0].lower() else bw + words
@@ -225,6 +227,9 @@ def short_name(title: str, brand: str = "", category: str = "", max_words: int =
     return " ".join(words).strip(" .-&,")
 
 
+# what follows a maker's own name in a company's name
+_COMPANY_SUFFIX = frozenset("inc co corp corporation company llc ltd limited gmbh manufacturing mfg group industries"
+                            " international intl".split())
 _PRAISE = frozenset("best top-rated finest quality".split())
 _PRAISE_BEFORE_QUALITY = frozenset("best premium professional high top superior excellent great".split())
 

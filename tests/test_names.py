@@ -28,6 +28,9 @@ from explainer.names import distinct_names, duplicate_names, instruction_like, n
     ("#1 Best Quality Wood Screw Assortment Kit, 240 Pieces", "Qualihome", "Screws", "Wood Screw Assortment Kit"),
     ("Madison Supply, Premium Quality Stainless Steel EMT Shears, 7 inch", "Madison Supply", "Shears",
      "Stainless Steel EMT Shears"),
+    # one word needs the maker beside it, not its company suffix
+    ("Schaeffer Manufacturing Co. 0190-011S Penetro 90, 13 oz", "Schaeffer Manufacturing Co", "Industrial Lubricants",
+     "Schaeffer Penetro"),
 ])
 def test_names_are_the_product_noun_phrase(title, brand, category, want):
     assert short_name(title, brand, category) == want
