@@ -103,7 +103,9 @@ def retrain(catalog, workdir: Path, time_budget_s: float = DEFAULT_BUDGET_S, for
     # (a new item) stays on its text path until the next full training. Measured in the replay
     # (bench/bench_loop.py): residuals learned from ~10 events per new item in a short warm start made
     # those items rank worse (new-item NDCG@10 .0562 -> .0321; fitted alone with the towers frozen,
-    # "fold-in", -> .0210), while their text path already ranks them like warm items.
+    # "fold-in", -> .0210), while their text path already ranks them like warm items. What their events
+    # do tell reliably, how often each is taken, goes into a score offset (ranker.item_bias:
+    # bias_counts = train + live events per item, the held-out live events excluded).
     old_row = {i: r for r, i in enumerate(old_ids)}
     parents = [torch.load(current / model_file(k), map_location="cpu", weights_only=True) for k in range(members)]
     had = (parents[0]["item.residual.weight"][:-1].abs().sum(dim=1) > 0).numpy()
@@ -114,14 +116,15 @@ def retrain(catalog, workdir: Path, time_budget_s: float = DEFAULT_BUDGET_S, for
     before = _metrics(load_scorer(current, cfg.device), data)
     t_eval = time.time() - t_eval
     # What is left of the budget goes to training, minus the measuring still to come: one valid pass
-    # at the end of the last epoch (picks the epoch), the final metrics pass, and writing.
-    left = time_budget_s - (time.time() - t0) - 2.5 * t_eval - 5.0
+    # at the end of the last epoch (picks the epoch), one for the evidence bias, the final metrics
+    # pass, and writing.
+    left = time_budget_s - (time.time() - t0) - 3.5 * t_eval - 5.0
     base_lr = float(config.get("base_lr", cfg.lr))      # the first model's rate, not a scaled one
     cfg = dataclasses.replace(cfg, time_budget_s=max(left, 1.0) / members, lr=base_lr * RETRAIN_LR_SCALE)
     log.info("retrain: %.0f s of training per member (%d members)", cfg.time_budget_s, members)
     out = new_version_dir(workdir)
     fit_and_write(data, out, cfg, progress, inits=inits, new_users=data.new_seqs, replace=False, measure=False,
-                  evidence=keep, extra={"parent": version_name(current), "retrain_data": data.counts,
+                  evidence=keep, bias_counts=data.popularity(), extra={"parent": version_name(current), "retrain_data": data.counts,
                                         "base_lr": base_lr})
     after = _metrics(load_scorer(out, cfg.device), data)
     promoted = force or after["score"] >= before["score"]

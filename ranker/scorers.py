@@ -266,10 +266,15 @@ def BlendScorer(model, weight: float, zero_shot: ZeroShotScorer | None = None, c
 
 
 def load_scorer(model_dir: Path, device: str | None = None):
-    """The scorer a model directory describes: the tower ensemble, blended with zero-shot MiniLM if chosen."""
+    """The scorer a model directory describes: the tower ensemble, blended with zero-shot MiniLM if chosen,
+    plus the evidence bias of items without a residual if a retrain gave them one (ranker.item_bias)."""
     model_dir = Path(model_dir)
     config = json.loads((model_dir / "config.json").read_text())
     members = [TrainedScorer.load(model_dir, device, member=k) for k in range(int(config.get("ensemble", 1)))]
     scorer = members[0] if len(members) == 1 else ConcatScorer(members, [1.0] * len(members))
     weight = float(config.get("blend_weight", 0.0))
-    return BlendScorer(scorer, weight, cold_boost=float(config.get("cold_boost", 1.0))) if weight > 0 else scorer
+    if weight > 0:
+        scorer = BlendScorer(scorer, weight, cold_boost=float(config.get("cold_boost", 1.0)))
+    from ranker.item_bias import load_bias, with_bias      # a retrain's evidence bias, if it wrote one
+
+    return with_bias(scorer, load_bias(model_dir))

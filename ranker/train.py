@@ -474,15 +474,19 @@ class TrainedState:
     encode_s: float = 0.0
     cold_boost: float = 1.0                 # zero-shot part of cold items x this (ranker.cold)
     cold_valid: dict = dataclasses.field(default_factory=dict)   # boost -> valid ndcg@10, cold ndcg@10
+    item_bias: dict = dataclasses.field(default_factory=dict)    # item id -> evidence bias (ranker.item_bias)
+    bias_choice: dict | None = None                              # how it was picked (None: not tried)
 
 
 def fit_members(data, cfg: TrainConfig, progress: bool = True, inits: list[dict] | None = None,
                 new_users: set[int] | None = None, encode_s: float = 0.0, measure: bool = True,
-                evidence: np.ndarray | None = None) -> TrainedState:
+                evidence: np.ndarray | None = None, bias_counts: np.ndarray | None = None) -> TrainedState:
     """Fits cfg.ensemble members (member k warm-started from inits[k] when given) and picks the blend
     on valid. Writes nothing.
 
-    measure=False: no final valid pass (retrain measures the written model itself: valid + live, once)."""
+    measure=False: no final valid pass (retrain measures the written model itself: valid + live, once).
+    bias_counts: events per item row; given (retrain), items without a residual but with events get the
+    evidence bias of ranker.item_bias, picked on valid."""
     from ranker.encoder import default_device
     from ranker.evaluate import evaluate_ranks, scorer_ranks
     from ranker.cold import choose_cold_boost
@@ -509,10 +513,17 @@ def fit_members(data, cfg: TrainConfig, progress: bool = True, inits: list[dict]
     log.info("blend with zero-shot: valid ndcg@10 by weight %s -> w=%s", blend_valid, blend_weight)
     boosts = [float(b) for b in cfg.cold_boosts.split(",") if b.strip()] or [1.0]
     scorer, cold_boost, cold_valid = choose_cold_boost(towers, blend_weight, data, boosts)
+    item_bias, bias_choice = {}, None
+    if bias_counts is not None:
+        from ranker.item_bias import choose_evidence_bias
+
+        scorer, item_bias, bias_choice = choose_evidence_bias(scorer, data, bias_counts,
+                                                              members[0].cold(data.item_ids))
     item_vecs = scorer.item_vectors(data.item_ids, data.text_emb)
     valid = evaluate_ranks(scorer_ranks(scorer, data, "valid", item_vecs=item_vecs)) if measure else None
     return TrainedState(models=models, histories=histories, best_epochs=best_epochs, blend_weight=blend_weight,
                         blend_valid=blend_valid, cold_boost=cold_boost, cold_valid=cold_valid, item_vecs=item_vecs,
+                        item_bias=item_bias, bias_choice=bias_choice,
                         hist_vecs=scorer.history_vectors(data.item_ids, data.text_emb),
                         valid=valid.metrics if valid is not None else None, device=device,
                         started_at=started_at, encode_s=encode_s)
@@ -543,6 +554,10 @@ def write_model_dir(state: TrainedState, data, model_dir: Path, cfg: TrainConfig
     for k, m in enumerate(state.models):
         torch.save({n: v.cpu() for n, v in m.state_dict().items()}, tmp / model_file(k))
     (tmp / "item_ids.json").write_text(json.dumps(data.item_ids))
+    if state.item_bias:
+        from ranker.item_bias import write_bias
+
+        write_bias(tmp, state.item_bias)
     np.save(tmp / "text_emb.npy", data.text_emb)
     np.save(tmp / "item_vectors.npy", state.item_vecs)
     if state.hist_vecs is not None:
@@ -564,6 +579,7 @@ def write_model_dir(state: TrainedState, data, model_dir: Path, cfg: TrainConfig
         "blend_weight": state.blend_weight,
         "cold_boost": state.cold_boost,
         "cold_boost_valid": {str(k): v for k, v in state.cold_valid.items()},
+        **({"evidence_bias": state.bias_choice} if state.bias_choice is not None else {}),
         "blend_valid_ndcg@10": {str(k): v for k, v in state.blend_valid.items()},
         "valid": state.valid,
         "history": histories[0],
@@ -590,10 +606,11 @@ def write_model_dir(state: TrainedState, data, model_dir: Path, cfg: TrainConfig
 
 def fit_and_write(data, model_dir: Path, cfg: TrainConfig, progress: bool = True, inits: list[dict] | None = None,
                   new_users: set[int] | None = None, extra: dict | None = None, encode_s: float = 0.0,
-                  replace: bool = True, measure: bool = True, evidence: np.ndarray | None = None) -> Path:
+                  replace: bool = True, measure: bool = True, evidence: np.ndarray | None = None,
+                  bias_counts: np.ndarray | None = None) -> Path:
     """`fit_members` then `write_model_dir` (see both). Returns the model directory."""
     if Path(model_dir).exists() and not replace:   # fail before spending the training time
         raise FileExistsError(f"{model_dir} exists (model versions are immutable)")
     state = fit_members(data, cfg, progress, inits, new_users, encode_s=encode_s, measure=measure,
-                        evidence=evidence)
+                        evidence=evidence, bias_counts=bias_counts)
     return write_model_dir(state, data, model_dir, cfg, extra=extra, replace=replace)

@@ -110,6 +110,15 @@ def test_retrain_writes_immutable_versions_and_promotes_atomically(small_db, tmp
     config = json.loads((v1 / "config.json").read_text())
     assert "LIVE-NEW" in json.loads((v1 / "item_ids.json").read_text()) and config["parent"] == "ranker"
     assert config["model"]["repeat_bias"] is False
+    # the evidence bias was tried on valid; whatever it picked went only to items without a residual
+    from ranker.item_bias import load_bias
+    from ranker.scorers import load_scorer
+
+    assert {"alpha", "offset", "items"} <= set(config["evidence_bias"])
+    bias = load_bias(v1)
+    assert len(bias) == config["evidence_bias"]["items"]
+    assert all(float(v1_state["item.residual.weight"][v1_ids.index(i)].abs().max()) == 0.0 for i in bias)
+    assert load_scorer(v1, "cpu").dim == 32 + (1 if bias else 0)
 
     # a second round starts from v1; without --force it is promoted only if not worse
     assert main(["retrain", "--workdir", str(workdir), "--quiet", "--time-budget-s", "20", "--device", "cpu"]) == 0

@@ -1,0 +1,79 @@
+"""The evidence bias a retrain gives items without a residual (ranker.item_bias): who gets one, that it
+is served as one inner product, and that valid picks it only when it helps without warm loss."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ranker.data import SplitData
+from ranker.item_bias import (ItemBiasScorer, choose_evidence_bias, evidence_bias, load_bias, with_bias,
+                              write_bias)
+from ranker.scorers import ZeroShotScorer
+
+
+def test_only_cold_items_with_events_get_a_bias_growing_with_their_count():
+    ids = ["warm", "cold0", "cold1", "cold9"]
+    bias = evidence_bias(ids, np.array([50, 0, 1, 9]), np.array([False, True, True, True]), 0.03, -0.06)
+    assert set(bias) == {"cold1", "cold9"}                      # warm: has a residual; cold0: no events
+    assert bias["cold9"] > bias["cold1"]
+    assert bias["cold1"] == pytest.approx(0.03 * np.log(2) - 0.06, abs=1e-6)
+
+
+def test_bias_is_one_more_inner_product_dimension(tmp_path):
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(3, 384)).astype(np.float32)
+    base = ZeroShotScorer()
+    scorer = with_bias(base, {"b": 0.5})
+    assert with_bias(base, {}) is base
+    items = scorer.item_vectors(["a", "b", "new"], emb)
+    user = scorer.user_vectors([base.item_vectors(["a"], emb[:1])])
+    plain = base.user_vectors([base.item_vectors(["a"], emb[:1])]) @ base.item_vectors(["a", "b", "new"], emb).T
+    assert np.allclose(user @ items.T, plain + np.array([0.0, 0.5, 0.0]), atol=1e-6)   # an unknown id: 0
+    assert scorer.query_vector(emb[0])[-1] == 1.0 and scorer.dim == 385
+    write_bias(tmp_path, {"b": 0.5})
+    assert load_bias(tmp_path) == {"b": 0.5} and load_bias(tmp_path / "none") == {}
+    (tmp_path / "item_bias.json").write_text(json.dumps(["not", "a", "dict"]))
+    with pytest.raises(ValueError, match="item_bias.json"):
+        load_bias(tmp_path)
+    assert ItemBiasScorer({"x": 1}).history_vectors(["x"], emb[:1]) is None
+
+
+def _data(targets_are_popular_cold: bool) -> tuple[SplitData, np.ndarray, np.ndarray]:
+    """40 items on a circle of text vectors; users' histories sit near their target, so zero-shot
+    ranks warm targets well. Items 30-39 are cold; their counts say which one users take."""
+    rng = np.random.default_rng(1)
+    n = 40
+    emb = rng.normal(size=(n, 384)).astype(np.float32)
+    counts = np.r_[np.full(30, 20.0), [1, 1, 1, 1, 1, 40, 40, 40, 40, 40]]
+    cold = np.arange(n) >= 30
+    hist, target = [], []
+    for u in range(400):
+        if targets_are_popular_cold and u % 4 == 0:
+            t = int(rng.choice([35, 36, 37, 38, 39]))        # taken often and, yes, the users' next item
+            h = [int(rng.integers(0, 30))]                   # histories that say nothing about it
+        else:
+            t = int(rng.integers(0, 30))
+            h = [t]                                          # the text match finds warm targets
+        hist.append(np.array(h, dtype=np.int64))
+        target.append(t)
+    data = SplitData(item_ids=[f"i{k}" for k in range(n)], text_emb=emb, valid_hist=hist,
+                     valid_target=np.array(target, dtype=np.int64))
+    return data, counts, cold
+
+
+def test_valid_picks_a_bias_when_counts_predict_new_targets_and_none_otherwise():
+    data, counts, cold = _data(targets_are_popular_cold=True)
+    scorer, bias, summary = choose_evidence_bias(ZeroShotScorer(), data, counts, cold)
+    assert summary["alpha"] > 0 and set(bias) == {f"i{k}" for k in range(30, 40)}
+    assert bias["i39"] > bias["i30"]
+    assert summary["valid"][f"{summary['alpha']},{summary['offset']}"]["ndcg@10"] > summary["valid"]["0.0,0.0"]["ndcg@10"]
+    # the warm users stay within one standard error of no bias
+    assert summary["valid"][f"{summary['alpha']},{summary['offset']}"]["warm_ndcg@10"] >= summary["warm_floor"]
+    assert isinstance(scorer.members[-1], ItemBiasScorer)
+
+    data, counts, cold = _data(targets_are_popular_cold=False)    # cold items are never anyone's next item
+    scorer, bias, summary = choose_evidence_bias(ZeroShotScorer(), data, counts, cold)
+    assert bias == {} and (summary["alpha"], summary["offset"]) == (0.0, 0.0)
+    assert isinstance(scorer, ZeroShotScorer)
