@@ -76,6 +76,16 @@ def with_bias(scorer, bias: dict[str, float]):
     return ConcatScorer([*members, ItemBiasScorer(bias)], [*weights, 1.0])
 
 
+def rebias(scorer, bias: dict[str, float]):
+    """The scorer with its evidence bias (if any) replaced by this one."""
+    from ranker.scorers import ConcatScorer
+
+    if isinstance(scorer, ConcatScorer) and isinstance(scorer.members[-1], ItemBiasScorer):
+        members, weights = scorer.members[:-1], scorer.weights[:-1]
+        scorer = members[0] if len(members) == 1 and weights[0] == 1.0 else ConcatScorer(members, weights)
+    return with_bias(scorer, bias)
+
+
 def _valid_scores(scorer, data) -> np.ndarray:
     """float32[valid users, N]: the scorer's valid scores (repeat bias included), computed once."""
     from ranker.scorers import history_scores

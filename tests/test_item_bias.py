@@ -77,3 +77,16 @@ def test_valid_picks_a_bias_when_counts_predict_new_targets_and_none_otherwise()
     scorer, bias, summary = choose_evidence_bias(ZeroShotScorer(), data, counts, cold)
     assert bias == {} and (summary["alpha"], summary["offset"]) == (0.0, 0.0)
     assert isinstance(scorer, ZeroShotScorer)
+
+
+def test_rebias_replaces_the_bias_member_and_keeps_the_rest():
+    from ranker.item_bias import rebias
+    from ranker.scorers import ConcatScorer
+
+    emb = np.random.default_rng(2).normal(size=(2, 384)).astype(np.float32)
+    blend = ConcatScorer([ZeroShotScorer(), ZeroShotScorer()], [1.0, 0.25])
+    biased = with_bias(blend, {"a": 0.4})
+    again = rebias(biased, {"a": 0.1})
+    assert again.weights == [1.0, 0.25, 1.0] and again.members[-1].bias == {"a": 0.1}
+    assert rebias(with_bias(ZeroShotScorer(), {"a": 0.4}), {}).__class__ is ZeroShotScorer
+    assert np.allclose(again.item_vectors(["a", "b"], emb)[:, -1], [0.1, 0.0])
