@@ -28,8 +28,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 BIAS_FILE = "item_bias.json"
-DEFAULT_ALPHAS = (0.01, 0.02, 0.03, 0.04, 0.06)
-DEFAULT_OFFSETS = (-0.1, -0.08, -0.06, -0.04, -0.02, 0.0)
+DEFAULT_ALPHAS = tuple(round(0.005 * k, 3) for k in range(1, 17))        # 0.005 .. 0.08
+DEFAULT_OFFSETS = tuple(round(-0.01 * k, 2) for k in range(16, -3, -1))   # -0.16 .. 0.02
 
 
 class ItemBiasScorer:
@@ -76,28 +76,18 @@ def with_bias(scorer, bias: dict[str, float]):
     return ConcatScorer([*members, ItemBiasScorer(bias)], [*weights, 1.0])
 
 
-def rebias(scorer, bias: dict[str, float]):
-    """The scorer with its evidence bias (if any) replaced by this one."""
-    from ranker.scorers import ConcatScorer
-
-    if isinstance(scorer, ConcatScorer) and isinstance(scorer.members[-1], ItemBiasScorer):
-        members, weights = scorer.members[:-1], scorer.weights[:-1]
-        scorer = members[0] if len(members) == 1 and weights[0] == 1.0 else ConcatScorer(members, weights)
-    return with_bias(scorer, bias)
-
-
-def _valid_scores(scorer, data) -> np.ndarray:
-    """float32[valid users, N]: the scorer's valid scores (repeat bias included), computed once."""
+def _scores(scorer, data, hist: Sequence[np.ndarray]) -> np.ndarray:
+    """float32[users, N]: the scorer's scores for these histories (repeat bias included)."""
     from ranker.scorers import history_scores
 
     item_vecs = scorer.item_vectors(data.item_ids, data.text_emb)
     in_vecs = scorer.history_vectors(data.item_ids, data.text_emb)
     in_vecs = item_vecs if in_vecs is None else in_vecs
-    users = scorer.user_vectors([in_vecs[h] for h in data.valid_hist])
+    users = scorer.user_vectors([in_vecs[h] for h in hist])
     scores = users @ item_vecs.T
     history_bias = getattr(scorer, "history_bias", None)
     if history_bias is not None:
-        for u, h in enumerate(data.valid_hist):
+        for u, h in enumerate(hist):
             rows, b = history_scores(history_bias(len(h)), h)
             scores[u, rows] += b
     return scores.astype(np.float32, copy=False)
@@ -109,42 +99,73 @@ def _per_user_ndcg(ranks: np.ndarray) -> np.ndarray:
 
 def choose_evidence_bias(scorer, data, counts: np.ndarray, cold: np.ndarray,
                          alphas: Sequence[float] = DEFAULT_ALPHAS, offsets: Sequence[float] = DEFAULT_OFFSETS):
-    """Picks (alpha, offset) on valid (see the module docstring). counts: float[N] events per item row
-    (what the model is trained on); cold: bool[N] rows without a residual.
+    """Picks (alpha, offset) on valid: the best NDCG@10 of the valid users whose target gets a bias,
+    among the pairs that keep the other (warm) valid users within one standard error of no bias and
+    the pooled valid NDCG@10 not below it (the replay's own criterion, applied to valid).
+    counts: float[N] events per item row; cold: bool[N] rows without a residual.
     Returns (scorer with the bias, bias by item id, a summary dict for config.json)."""
-    from ranker.metrics import target_ranks
-
     eligible = np.asarray(cold, dtype=bool) & (np.asarray(counts) >= 1)
     if not eligible.any() or not len(data.valid_target):
         return scorer, {}, {"alpha": 0.0, "offset": 0.0, "items": 0}
-    base = _valid_scores(scorer, data)
-    lp = np.log1p(np.asarray(counts, dtype=np.float64)).astype(np.float32)
-    warm = ~eligible[data.valid_target]
-    base_gain = _per_user_ndcg(target_ranks(base, data.valid_target))
-    n_warm = int(warm.sum())
-    floor = (base_gain[warm].mean() - base_gain[warm].std(ddof=1) / np.sqrt(n_warm)) if n_warm >= 2 else -np.inf
+    targets = data.valid_target
+    base = _scores(scorer, data, data.valid_hist)
+    t_score = base[np.arange(len(targets)), targets]
+    # the rank of a target is the items scoring above it: the unbiased items' count never changes,
+    # so only the biased columns are compared again for each pair
+    cols = np.flatnonzero(eligible)
+    above_fixed = (base[:, ~eligible] > t_score[:, None]).sum(axis=1)
+    sub = base[:, cols]
+    lp = np.log1p(np.asarray(counts, dtype=np.float64)[cols]).astype(np.float32)
+    col_of = np.full(data.n_items, -1)
+    col_of[cols] = np.arange(len(cols))
+    tcol = col_of[targets]
+    biased = tcol >= 0
+    warm = ~biased
+
+    def gains(shift: np.ndarray) -> np.ndarray:
+        t = t_score + np.where(biased, shift[np.maximum(tcol, 0)], 0.0)
+        return _per_user_ndcg(above_fixed + ((sub + shift[None]) > t[:, None]).sum(axis=1))
 
     def summary3(gain: np.ndarray) -> tuple[float, float, float]:   # (all, warm, biased-target users)
         return (float(gain.mean()), float(gain[warm].mean()) if warm.any() else 0.0,
-                float(gain[~warm].mean()) if (~warm).any() else 0.0)
+                float(gain[biased].mean()) if biased.any() else 0.0)
 
+    base_gain = gains(np.zeros(len(cols), np.float32))
+    n_warm = int(warm.sum())
+    floor = (base_gain[warm].mean() - base_gain[warm].std(ddof=1) / np.sqrt(n_warm)) if n_warm >= 2 else -np.inf
     results = {(0.0, 0.0): summary3(base_gain)}
     for alpha in alphas:
         for offset in offsets:
-            shift = np.where(eligible, alpha * lp + offset, 0.0).astype(np.float32)
-            gain = _per_user_ndcg(target_ranks(base + shift[None], data.valid_target))
-            results[(alpha, offset)] = summary3(gain)
-    allowed = [k for k, v in results.items() if v[1] >= floor]
-    alpha, offset = max(allowed, key=lambda k: (round(results[k][0], 6), -abs(k[0]), -abs(k[1])))
+            results[(alpha, offset)] = summary3(gains((alpha * lp + offset).astype(np.float32)))
+    pooled0 = results[(0.0, 0.0)][0]
+    allowed = [k for k, v in results.items() if v[1] >= floor and v[0] >= pooled0]
+    alpha, offset = max(allowed, key=lambda k: (round(results[k][2], 6), round(results[k][0], 6), -abs(k[0])))
     bias = evidence_bias(data.item_ids, counts, cold, alpha, offset) if alpha or offset else {}
     table = {f"{a},{o}": {"ndcg@10": round(v[0], 5), "warm_ndcg@10": round(v[1], 5), "biased_ndcg@10": round(v[2], 5)}
-             for (a, o), v in results.items()}
+             for (a, o), v in results.items() if (a, o) in ((0.0, 0.0), (alpha, offset)) or v[1] >= floor}
     log.info("evidence bias: %d items with events and no residual, %d valid users with such a target; "
-             "alpha=%s offset=%s (valid ndcg@10 %.5f vs %.5f without)", int(eligible.sum()), int((~warm).sum()),
-             alpha, offset, results[(alpha, offset)][0], results[(0.0, 0.0)][0])
-    summary = {"alpha": alpha, "offset": offset, "items": len(bias), "valid_users": int((~warm).sum()),
+             "alpha=%s offset=%s (their valid ndcg@10 %.5f vs %.5f without; pooled %.5f vs %.5f)", len(cols),
+             int(biased.sum()), alpha, offset, results[(alpha, offset)][2], results[(0.0, 0.0)][2],
+             results[(alpha, offset)][0], pooled0)
+    summary = {"alpha": alpha, "offset": offset, "items": len(bias), "valid_users": int(biased.sum()),
                "warm_floor": round(float(floor), 5) if np.isfinite(floor) else None, "valid": table}
     return with_bias(scorer, bias), bias, summary
+
+
+def leave_one_out_ranks(scorer, data, hist: Sequence[np.ndarray], targets: np.ndarray, counts: np.ndarray,
+                        bias: dict[str, float], alpha: float, offset: float) -> np.ndarray:
+    """Target ranks where each target's bias is recounted without the user's own event (counts - 1 for
+    that target only): measuring on held-out events that the bias counted, no target counts itself."""
+    from ranker.metrics import target_ranks
+
+    scores = _scores(scorer, data, hist)
+    counts = np.asarray(counts, dtype=np.float64)
+    for u, t in enumerate(targets):
+        full = bias.get(data.item_ids[t])
+        if full is not None:
+            n = counts[t] - 1
+            scores[u, t] += (alpha * np.log1p(n) + offset if n >= 1 else 0.0) - full
+    return target_ranks(scores, targets)
 
 
 def write_bias(model_dir: Path, bias: dict[str, float]) -> None:

@@ -52,33 +52,21 @@ def remap_state(state: dict, old_ids: list[str], new_ids: list[str], evidence=No
     return out
 
 
-def _metrics(scorer, data) -> dict:
+def _metrics(scorer, data, live_ranks=None) -> dict:
+    """live_ranks: how the live split is ranked (default: scorer_ranks), e.g. leave-one-out for a version
+    whose evidence bias counted the held-out live events."""
     from ranker.evaluate import evaluate_ranks, scorer_ranks
 
     out = {}
     for split in ("valid", "live"):
         _, targets = (data.valid_hist, data.valid_target) if split == "valid" else (data.live_hist, data.live_target)
         if len(targets):
-            res = evaluate_ranks(scorer_ranks(scorer, data, split))
+            ranks = live_ranks() if split == "live" and live_ranks is not None else scorer_ranks(scorer, data, split)
+            res = evaluate_ranks(ranks)
             out[split] = {**{k: round(v, 5) for k, v in res.metrics.items()}, "users": res.users}
     n = sum(m["users"] for m in out.values())
     out["score"] = round(sum(m["ndcg@10"] * m["users"] for m in out.values()) / n, 5) if n else 0.0
     return out
-
-
-def _gate_scorer(version: Path, device: str, data):
-    """The written version as the promotion gate measures it: its evidence bias recounted from the
-    training events alone, so a held-out live event never raises its own target."""
-    from ranker.item_bias import evidence_bias, load_bias, rebias
-    from ranker.scorers import load_scorer
-
-    scorer = load_scorer(version, device)
-    bias = load_bias(version)
-    if not bias:
-        return scorer
-    choice = json.loads((version / "config.json").read_text())["evidence_bias"]
-    had = np.array([i in bias for i in data.item_ids], dtype=bool)
-    return rebias(scorer, evidence_bias(data.item_ids, data.popularity(), had, choice["alpha"], choice["offset"]))
 
 
 def retrain(catalog, workdir: Path, time_budget_s: float = DEFAULT_BUDGET_S, force: bool = False,
@@ -88,6 +76,7 @@ def retrain(catalog, workdir: Path, time_budget_s: float = DEFAULT_BUDGET_S, for
 
     from ranker.data import load_split_data
     from ranker.encoder import TextEncoder, default_device
+    from ranker.item_bias import leave_one_out_ranks, load_bias
     from ranker.scorers import load_scorer, model_file
     from ranker.train import TrainConfig, fit_and_write
 
@@ -122,7 +111,7 @@ def retrain(catalog, workdir: Path, time_budget_s: float = DEFAULT_BUDGET_S, for
     # do tell reliably, how often each is taken, goes into a score offset (ranker.item_bias), counted
     # over every recorded event: the held-out live events too (most users have one live event, so
     # holding them out would drop ~60% of a new item's evidence); the promotion gate below measures
-    # the version with that offset recounted without them (no held-out target counts itself).
+    # each held-out live event leave-one-out (its target's bias recounted without it).
     all_counts = data.popularity() + np.bincount(data.live_target, minlength=data.n_items)
     old_row = {i: r for r, i in enumerate(old_ids)}
     parents = [torch.load(current / model_file(k), map_location="cpu", weights_only=True) for k in range(members)]
@@ -144,7 +133,14 @@ def retrain(catalog, workdir: Path, time_budget_s: float = DEFAULT_BUDGET_S, for
     fit_and_write(data, out, cfg, progress, inits=inits, new_users=data.new_seqs, replace=False, measure=False,
                   evidence=keep, bias_counts=all_counts, extra={"parent": version_name(current),
                                                                 "retrain_data": data.counts, "base_lr": base_lr})
-    after = _metrics(_gate_scorer(out, cfg.device, data), data)
+    scorer = load_scorer(out, cfg.device)
+    bias = load_bias(out)
+    live_ranks = None
+    if bias:        # the bias counted the held-out live events: each is measured without its own count
+        choice = json.loads((out / "config.json").read_text())["evidence_bias"]
+        live_ranks = lambda: leave_one_out_ranks(scorer, data, data.live_hist, data.live_target,  # noqa: E731
+                                                 all_counts, bias, choice["alpha"], choice["offset"])
+    after = _metrics(scorer, data, live_ranks)
     promoted = force or after["score"] >= before["score"]
     summary = {
         "version": version_name(out), "path": str(out), "parent": version_name(current),
