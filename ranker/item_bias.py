@@ -110,8 +110,9 @@ def choose_evidence_bias(scorer, data, counts: np.ndarray, cold: np.ndarray,
     targets = data.valid_target
     base = _scores(scorer, data, data.valid_hist)
     t_score = base[np.arange(len(targets)), targets]
-    # the rank of a target is the items scoring above it: the unbiased items' count never changes,
-    # so only the biased columns are compared again for each pair
+    # the rank of a target is the items scoring above it. For a user whose target gets no bias, the
+    # unbiased items above it never change: only the biased columns are compared again for each pair
+    # (a biased target moves against every item).
     cols = np.flatnonzero(eligible)
     above_fixed = (base[:, ~eligible] > t_score[:, None]).sum(axis=1)
     sub = base[:, cols]
@@ -122,9 +123,13 @@ def choose_evidence_bias(scorer, data, counts: np.ndarray, cold: np.ndarray,
     biased = tcol >= 0
     warm = ~biased
 
+    fixed_of_biased = base[biased][:, ~eligible]
+
     def gains(shift: np.ndarray) -> np.ndarray:
         t = t_score + np.where(biased, shift[np.maximum(tcol, 0)], 0.0)
-        return _per_user_ndcg(above_fixed + ((sub + shift[None]) > t[:, None]).sum(axis=1))
+        above = above_fixed.copy()
+        above[biased] = (fixed_of_biased > t[biased][:, None]).sum(axis=1)
+        return _per_user_ndcg(above + ((sub + shift[None]) > t[:, None]).sum(axis=1))
 
     def summary3(gain: np.ndarray) -> tuple[float, float, float]:   # (all, warm, biased-target users)
         return (float(gain.mean()), float(gain[warm].mean()) if warm.any() else 0.0,

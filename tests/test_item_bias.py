@@ -72,6 +72,14 @@ def test_valid_picks_a_bias_when_counts_predict_new_targets_and_none_otherwise()
     # the warm users stay within one standard error of no bias
     assert summary["valid"][f"{summary['alpha']},{summary['offset']}"]["warm_ndcg@10"] >= summary["warm_floor"]
     assert isinstance(scorer.members[-1], ItemBiasScorer)
+    # the grid's quick re-ranking agrees with ranking the biased scorer from scratch
+    from ranker.evaluate import scorer_ranks
+
+    gain = np.where((r := scorer_ranks(scorer, data, "valid")) < 10, 1.0 / np.log2(r + 2.0), 0.0)
+    biased = np.isin(data.valid_target, np.arange(30, 40))
+    chosen = summary["valid"][f"{summary['alpha']},{summary['offset']}"]
+    assert chosen["biased_ndcg@10"] == pytest.approx(gain[biased].mean(), abs=1e-5)
+    assert chosen["warm_ndcg@10"] == pytest.approx(gain[~biased].mean(), abs=1e-5)
 
     data, counts, cold = _data(targets_are_popular_cold=False)    # cold items are never anyone's next item
     scorer, bias, summary = choose_evidence_bias(ZeroShotScorer(), data, counts, cold)
