@@ -35,7 +35,19 @@ def link_order(links: Links) -> tuple[LinkKind, ...]:
     if links.weak_co_purchase:
         order = tuple(k for k in order if k != LinkKind.BOUGHT_TOGETHER)
         order = order[:-1] + (LinkKind.BOUGHT_TOGETHER, order[-1])   # before only "similar"
+    if links.broad_category:   # a top-level parent ("Industrial Electrical") says least: after every other link
+        order = tuple(k for k in order if k != LinkKind.CATEGORY) + (LinkKind.CATEGORY,)
     return tuple(k for k in order if k in kinds)
+
+
+def weak_reason_lines(item_nm: str, reason_nm: str, kind: str, shoppers: int) -> list[str]:
+    """The weak reason for an item with no link (explainer.links.weak_reason), stated as what it is."""
+    if kind == "co_buyers":
+        who = "1 other shopper who" if shoppers == 1 else f"{shoppers} other shoppers who"
+        return [f'{who} bought your "{reason_nm}" also bought the "{item_nm}".']
+    if kind == "model_near":
+        return [f'Our model, trained on shoppers\' purchases, rates the "{item_nm}" close to your "{reason_nm}".']
+    return []
 
 
 def link_lines(item_nm: str, anchor_nm: str, links: Links, variant: str) -> list[str]:

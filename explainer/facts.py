@@ -21,8 +21,8 @@ from typing import Callable, Sequence
 from explainer import attributes as attrs_mod
 from explainer.actions import action_for, kinds_of
 from explainer.categories import CategoryNames
-from explainer.fact_lines import anchor_lines, format_price, link_order, own_lines
-from explainer.links import CoPurchases, LinkKind, Links, choose_anchor
+from explainer.fact_lines import anchor_lines, format_price, link_order, own_lines, weak_reason_lines
+from explainer.links import CoPurchases, LinkKind, Links, WeakReason, choose_anchor, weak_reason
 from explainer.makers import Makers
 from explainer.names import short_name
 from explainer.reply_names import item_name, name_reply, variant_words
@@ -61,6 +61,12 @@ class ItemFacts:
     attribute_link: str = ""         # the best shared attribute as a clause ("both are from the 1990s"), "" none
     shared_values: tuple[str, ...] = ()      # attribute values the item shares with the anchor, as stated
     attribute_values: tuple[str, ...] = ()   # every attribute value the facts state (shared and own)
+    # no anchor: the weak reason it was recommended (explainer.links.weak_reason): "co_buyers" (a few
+    # other shoppers bought `reason_name` and the item, `shoppers` of them) or "model_near" (the
+    # ranker's closest history item); "" none or an anchor states the reason
+    reason: str = ""
+    reason_id: str = ""
+    reason_name: str = ""
 
     def text(self) -> str:
         return " ".join(self.lines)
@@ -91,9 +97,13 @@ def compute_reply_facts(history: Sequence[Item], items: Sequence[tuple[Item, Can
         items = [(makers.restate(item), cand) for item, cand in items]
     anchors = [choose_anchor(history, item, cand, categories, co, attribute_stats, preference)
                for item, cand in items]
-    names = name_reply([item for item, _ in items], [anchor for anchor, _ in anchors], categories)
-    return [item_facts(item, anchor, links, name, anchor_name, categories, attribute_stats)
-            for (item, _), (anchor, links), name, anchor_name in zip(items, anchors, names.items, names.anchors)]
+    weak = [weak_reason(history, item, cand, co) if anchor is None else None
+            for (item, cand), (anchor, _) in zip(items, anchors)]
+    cited = [anchor if anchor is not None else (w.item if w else None) for (anchor, _), w in zip(anchors, weak)]
+    names = name_reply([item for item, _ in items], cited, categories)
+    return [item_facts(item, anchor, links, name, anchor_name, categories, attribute_stats, w)
+            for (item, _), (anchor, links), w, name, anchor_name
+            in zip(items, anchors, weak, names.items, names.anchors)]
 
 
 def compute_facts(history: Sequence[Item], item: Item, candidate: Candidate | None,
@@ -104,9 +114,11 @@ def compute_facts(history: Sequence[Item], item: Item, candidate: Candidate | No
 
 
 def item_facts(item: Item, anchor: Item | None, links: Links | None, name: str, anchor_nm: str,
-               categories: CategoryNames, attribute_stats: "attrs_mod.AttributeStats | None") -> ItemFacts:
+               categories: CategoryNames, attribute_stats: "attrs_mod.AttributeStats | None",
+               weak: WeakReason | None = None) -> ItemFacts:
     """One item's fact lines, and the facts they state, from its anchor and link (None, None: no
-    history item links) and the reply's names for both."""
+    history item links; then `weak`, the weak reason, and anchor_nm names its history item) and the
+    reply's names for both."""
     brand = clean_text(item.brand)
     category = categories.names(item.categories())
     if anchor is None or links is None:
@@ -122,6 +134,8 @@ def item_facts(item: Item, anchor: Item | None, links: Links | None, name: str, 
         action, kinds = did.say(anchor_name), link_order(links)
         shared_attrs = links.attribute_facts(name, anchor_name)
         lines = anchor_lines(name, anchor_name, did, links, variant)
+    elif weak is not None:
+        lines = weak_reason_lines(name, anchor_nm, weak.kind, weak.shoppers)
     shared_cat = links.category if links else ""
     same_brand = bool(links and links.brand)
     own_attrs = attrs_mod.descriptive_facts(item, name, attribute_stats, skip=[f.key for f in shared_attrs])
@@ -130,10 +144,13 @@ def item_facts(item: Item, anchor: Item | None, links: Links | None, name: str, 
         item_id=item.id, item_name=name, item_title=clean_text(item.title),
         anchor_id=anchor.id if anchor else "", anchor_name=anchor_name, brand=brand, same_brand=same_brand,
         category=category, shared_category=shared_cat, price=item.price,
-        co_bought=bool(links and links.shoppers), evidence_ids=(anchor.id,) if anchor else (),
-        lines=tuple(lines), links=kinds, shoppers=links.shoppers if links else 0,
+        co_bought=bool(links and links.shoppers),
+        evidence_ids=(anchor.id,) if anchor else ((weak.item.id,) if weak else ()),
+        lines=tuple(lines), links=kinds, shoppers=links.shoppers if links else (weak.shoppers if weak else 0),
         variant=variant, similar=bool(links and LinkKind.SIMILAR in links.kinds),
         action=action, anchor_kinds=kinds_of(anchor) if anchor else (),
         attribute_link=shared_attrs[0].clause if shared_attrs else "",
         shared_values=tuple(v for f in shared_attrs for v in f.values),
-        attribute_values=tuple(v for f in (*shared_attrs, *own_attrs) for v in f.values))
+        attribute_values=tuple(v for f in (*shared_attrs, *own_attrs) for v in f.values),
+        reason=weak.kind if weak and anchor is None else "", reason_id=weak.item.id if weak and anchor is None else "",
+        reason_name=anchor_nm if weak and anchor is None else "")

@@ -16,7 +16,12 @@ item it cites (the anchor) is the one whose link is strongest and most specific:
   similar          the ranker's evidence: the history item is among the closest to the item in the
                    model's space, with a cosine similarity of at least SIMILAR_MIN
 
-No link with any history item: no anchor, and the justification says what the item is.
+A category shared only at the top level below the root ("Industrial Electrical", a shared parent that is
+neither item's own category) is no link on its own: it says little, and comes after any other link.
+
+No link with any history item: no anchor, and the justification states the weak reason the item was
+recommended, what the system really knows (`weak_reason`): the few other shoppers who bought a history
+item and the item, or else the ranker's evidence (the history item closest to it in the model's space).
 """
 from __future__ import annotations
 
@@ -99,6 +104,7 @@ class Links:
     brand: str = ""                # the shared brand ("" none)
     similarity: float = 0.0        # the ranker's cosine when the anchor is in the item's evidence
     attribute: bool = False        # an informative attribute value in common
+    broad_category: bool = False   # the shared category is a top-level parent, neither item's own: weak
     # what attribute_facts needs to word the attribute link with the reply's final names
     _pair: tuple = field(default=(), compare=False, repr=False)
 
@@ -109,6 +115,11 @@ class Links:
                                      (LinkKind.CATEGORY, bool(self.category)), (LinkKind.ATTRIBUTE, self.attribute),
                                      (LinkKind.BRAND, bool(self.brand)),
                                      (LinkKind.SIMILAR, self.similarity >= SIMILAR_MIN)) if on)
+
+    @property
+    def broad_only(self) -> bool:
+        """The only link is a top-level shared category ("both are in Industrial Electrical"): no reason."""
+        return self.broad_category and set(self.kinds) == {LinkKind.CATEGORY}
 
     @property
     def weak_co_purchase(self) -> bool:
@@ -131,8 +142,10 @@ class Links:
             s += 2 + self.shoppers
         elif self.shoppers:
             s += 30 + min(self.shoppers, 10)
-        if self.category:
+        if self.category and not self.broad_category:
             s += 8 + 4 * self.category_depth
+        elif self.category:
+            s += 1
         if self.attribute:
             s += 12
         if self.brand:
@@ -147,6 +160,8 @@ def links_between(item: Item, other: Item, categories: CategoryNames, co: CoPurc
     brand = clean_text(item.brand)
     same_brand = bool(brand) and brand.lower() == clean_text(other.brand).lower()
     cat, depth = shared_category(item, other, categories)
+    theirs = {t.lower() for t in other.categories()}
+    broad = bool(cat) and depth <= 1 and not any(p.lower() in theirs for p in item.categories())
     variant = False
     if same_brand or not (brand or clean_text(other.brand)):   # a titles-only catalog: the name alone
         a = short_name(item.title, item.brand, categories.name(item.category)).lower()
@@ -157,7 +172,7 @@ def links_between(item: Item, other: Item, categories: CategoryNames, co: CoPurc
     shoppers = co.shoppers(item.id, other.id) if co is not None and co.bought_together(item.id, other.id, alone) else 0
     return Links(anchor_id=other.id, variant=variant, shoppers=shoppers,
                  category=cat, category_depth=depth, brand=brand if same_brand else "", similarity=similarity,
-                 attribute=attribute, _pair=(item, other, attribute_stats) if attribute else ())
+                 attribute=attribute, broad_category=broad, _pair=(item, other, attribute_stats) if attribute else ())
 
 
 def shared_category(item: Item, other: Item, categories: CategoryNames) -> tuple[str, int]:
@@ -194,9 +209,45 @@ def choose_anchor(history: Sequence[Item], item: Item, candidate: Candidate | No
         if h.id == item.id or clean_text(h.title).lower() == title:   # a duplicate listing is no reason
             continue
         link = links_between(item, h, categories, co, sims.get(h.id, 0.0), attribute_stats)
-        if not link.kinds:
+        if not link.kinds or link.broad_only:
             continue
         key = (link.strength() + (preference(link.kinds) if preference is not None else 0.0), pos)
         if best is None or key > best:
             best, out = key, (h, link)
     return out
+
+
+@dataclass(frozen=True)
+class WeakReason:
+    """Why an item with no link to the history was recommended, as far as the system knows it.
+
+    kind "co_buyers": `shoppers` other shoppers (fewer than a link needs) bought the history item
+    and the item; kind "model_near": nobody did, and the ranker's evidence puts the history item
+    closest to the item in the model's space (trained on what shoppers buy), cosine `similarity`."""
+
+    kind: str
+    item: Item
+    shoppers: int = 0
+    similarity: float = 0.0
+
+
+def weak_reason(history: Sequence[Item], item: Item, candidate: Candidate | None,
+                co: CoPurchases | None) -> WeakReason | None:
+    """The history item most other shoppers bought with the item (the more recent on ties), else the
+    ranker's closest history item; None when neither exists (no history, no evidence)."""
+    best: tuple[int, int] | None = None
+    chosen: Item | None = None
+    title = clean_text(item.title).lower()
+    usable = [h for h in history if h.id != item.id and clean_text(h.title).lower() != title]
+    if co is not None:
+        for pos, h in enumerate(usable):
+            n = co.shoppers(item.id, h.id)
+            if n and (best is None or (n, pos) > best):
+                best, chosen = (n, pos), h
+    if chosen is not None and best is not None:
+        return WeakReason("co_buyers", chosen, shoppers=best[0])
+    by_id = {h.id: h for h in usable}
+    for ev in (candidate.evidence if candidate else ()):   # strongest first
+        if ev.item_id in by_id:
+            return WeakReason("model_near", by_id[ev.item_id], similarity=ev.similarity)
+    return None

@@ -17,6 +17,9 @@ class FallbackReason(enum.StrEnum):
     DEADLINE = "deadline"                 # the request's deadline passed before a verified sample came back
     VERIFIER = "verifier"                 # every sample failed the strict verifier
     DISABLED = "disabled"                 # the LLM is switched off (config.enabled = False / explain_template)
+    # no link with the history: the template states the weak reason as it is (explainer.links.weak_reason);
+    # the model is not asked, as it words "a few shoppers" or "our model" no better and may overstate them
+    WEAK_REASON = "weak_reason"
 
 
 # the names the code has always used
@@ -26,6 +29,7 @@ FALLBACK_LLM_UNAVAILABLE = FallbackReason.LLM_UNAVAILABLE
 FALLBACK_DEADLINE = FallbackReason.DEADLINE
 FALLBACK_VERIFIER = FallbackReason.VERIFIER
 FALLBACK_DISABLED = FallbackReason.DISABLED
+FALLBACK_WEAK_REASON = FallbackReason.WEAK_REASON
 
 
 @dataclass(frozen=True)

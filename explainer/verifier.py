@@ -294,10 +294,23 @@ def because_link(c: Context) -> bool:
     return bool(_BECAUSE.search(c.text)) and not c.stated
 
 
+# a weak reason (explainer.links.weak_reason) states one claim that is no link: a few shoppers' purchases,
+# or the model's closeness
+_WEAK_REASON_CLAIM = {"co_buyers": LinkKind.BOUGHT_TOGETHER, "model_near": LinkKind.SIMILAR}
+
+
 def false_link(c: Context) -> bool:
     """Claims a link ("also by", "also in", "shoppers bought both", "similar", "same product in")
     that the facts do not hold."""
-    return any(k not in c.facts.links for k in c.claimed)
+    return any(k not in c.facts.links and k != _WEAK_REASON_CLAIM.get(c.facts.reason) for k in c.claimed)
+
+
+def no_reason(c: Context) -> bool:
+    """No link with the history, and the text does not state the weak reason the facts hold (the
+    few shoppers who bought the named history item too, or the model's closest one): a description
+    ("You may like the Trash Dolly from Dollies by Rubbermaid") is no reason to the shopper."""
+    f = c.facts
+    return bool(f.reason) and not f.links and not (f.reason_name and mentions(c.text, f.reason_name))
 
 
 def missing_link(c: Context) -> bool:
@@ -377,6 +390,8 @@ def weak_link(c: Context) -> bool:
     f = c.facts
     alone = not (f.shared_category or f.variant or f.shared_values or f.same_brand
                  or any(k in f.links for k in (LinkKind.VARIANT, LinkKind.CATEGORY, LinkKind.ATTRIBUTE, LinkKind.BRAND)))
+    if f.reason == "co_buyers":   # stated as the weak reason it is ("3 other shoppers who bought your X also bought it")
+        return False
     return alone and 0 < f.shoppers < CoPurchases.MIN_SHOPPERS_ALONE and LinkKind.BOUGHT_TOGETHER in c.claimed
 
 
@@ -410,6 +425,7 @@ RULE_TABLE: tuple[Rule, ...] = (
     Rule("because_link", because_link, "link"),
     Rule("missing_link", missing_link, "link"),
     Rule("weak_link", weak_link, "link"),
+    Rule("no_reason", no_reason, "link"),
     Rule("no_mention", no_mention, "form"),
     Rule("truncated", truncated, "form"),
     Rule("repetitive", repetitive, "form"),

@@ -87,6 +87,73 @@ def test_no_link_means_no_anchor():
     assert f.anchor_id == "" and f.links == () and not any("You bought" in line for line in f.lines)
 
 
+def _weak_texts(history, item, cand, co):
+    """The facts, template text and verdict for one item (no LLM)."""
+    ex = Explainer.from_catalog(ExplainerConfig(enabled=False), _MiniCatalog([*history, item]))
+    f = ex.facts(history, [(item, cand)])[0]
+    j = ex.explain_template(history, [(item, cand)])[0]
+    return f, j.text, ex.verify(j.text, f, history)
+
+
+class _MiniCatalog:
+    """What Explainer.from_catalog reads: the items and no events."""
+
+    def __init__(self, items):
+        self.items = items
+
+    def all_items(self, include_deleted=False):
+        return list(self.items)
+
+    def __getattr__(self, name):   # events, histories: none
+        return lambda *a, **k: {} if "sequences" in name or "histories" in name else []
+
+
+def test_no_link_states_the_few_shoppers_who_bought_a_history_item_too():
+    # 3 shoppers bought the filament and the pH buffer: no link (test above), but the true weak reason,
+    # stated as what it is and tied to the shopper's own purchase, not a description of the buffer
+    co = _bought({("e", "s"): 3})
+    f = compute_facts([PH_METER, ESUN], WEIGHT, Candidate("w", 0.5), CATS, co)
+    assert f.links == () and f.reason == ""   # nobody bought the weight with either: nothing to say
+    f = compute_facts([WEIGHT, ESUN], SOLUTION, Candidate("s", 0.5), CATS, co)
+    assert f.links == () and (f.reason, f.reason_id, f.shoppers) == ("co_buyers", "e", 3) and f.evidence_ids == ("e",)
+    assert f.lines[0] == f'3 other shoppers who bought your "{f.reason_name}" also bought the "{f.item_name}".'
+
+
+def test_no_link_and_no_co_purchase_states_the_rankers_evidence():
+    f = compute_facts([FILAMENT_W], WEIGHT, Candidate("w", 0.5, (HistoryEvidence("fw", 0.3),)), CATS)
+    assert (f.reason, f.reason_id) == ("model_near", "fw") and f.reason_name == "PLA 3D Printer Filament"
+    assert f.lines[0].startswith("Our model") and f.reason_name in f.lines[0]
+
+
+def test_a_top_level_shared_category_alone_is_no_link():
+    # the pH meter and the calibration weight share only "Test, Measure & Inspect", the top level
+    f = compute_facts([PH_METER], WEIGHT, Candidate("w", 0.5, (HistoryEvidence("m", 0.3),)), CATS)
+    assert f.anchor_id == "" and f.links == () and f.reason == "model_near"
+    # below another link it still comes, after it
+    co = _bought({("m", "w"): 2})
+    f = compute_facts([PH_METER], WEIGHT, Candidate("w", 0.5), CATS, co)
+    assert f.links == ("bought_together", "category") and f.shoppers == 2
+
+
+def test_the_weak_reason_template_passes_the_verifier_and_skips_the_llm():
+    co = _bought({("e", "s"): 1})
+    f = compute_facts([WEIGHT, ESUN], SOLUTION, Candidate("s", 0.5), CATS, co)
+    ex = Explainer.from_catalog(ExplainerConfig(enabled=False), _MiniCatalog([WEIGHT, ESUN, SOLUTION]))
+    text = ex.fallback.render(f)
+    assert text == f"You may like the {f.item_name}: 1 other shopper who bought your {f.reason_name} also bought it."
+    assert ex.verify(text, f, [WEIGHT, ESUN]).ok
+    g = compute_facts([FILAMENT_W], WEIGHT, Candidate("w", 0.5, (HistoryEvidence("fw", 0.3),)), CATS)
+    text = ex.fallback.render(g)
+    assert text.endswith(f"our model, trained on shoppers' purchases, rates it close to your {g.reason_name}.")
+    assert ex.verify(text, g, [FILAMENT_W]).ok
+    # with the LLM on, an item with only a weak reason gets the template at once (no model call)
+    import asyncio
+    from explainer.service import Trace
+    on = Explainer.from_catalog(ExplainerConfig(enabled=True, vllm_url="http://127.0.0.1:9"), _MiniCatalog([WEIGHT]))
+    j = asyncio.run(on._explain_one([FILAMENT_W], [], g, Trace(g)))
+    assert j.source == "template" and j.fallback_reason == "weak_reason" and j.evidence_ids == ("fw",)
+
+
 def test_names_distinct_across_a_reply_and_its_anchors():
     facts = compute_reply_facts([FILAMENT_W], [(FILAMENT_B, None), (ESUN, None)], CATS)
     pairs = {(f.item_id, f.item_name) for f in facts} | {(f.anchor_id, f.anchor_name) for f in facts if f.anchor_id}

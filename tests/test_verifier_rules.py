@@ -20,16 +20,23 @@ NUT = Item("I1", "Hillman 829720 Stainless Steel Hex Nut, 100-Pack", "Industrial
            "Hillman")
 TAPE = Item("I2", "Scotch Super 33+ Vinyl Electrical Tape", "Industrial & Scientific Tapes, Adhesives & Sealants Adhesive Tapes Electrical Tape",
             "Scotch")
-CATS = CategoryNames([LOCKNUT.category, GLUE.category, NUT.category, TAPE.category,
+DUCT = HistoryItem("H3", "3M Scotch 2120-A Tough Transparent Duct Tape, 1.8-Inch, 20 yds",
+                  "Industrial & Scientific Tapes, Adhesives & Sealants Adhesive Tapes Duct Tape", "3M", kinds=BOUGHT)
+CATS = CategoryNames([LOCKNUT.category, GLUE.category, NUT.category, TAPE.category, DUCT.category,
                       "Industrial & Scientific Fasteners", "Industrial & Scientific Fasteners Nuts",
-                      "Industrial & Scientific Tapes, Adhesives & Sealants"])
+                      "Industrial & Scientific Tapes, Adhesives & Sealants",
+                      "Industrial & Scientific Tapes, Adhesives & Sealants Adhesive Tapes"])
 BRANDS = ["Hillman", "Gorilla", "Scotch", "DEWALT", "3M"]
 VERIFIER = Verifier(BRANDS)
 
 LINKED = compute_facts([LOCKNUT, GLUE], NUT, Candidate("I1", 0.9, (HistoryEvidence("H1", 0.5),)), CATS)
-# the tape shares only the broad "Tapes, Adhesives & Sealants" with the glue, and nothing with the locknut
+# the tape shares only the broad "Tapes, Adhesives & Sealants" with the glue, and nothing with the locknut:
+# no link; the weak reason is the ranker's evidence (the locknut, closest in the model's space)
 BROAD = compute_facts([LOCKNUT, GLUE], TAPE, Candidate("I2", 0.9, (HistoryEvidence("H1", 0.2),)), CATS)
-UNLINKED = compute_facts([LOCKNUT], TAPE, Candidate("I2", 0.9, (HistoryEvidence("H1", 0.2),)), CATS)
+# the tape shares "Adhesive Tapes" (below the top level) with the duct tape
+DEEP = compute_facts([LOCKNUT, DUCT], TAPE, Candidate("I2", 0.9, (HistoryEvidence("H1", 0.2),)), CATS)
+# nothing in common and no evidence: the system knows no reason at all
+UNLINKED = compute_facts([LOCKNUT], TAPE, Candidate("I2", 0.9, ()), CATS)
 A, I = LINKED.anchor_name, LINKED.item_name
 TRUE = f"Because you bought the {A}, you may like the {I}, which is also by Hillman."
 
@@ -42,8 +49,9 @@ def failed(text, facts=LINKED, finish="stop", prefill=""):
 
 def test_the_facts_behind_these_tests():
     assert LINKED.anchor_id == "H1" and LINKED.links[:2] == ("category", "brand") and LINKED.shared_category == "Locknuts"
-    assert BROAD.anchor_id == "H2" and BROAD.links == ("category",)
-    assert UNLINKED.anchor_id == "" and UNLINKED.links == ()
+    assert BROAD.anchor_id == "" and BROAD.links == () and (BROAD.reason, BROAD.reason_id) == ("model_near", "H1")
+    assert DEEP.anchor_id == "H3" and DEEP.links == ("category",) and DEEP.shared_category == "Adhesive Tapes"
+    assert UNLINKED.anchor_id == "" and UNLINKED.links == () and UNLINKED.reason == ""
     assert set(RULES) == {r.name for r in RULE_TABLE} and len(RULES) == len(set(RULES))
 
 
@@ -80,8 +88,8 @@ CASES = {
 
 
 def test_every_rule_has_a_case():
-    # name_quality, brand_not_maker, weak_link need facts of their own: tested below
-    assert set(CASES) | {"name_quality", "brand_not_maker", "weak_link"} == set(RULES)
+    # name_quality, brand_not_maker, weak_link, no_reason need facts of their own: tested below
+    assert set(CASES) | {"name_quality", "brand_not_maker", "weak_link", "no_reason"} == set(RULES)
 
 
 PREFILL = f"Because you bought the {A}, you may like the {I}"   # the generated text's frame (off_shape needs it)
@@ -105,10 +113,28 @@ def test_because_before_an_unrelated_attribute_fails():
     assert failed(f"You may like the {UNLINKED.item_name}, which is by Scotch.", UNLINKED) == ()
 
 
-def test_a_broad_shared_category_is_a_link_only_when_named():
-    a, i = BROAD.anchor_name, BROAD.item_name
-    assert failed(f"Because you bought the {a}, you may like the {i}, which is also in Tapes, Adhesives & Sealants.", BROAD) == ()
-    assert "because_link" in failed(f"Because you bought the {a}, you may like the {i}, which is by Scotch.", BROAD)
+def test_a_deep_shared_category_is_a_link_only_when_named():
+    a, i = DEEP.anchor_name, DEEP.item_name
+    assert failed(f"Because you bought the {a}, you may like the {i}, which is also in Adhesive Tapes.", DEEP) == ()
+    assert "because_link" in failed(f"Because you bought the {a}, you may like the {i}, which is by Scotch.", DEEP)
+
+
+def test_no_reason_a_description_where_the_facts_hold_a_weak_reason():
+    # issue (reasons2): "You may like the Tandem Brute Trash Dolly from Dollies by Rubbermaid" to a shopper
+    # who bought a cut-off wheel says what the item is, not why it was recommended
+    i = BROAD.item_name
+    assert "no_reason" in failed(f"You may like the {i} from Electrical Tape by Scotch.", BROAD)
+    weak = f"You may like the {i}: our model, trained on shoppers' purchases, rates it close to your {BROAD.reason_name}."
+    assert failed(weak, BROAD) == ()
+    # where the system knows no reason at all, the description is all there is
+    assert "no_reason" not in failed(f"You may like the {UNLINKED.item_name} from Electrical Tape by Scotch.", UNLINKED)
+
+
+def test_a_top_level_shared_category_alone_is_no_reason():
+    # "both are in Tapes, Adhesives & Sealants" (the glue and the tape) is no reason a shopper accepts
+    glue = VERIFIER.verify(f"Because you bought the Gorilla Glue, you may like the {BROAD.item_name}, which is also in "
+                           "Tapes, Adhesives & Sealants.", BROAD, [LOCKNUT.title, GLUE.title]).failed
+    assert glue and "no_reason" in glue
 
 
 def test_name_quality_fails_garbled_and_equal_names():
@@ -167,10 +193,10 @@ def test_a_product_name_is_no_category():
 
 
 def test_also_in_names_the_shared_category_not_a_narrower_one():
-    # the tape shares only "Tapes, Adhesives & Sealants" with the glue
-    a, i = BROAD.anchor_name, BROAD.item_name
-    assert "category_claim" in failed(f"Because you bought the {a}, you may like the {i}, which is also in Electrical Tape.", BROAD)
-    assert failed(f"Because you bought the {a}, you may like the {i}: both are in Tapes, Adhesives & Sealants.", BROAD) == ()
+    # the tape shares only "Adhesive Tapes" with the duct tape
+    a, i = DEEP.anchor_name, DEEP.item_name
+    assert "category_claim" in failed(f"Because you bought the {a}, you may like the {i}, which is also in Electrical Tape.", DEEP)
+    assert failed(f"Because you bought the {a}, you may like the {i}: both are in Adhesive Tapes.", DEEP) == ()
 
 
 def test_a_variant_is_not_the_product_you_bought():
