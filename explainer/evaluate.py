@@ -9,6 +9,9 @@ DIV = mean over pairs of the number of shared features, features being the item 
 link_rate: the share of texts whose reason states a supported link, or that honestly give none
 where the facts have none (Verdict.linked). name_failures: names that are not clean noun phrases
 (explainer.names.name_problem) plus names shared by two different products of one reply.
+no_history_link_rate: the share of texts tied to nothing the shopper did: no stated link with a
+history item and no weak reason naming one ("You may like the Trash Dolly from Dollies by
+Rubbermaid"; explainer.links.weak_reason). weak_reason_share: items whose only reason is a weak one.
 rule_failures: per verifier rule, how many texts it fails. label_agreement: how often the
 verifier's pass/fail agrees with hand labels (tests/data/explanations_labelled.jsonl).
 """
@@ -34,7 +37,7 @@ from explainer.names import duplicate_names, name_problem
 from explainer.pipeline import Prepared, RecommendPipeline
 from explainer.service import Explainer, Sample, Trace
 from explainer.types import SOURCE_LLM, Justification
-from explainer.verifier import HALLUCINATION_RULES, RULES
+from explainer.verifier import HALLUCINATION_RULES, RULES, mentions
 from explainer.vllm_server import LocalVLLMServer
 from ranker.service import Ranker
 from ranker.types import RankQuery
@@ -87,6 +90,12 @@ def name_failures(replies: Sequence[Sequence[object]]) -> int:
     return bad
 
 
+def history_linked(text: str, verdict, facts) -> bool:
+    """The text ties the item to the shopper's history: it states a link with the cited history item,
+    or the weak reason with the history item it names."""
+    return bool(verdict.links_stated) or bool(facts.reason and facts.reason_name and mentions(text, facts.reason_name))
+
+
 def text_metrics(rows: list[tuple[str, object, object]]) -> dict:
     """rows: (text, verdict, facts)."""
     if not rows:
@@ -96,6 +105,8 @@ def text_metrics(rows: list[tuple[str, object, object]]) -> dict:
     return {
         "count": len(rows),
         "link_rate": sum(v.linked for v in verdicts) / len(rows),
+        "no_history_link_rate": sum(not history_linked(t, v, f) for t, v, f in rows) / len(rows),
+        "weak_reason_share": sum(bool(f.reason) for _, _, f in rows) / len(rows),
         "rule_failures": {r: sum(r in v.failed for v in verdicts) for r in RULES},
         "pass_rate": sum(v.ok for v in verdicts) / len(rows),
         "hallucination_rate": sum(any(r in v.failed for r in HALLUCINATION_RULES) for v in verdicts) / len(rows),

@@ -44,8 +44,9 @@ async def test_justifications_are_grounded_and_in_order(catalog, vllm_server):
     finally:
         await ex.aclose()
     assert [j.item_id for j in out] == [it.id for it, _ in pairs]
-    assert all(t.samples for t in traces), "every item got LLM samples"
-    assert all(len(t.samples) == ex.config.n_samples for t in traces)
+    # every item with a link got LLM samples; one with only a weak reason gets the template at once
+    assert all(bool(t.samples) != bool(t.facts.reason) for t in traces), "every linked item got LLM samples"
+    assert all(len(t.samples) == ex.config.n_samples for t in traces if not t.facts.reason)
     hist_ids = {h.id for h in hist}
     for j, (item, cand), tr in zip(out, pairs, traces):
         assert j.source in ("llm", "template") and j.text
@@ -53,6 +54,8 @@ async def test_justifications_are_grounded_and_in_order(catalog, vllm_server):
         assert set(j.evidence_ids) <= hist_ids and j.facts == tr.facts.lines
         if j.source == "llm":
             assert j.model == vllm_server.model_name and j.template == ex.prompt.id and not j.fallback_reason
+        elif tr.facts.reason:
+            assert j.fallback_reason == "weak_reason" and j.model == ""
         else:
             assert j.fallback_reason == "verifier" and j.failed_rules and j.model == ""
     assert any(j.source == "llm" for j in out)
@@ -100,6 +103,12 @@ async def test_injection_canary_changes_nothing_but_facts(catalog, vllm_server):
     assert "<|im_start|>" not in p.messages[1]["content"]
 
 
+def _deadline_or_weak(ex, hist, pairs):
+    """What a call that runs out of time gives each item: "deadline", except an item with only a weak
+    reason, which never asks the LLM (explainer.types.FallbackReason.WEAK_REASON)."""
+    return ["weak_reason" if f.reason else "deadline" for f in ex.facts(hist, pairs)]
+
+
 async def test_deadline_answers_with_the_template_in_time(catalog, vllm_server):
     ex = make_explainer(catalog, vllm_server, max_tokens=200)
     hist, pairs = request_for(catalog)
@@ -109,7 +118,7 @@ async def test_deadline_answers_with_the_template_in_time(catalog, vllm_server):
     finally:
         await ex.aclose()
     assert time.perf_counter() - t0 < 2.0
-    assert [j.fallback_reason for j in out] == ["deadline"] * len(pairs)
+    assert [j.fallback_reason for j in out] == _deadline_or_weak(ex, hist, pairs)
     assert all(j.source == "template" and j.text for j in out)
 
 
@@ -124,8 +133,8 @@ async def test_a_deadline_lets_the_llm_outlast_request_timeout(catalog, vllm_ser
         bounded = await ex.explain(hist, pairs)
     finally:
         await ex.aclose()
-    assert all(t.samples for t in traces) and "deadline" not in [j.fallback_reason for j in out]
-    assert [j.fallback_reason for j in bounded] == ["deadline"] * len(pairs)
+    assert all(t.samples or t.facts.reason for t in traces) and "deadline" not in [j.fallback_reason for j in out]
+    assert [j.fallback_reason for j in bounded] == _deadline_or_weak(ex, hist, pairs)
 
 
 def _free_port() -> int:
@@ -161,7 +170,7 @@ async def test_slow_server_falls_back_as_deadline_not_unavailable(catalog):
     finally:
         await ex.aclose()
         server.close()
-    assert [j.fallback_reason for j in out] == ["deadline"] * 2
+    assert [j.fallback_reason for j in out] == _deadline_or_weak(ex, hist, pairs)
     assert all(j.source == "template" and j.text for j in out)
 
 
@@ -238,7 +247,7 @@ async def test_stream_gives_only_verified_text_then_one_final_per_item(catalog, 
         assert ex.verify(j.text, facts[item_id], hist).ok
         assert j.text.startswith(ex.frame(facts[item_id]))
         if j.source != "llm":
-            assert j.fallback_reason == "verifier"
+            assert j.fallback_reason == ("weak_reason" if facts[item_id].reason else "verifier")
 
 
 def test_prepare_model_is_idempotent(llm_model_dir, tmp_path):

@@ -87,14 +87,6 @@ def test_no_link_means_no_anchor():
     assert f.anchor_id == "" and f.links == () and not any("You bought" in line for line in f.lines)
 
 
-def _weak_texts(history, item, cand, co):
-    """The facts, template text and verdict for one item (no LLM)."""
-    ex = Explainer.from_catalog(ExplainerConfig(enabled=False), _MiniCatalog([*history, item]))
-    f = ex.facts(history, [(item, cand)])[0]
-    j = ex.explain_template(history, [(item, cand)])[0]
-    return f, j.text, ex.verify(j.text, f, history)
-
-
 class _MiniCatalog:
     """What Explainer.from_catalog reads: the items and no events."""
 
@@ -209,3 +201,19 @@ def test_a_variant_without_words_says_another_version_and_passes_the_verifier():
     text = FallbackTemplate().render(f)
     assert text.endswith(": another version of the same product."), text
     assert Verifier(["HATCHBOX", "eSUN"]).verify(text, f, [ESUN.title, FILAMENT_W.title], "stop").failed == ()
+
+
+def test_eval_counts_texts_with_no_history_link():
+    from explainer.evaluate import text_metrics
+    from explainer.verifier import Verifier
+    v = Verifier(["Smart Weigh", "HATCHBOX", "Apera Instruments"])
+    weak = compute_facts([FILAMENT_W], WEIGHT, Candidate("w", 0.5, (HistoryEvidence("fw", 0.3),)), CATS)
+    linked = compute_facts([PH_METER], SOLUTION, Candidate("s", 0.5), CATS)
+    texts = [(f"You may like the {weak.item_name} by Smart Weigh.", weak),   # a description: no reason
+             (f"You may like the {weak.item_name}: our model, trained on shoppers' purchases, rates it close to your "
+              f"{weak.reason_name}.", weak),
+             (f"Because you bought the {linked.anchor_name}, you may like the {linked.item_name}, which is also in "
+              f"{linked.shared_category}.", linked)]
+    m = text_metrics([(t, v.verify(t, f, [FILAMENT_W.title, PH_METER.title]), f) for t, f in texts])
+    assert m["no_history_link_rate"] == 1 / 3 and m["weak_reason_share"] == 2 / 3
+    assert m["rule_failures"]["no_reason"] == 1

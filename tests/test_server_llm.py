@@ -23,7 +23,9 @@ def test_recommend_with_llm_justifications(client, some_user, server_catalog):
         assert j.text and j.template and j.facts
         assert set(j.evidence_ids) <= history
         # the LLM was asked: either its text passed the verifier, or the verifier rejected every sample
-        assert (j.source, j.fallback_reason) in {("llm", ""), ("template", "verifier")}, (j.source, j.fallback_reason)
+        # (an item with only a weak reason gets the template at once: "weak_reason")
+        assert (j.source, j.fallback_reason) in {("llm", ""), ("template", "verifier"), ("template", "weak_reason")}, \
+            (j.source, j.fallback_reason)
         if j.source == "llm":
             assert j.model
 
@@ -70,8 +72,8 @@ def test_short_deadline_gives_template_justifications_not_an_error(client, some_
     reply = client.recommend(user_id=some_user, k=3, explain=True, timeout_s=budget * 0.9)
     assert len(reply.items) == 3
     for it in reply.items:
-        assert it.justification.source == "template" and it.justification.fallback_reason == "deadline"
+        assert it.justification.source == "template" and it.justification.fallback_reason in ("deadline", "weak_reason")
         assert it.justification.text
     stream = list(client.stream_recommend(user_id=some_user, k=2, timeout_s=budget * 0.9))
     finals = [j for _, j in _check_stream(stream).values()]
-    assert len(finals) == 2 and all(j.fallback_reason == "deadline" for j in finals)
+    assert len(finals) == 2 and all(j.fallback_reason in ("deadline", "weak_reason") for j in finals)
