@@ -10,7 +10,8 @@ One JSON object per line:
   history_titles the shopper's history titles
   acceptable     true when a shopper would accept it as a true reason in readable names
   failure        "" when acceptable, else the kind: no_link, wrong_link, garbled_name, wrong_claim,
-                 negation, praise, truncated, repetitive, unrelated, other
+                 negation, praise, truncated, repetitive, unrelated, no_reason (tied to nothing the
+                 shopper did: a description, or only a top-level shared category), other
   note           what the reader saw
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ from explainer.facts import ItemFacts
 
 DEFAULT_LABELS = Path(__file__).resolve().parents[1] / "tests" / "data" / "explanations_labelled.jsonl"
 FAILURE_KINDS = ("no_link", "wrong_link", "garbled_name", "wrong_claim", "negation", "praise", "truncated",
-                 "repetitive", "unrelated", "other")
+                 "repetitive", "unrelated", "no_reason", "other")
 
 
 @dataclass(frozen=True)
