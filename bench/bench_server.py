@@ -4,6 +4,8 @@
    (one channel each) over loopback for D seconds, first against the bare echo server
    (`bench/echo_server.py`: ExplainRec's contract, a canned 10-item reply: the gRPC ceiling),
    then against `explainrec serve`, both in their own process, loaded by the same client.
+   `explainrec serve` runs `--workers` processes (default here: one per core; the CPU per call
+   counts all of them), and each client has its own connection.
    Writes echo_rps, recommend_rps and their ratio at 64 clients, p50/p99 at each level, the
    serving event loop's lag p99 under load (from its /metrics), and the ranker's own
    single-call latency in this process for reference.
@@ -412,7 +414,8 @@ def main() -> int:
     p.add_argument("--cache-k", type=int, default=3)
     p.add_argument("--vllm-url", default="", help="use this running vLLM server instead of starting one")
     p.add_argument("--k", type=int, default=10, help="k for part 1")
-    p.add_argument("--workers", type=int, default=1, help="part 1: serving processes (serve --workers; 0: one per core)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="part 1: serving processes (serve --workers; 0, the default here: one per core)")
     p.add_argument("--llm-users", type=int, default=20)
     p.add_argument("--llm-k", type=int, default=5)
     p.add_argument("--skip-llm", action="store_true", help="part 1 only")
