@@ -56,7 +56,8 @@ def follow_event_changes(catalog: "Catalog", explainer: "Explainer") -> Callable
             return
         t0 = time.perf_counter()
         explainer.read_model.refresh_co_purchases(catalog, user_ids)
-        log.info("co-purchases: %s from the store in %.0f ms",
-                 f"purchases of {len(user_ids)} users read" if user_ids is not None else "table rebuilt",
-                 1000 * (time.perf_counter() - t0))
+        # one line per other process's purchase write would drown the log: only a full rebuild is INFO
+        log.log(logging.DEBUG if user_ids is not None else logging.INFO, "co-purchases: %s from the store in %.0f ms",
+                f"purchases of {len(user_ids)} users read" if user_ids is not None else "table rebuilt",
+                1000 * (time.perf_counter() - t0))
     return catalog.watch_event_changes(on_events)
