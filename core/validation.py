@@ -131,9 +131,9 @@ def validate_query(q: "RankQuery", limits: Limits = DEFAULT_LIMITS) -> "RankQuer
 
 def validate_explain(q: "RankQuery", item_ids: Sequence[str], limits: Limits = DEFAULT_LIMITS
                      ) -> tuple["RankQuery", tuple[str, ...]]:
-    """An Explain request: the items to justify, a user or history to justify them against, and
-    the query (as validate_query). Returns both normalised."""
+    """Scoring given items ("why these?"): the item ids, then the query (as validate_query). The
+    Explain RPC also needs a user or a history to explain against: its own rule, checked where the
+    request is converted (server/convert.py); a Python caller may score items for a text alone.
+    Returns both normalised."""
     ids = check_item_ids(item_ids, limits)
-    if not (q.user_id or q.history):
-        raise InvalidInput("user_id", "give a user_id or a history to explain against (both were empty)")
     return validate_query(q, limits), ids

@@ -50,7 +50,10 @@ def to_rank_query(req: pb.RecommendRequest, cfg: "ServerConfig") -> RankQuery:
 
 def to_explain_query(req: pb.ExplainRequest, cfg: "ServerConfig") -> tuple[RankQuery, tuple[str, ...]]:
     """The query that says whose history to use, and the item ids to justify (the ranker validates
-    both: core.validation.validate_explain). k is the number of items, so it is checked with them."""
+    both: core.validation.validate_explain; k is the number of items, so it is checked with them).
+    The RPC's own rule is checked here: a justification needs a history to point at."""
+    if not (req.user_id or req.history):
+        raise InvalidInput("user_id", "give a user_id or a history to explain against (both were empty)")
     item_ids = tuple(req.item_ids)
     query = RankQuery(user_id=req.user_id or None, history=tuple(req.history), text=req.query,
                       k=max(len(item_ids), 1), exclude_history=False)
