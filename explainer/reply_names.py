@@ -68,6 +68,8 @@ def variant_words(item_nm: str, anchor_nm: str) -> str:
     n = 0
     while n < min(len(item_nm), len(anchor_nm)) and item_nm[n].lower() == anchor_nm[n].lower():
         n += 1
+    if n == len(item_nm):   # the item's name adds nothing to the anchor's ("Tek Screws" of "Tek Screws (1 inch)")
+        return ""           # (its last word is no variant: "the same product in Screws")
     while n > 0 and item_nm[n - 1] not in " (":   # back to a word boundary
         n -= 1
     tag = item_nm[n:].strip()

@@ -150,3 +150,5 @@ def test_variant_words_say_the_difference_but_never_a_listing_number():
     # two same-named listings are told apart by "(listing N)": that is no variant a shopper can read
     assert variant_words("Vinyl Tubing (listing 2)", "Vinyl Tubing (listing 3)") == ""
     assert variant_words("Vinyl Tubing (listing 2)", "Vinyl Tubing") == ""
+    # the item's name is all in the anchor's: its last word is no variant ("the same product in Screws")
+    assert variant_words("Drilling Sheet Metal Tek Screws", "Drilling Sheet Metal Tek Screws (1 inch) (100 pieces)") == ""
