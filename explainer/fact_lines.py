@@ -31,7 +31,7 @@ def link_order(links: Links) -> tuple[LinkKind, ...]:
     after the category, attribute and brand links: what the two have in common says more."""
     broad = bool(links.category) and links.category_depth <= 1 and (bool(links.brand) or links.attribute)
     kinds = set(links.kinds)
-    order = _ORDER_BROAD_CATEGORY if broad else _ORDER
+    order: tuple[LinkKind, ...] = _ORDER_BROAD_CATEGORY if broad else _ORDER
     if links.weak_co_purchase:
         order = tuple(k for k in order if k != LinkKind.BOUGHT_TOGETHER)
         order = order[:-1] + (LinkKind.BOUGHT_TOGETHER, order[-1])   # before only "similar"

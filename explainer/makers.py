@@ -25,7 +25,7 @@ from typing import Iterable, TypeVar
 from explainer.text import clean_text
 from store.catalog import Item
 
-I = TypeVar("I", bound=Item)
+ItemT = TypeVar("ItemT", bound=Item)
 
 PLACEHOLDERS = frozenset({"generic", "unknown", "unbranded", "none", "na", "n/a", "no brand", "nobrand",
                           "does not apply", "other", "various", "oem", "null",
@@ -70,7 +70,7 @@ class Makers:
             return b
         return "" if self.title_brand(title, b) else b
 
-    def restate(self, item: I) -> I:
+    def restate(self, item: ItemT) -> ItemT:
         """The item with only the brand that may be stated (a copy when it differs)."""
         b = self.maker(item.title, item.brand)
         return item if b == item.brand else dataclasses.replace(item, brand=b)
