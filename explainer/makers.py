@@ -18,8 +18,9 @@ maker either, since a title can start with a line name too).
 """
 from __future__ import annotations
 
-import re
 import dataclasses
+import functools
+import re
 from typing import Iterable, TypeVar
 
 from explainer.text import clean_text
@@ -52,6 +53,7 @@ class Makers:
     def __init__(self, brands: Iterable[str]):
         self._whole: set[str] = set()
         self._first: set[str] = set()
+        self._memo = functools.lru_cache(maxsize=65_536)(self._maker)   # per instance: goes with it
         for b in {clean_text(b) for b in brands if b}:
             if b.lower() in PLACEHOLDERS or len(_key(b)) < 2:
                 continue
@@ -62,7 +64,12 @@ class Makers:
                 self._first.add(first)   # "Spears" of "Spears Manufacturing", "Hillman" of "Hillman Group"
 
     def maker(self, title: str, brand: str) -> str:
-        """The brand to state as the maker of an item with this title and brand field ("" none)."""
+        """The brand to state as the maker of an item with this title and brand field ("" none).
+        Memoised: every reply restates its history and items, and the answer depends only on the
+        arguments and this instance's brands (a new brand builds a new Makers)."""
+        return self._memo(title, brand)
+
+    def _maker(self, title: str, brand: str) -> str:
         b = clean_text(brand)
         if not b or b.lower() in PLACEHOLDERS or len(_key(b)) < 2:
             return ""

@@ -28,7 +28,6 @@ from typing import Iterable, Protocol, Sequence
 from explainer.attributes import AttributeStats
 from explainer.categories import CategoryNames
 from explainer.links import CoPurchases
-from explainer.makers import Makers
 from explainer.reply_names import item_name
 from explainer.verifier import Verifier
 from store.catalog import Event, Item
@@ -65,7 +64,7 @@ class CatalogReadModel:
         self._brand_values = {i.brand for i in self._items.values() if i.brand}
         self.categories = self._build_categories()
         self.verifier = self._build_verifier()
-        self.makers = Makers(self._brand_values)
+        self.makers = self.verifier.makers   # built from the same brands
         self.attributes = self._build_attributes()
 
     @classmethod
@@ -134,7 +133,7 @@ class CatalogReadModel:
         if new_brands:
             self._brand_values |= new_brands
             self.verifier = self._build_verifier()
-            self.makers = Makers(self._brand_values)
+            self.makers = self.verifier.makers   # built from the same brands
         if had_attributes or any(i.attributes for i in changed):
             self.attributes = self._build_attributes()
 

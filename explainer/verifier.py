@@ -476,13 +476,13 @@ class Verifier:
             if len(key) < 2 or key in STOP_WORDS or key in FRAME_WORDS:
                 continue
             self._brands[key] = _brand_pattern(key)
-        self._makers = Makers(brands)
+        self.makers = Makers(brands)   # which brand may be called an item's maker; the facts use it too
 
     def context(self, text: str, facts: ItemFacts, history_titles: Sequence[str], finish_reason: str = "stop",
                 prompt_text: str = "", prefill: str = "",
                 history_kinds: Sequence[Sequence[str]] | None = None) -> Context:
         return Context(text, facts, history_titles, history_kinds, finish_reason, prompt_text, prefill, self._brands,
-                       self._makers)
+                       self.makers)
 
     def verify(self, text: str, facts: ItemFacts, history_titles: Sequence[str],
                finish_reason: str = "stop", prompt_text: str = "", prefill: str = "",
