@@ -8,7 +8,7 @@ The primary metric is NDCG@10.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -57,10 +57,10 @@ def ranks_for_scores(score_rows, histories: Sequence[np.ndarray], targets: np.nd
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
-def scorer_ranks(scorer, data: SplitData, split: str = "test", remove_history: bool = False,
-                 item_vecs: np.ndarray | None = None) -> np.ndarray:
-    """Target ranks of a Scorer (ranker.scorers) on one split."""
-    histories, targets = _split(data, split)
+def scorer_rows(scorer, data: SplitData, histories: Sequence[np.ndarray], remove_history: bool = False,
+                item_vecs: np.ndarray | None = None) -> Callable[[int, int], np.ndarray]:
+    """score_rows(a, b) -> float[b - a, N]: a Scorer's scores over the catalog for histories[a:b],
+    the learned repeat bias on history items included (unless remove_history)."""
     if item_vecs is None:
         item_vecs = scorer.item_vectors(data.item_ids, data.text_emb)
     in_vecs = scorer.history_vectors(data.item_ids, data.text_emb)
@@ -76,6 +76,14 @@ def scorer_ranks(scorer, data: SplitData, split: str = "test", remove_history: b
                 scores[u, rows] += bias
         return scores
 
+    return score_rows
+
+
+def scorer_ranks(scorer, data: SplitData, split: str = "test", remove_history: bool = False,
+                 item_vecs: np.ndarray | None = None) -> np.ndarray:
+    """Target ranks of a Scorer (ranker.scorers) on one split."""
+    histories, targets = _split(data, split)
+    score_rows = scorer_rows(scorer, data, histories, remove_history, item_vecs)
     return ranks_for_scores(score_rows, histories, targets, remove_history)
 
 

@@ -78,19 +78,9 @@ def with_bias(scorer, bias: dict[str, float]):
 
 def _scores(scorer, data, hist: Sequence[np.ndarray]) -> np.ndarray:
     """float32[users, N]: the scorer's scores for these histories (repeat bias included)."""
-    from ranker.scorers import history_scores
+    from ranker.evaluate import scorer_rows
 
-    item_vecs = scorer.item_vectors(data.item_ids, data.text_emb)
-    in_vecs = scorer.history_vectors(data.item_ids, data.text_emb)
-    in_vecs = item_vecs if in_vecs is None else in_vecs
-    users = scorer.user_vectors([in_vecs[h] for h in hist])
-    scores = users @ item_vecs.T
-    history_bias = getattr(scorer, "history_bias", None)
-    if history_bias is not None:
-        for u, h in enumerate(hist):
-            rows, b = history_scores(history_bias(len(h)), h)
-            scores[u, rows] += b
-    return scores.astype(np.float32, copy=False)
+    return scorer_rows(scorer, data, hist)(0, len(hist)).astype(np.float32, copy=False)
 
 
 def _per_user_ndcg(ranks: np.ndarray) -> np.ndarray:
