@@ -3,6 +3,7 @@
 Runs without faiss or the text encoder, from an exported data file, so it can run on a GPU box:
     python bench/bench_ranker_sweep.py --export .sweep/data.npz      # here (needs the ingested catalog)
     python bench/bench_ranker_sweep.py --data .sweep/data.npz        # anywhere with torch + numpy
+    for k in 0 1 2 3 4; do python bench/bench_ranker_sweep.py --data .sweep/data.npz --shard $k/5 & done; wait
 """
 from __future__ import annotations
 
@@ -49,19 +50,17 @@ def load(path: Path):
     return d
 
 
+# One change at a time from TrainConfig's defaults (dim 256, 1 layer, 2 heads, dropout .4, max_len 50,
+# lr 3e-4, batch 128, residual dropout .3); the seeds show the noise.
 CONFIGS = [
-    {},
-    {"dim": 128},
-    {"layers": 1},
-    {"dropout": 0.4},
-    {"dropout": 0.1},
-    {"lr": 3e-3},
-    {"weight_decay": 0.05},
-    {"batch_size": 256, "lr": 2e-3},
-    {"dim": 128, "layers": 1, "batch_size": 256, "lr": 2e-3},
-    {"max_len": 20},
-    {"heads": 4},
-    {"dim": 384},
+    {}, {"seed": 1}, {"seed": 2},
+    {"dim": 128}, {"dim": 384}, {"dim": 512},
+    {"layers": 2}, {"layers": 3}, {"heads": 4},
+    {"dropout": 0.2}, {"dropout": 0.5},
+    {"max_len": 20}, {"max_len": 100},
+    {"lr": 1e-3}, {"lr": 1e-4}, {"weight_decay": 0.01},
+    {"batch_size": 64}, {"batch_size": 256},
+    {"residual_dropout": 0.1}, {"residual_dropout": 0.5},
 ]
 
 
@@ -72,6 +71,8 @@ def main() -> int:
     p.add_argument("--configs", default="", help="JSON list of overrides (default: the built-in sweep)")
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--out", type=Path)
+    p.add_argument("--shard", default="0/1", metavar="K/N",
+                   help="run configs K, K+N, K+2N, ... (N processes in parallel share one GPU well)")
     p.add_argument("--blend", action="store_true", help="also evaluate model + w * zero-shot blends")
     args = p.parse_args()
     if args.export:
@@ -83,6 +84,8 @@ def main() -> int:
 
     data = load(args.data)
     configs = json.loads(args.configs) if args.configs else CONFIGS
+    k, n = (int(x) for x in args.shard.split("/"))
+    configs = configs[k::n]
     for over in configs:
         cfg = TrainConfig(**{"epochs": args.epochs, "patience": 6, "time_budget_s": 600, **over})
         t = time.time()
