@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, Mapping, Sequence
 
+from explainer.head_nouns import ACRONYM, category_words, is_brand, is_head_noun, known_noun
 from explainer.text import clean_text
 
 MAX_NAME_WORDS = 6
@@ -40,6 +41,9 @@ _SEGMENT_CUT = re.compile(r"\s*(?:,|;|:|\||\s-\s|\s–\s|\s—\s|\s/\s|\bwith\b|
                           re.I)
 _BRACKETS = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|\{[^{}]*\}")
 
+# The rest of a maker's name ("Duck Brand EZ Start Packing Tape", "Plumbing Products PVC Pipe Tee"): never a name's start
+_MAKER_TAIL = frozenset("brand brands products inc co corp llc ltd company industries manufacturing mfg".split())
+_DETERMINERS = frozenset("this these that those it its your our my their".split())
 CONNECTIVES = frozenset("a an the and or of for with by in on to from per at as x w into plus &".split())
 # Joins two plain words inside a name ("Kitchen and Bath Caulk"), never starts or ends one.
 _INNER_CONNECTIVES = frozenset("and & or of pack set kit".split())
@@ -53,7 +57,7 @@ pcs pc pk pack packs piece pieces count ct each ea lot lots dozen
 _AFTER_NUMBER = frozenset("series grit count pack piece pieces size gauge mil thick wide long dia diameter od id x"
                           " type number qty quantity style position length crown width height way pin pins port ports gang step speed"
                           " channel channels layer ply values value terminals part parts sizes positions postions flute generation hp peak"
-                          " point minute".split())
+                          " point minute percent capacity".split())
 # After-number words that never start a product's name (name_problem; "Long Nosed Marker" is fine)
 _COUNT_WORDS = frozenset("series grit count pack piece pieces gauge mil position way pin pins ply x number qty values"
                          " part sizes positions postions flute generation".split())
@@ -107,7 +111,7 @@ def _kind(token: str) -> str:
     return "number" if any(ch.isdigit() for ch in token) else "code"
 
 
-def _runs(segment: str, brand_words: Sequence[str]) -> list[list[str]]:
+def _runs(segment: str, brand_words: Sequence[str], brand: str = "") -> list[list[str]]:
     """Runs of plain words in a segment; numbers and units end a run, model codes are skipped,
     "and"/"of" may join two words inside a run."""
     tokens = segment.replace("#", " #").split()
@@ -117,29 +121,71 @@ def _runs(segment: str, brand_words: Sequence[str]) -> list[list[str]]:
     tokens = tokens[n:]
     runs: list[list[str]] = []
     cur: list[str] = []
+    maker = False   # the run being read follows "by": a maker's name ("DIY KIT by JYE Tech FG085")
+    after_by = False
     for i, tok in enumerate(tokens):
         kind = _kind(tok)
+        if kind == "unit" and cur and tok.lower() in _UNIT_NOUNS and cur[-1].lower() not in _MEASURE_WORDS:
+            kind = "word"   # after a word these are nouns: "Foot Switch", "Rectangular Bar", "Pressure Gauge"
         if kind == "word":
+            if not cur:
+                maker = after_by
+            after_by = False
             cur.append(tok.rstrip("."))
         elif kind == "code":
+            after_by = False
             continue
         elif kind in ("conn", "unit") and tok.lower() in _INNER_CONNECTIVES and cur and i + 1 < len(tokens) \
                 and _kind(tokens[i + 1]) == "word":
             cur.append(tok)
         else:
-            if cur:
+            if cur and not (maker and _maker_like(cur, brand)):
                 runs.append(cur)
-            cur = []
-    if cur:
+            cur, maker = [], False
+            after_by = tok.lower() == "by"
+    if cur and not (maker and _maker_like(cur, brand)):
         runs.append(cur)
     return [_trim(r) for r in runs if _trim(r)]
+
+
+def _maker_like(run: Sequence[str], brand: str) -> bool:
+    """A run after "by" that is the brand, or ends in no noun the lexicon knows ("by JYE Tech", "by
+    First Aid Only"): a maker's name. "Protected by Video Surveillance Label" is a product."""
+    head = _to_head(run, "") or list(run)
+    return is_brand(" ".join(head), brand) or not known_noun(head[-1])
+
+
+# Units that, after a word, name the product ("Foot Switch", "Rectangular Bar", "Pressure Gauge", "Value Pack"),
+# except after a measure word ("1.6 Cubic Foot")
+_UNIT_NOUNS = frozenset("bar gauge foot pack meter".split())
+_MEASURE_WORDS = frozenset("cubic square sq cu linear board per".split())
+# Modifiers that take the word before them ("Vinyl Coated", "Powder Free", "Heavy Duty", "Food Grade"):
+# cut from a name's end, the pair goes, unless that word is the product's category noun.
+_PAIRED_MODIFIERS = frozenset("free proof resistant duty grade quality purpose strength form coated plated powered based"
+                              " safe friendly approved compliant rated lined filled finished treated".split())
+
+
+def _acronyms(run: Sequence[str]) -> bool:
+    """A run of acronyms only ("JST SM", "HFS"): a model or a maker, not a product's words ("COOL MINT GEL")."""
+    return all(ACRONYM.match(w) and not known_noun(w) for w in run)
+
+
+def _to_head(words: Sequence[str], category: str) -> list[str]:
+    """The run cut back to its head noun (explainer/head_nouns.py): "Over-The-Door Single Hook Vinyl
+    Coated" -> "Over-The-Door Single Hook", "No Clean" -> [] (no noun: not a name)."""
+    out = list(words)
+    while out and not is_head_noun(out[-1], category):
+        dropped = out.pop().lower()
+        if dropped in _PAIRED_MODIFIERS and len(out) >= 2 and not (_stems(out[-1]) & category_words(category)):
+            out.pop()
+    return _trim(out)
 
 
 def _trim(words: list[str]) -> list[str]:
     """No fragment at either end: connectives, units, after-number words, a lone letter."""
     def bad_start(w: str) -> bool:
         lw = w.lower()
-        return lw in CONNECTIVES or lw in UNITS or lw in _AFTER_NUMBER or (len(w) == 1 and not w.isdigit()) \
+        return lw in CONNECTIVES or lw in _DETERMINERS or lw in _PAIRED_MODIFIERS or lw in _MAKER_TAIL or lw in UNITS or lw in _AFTER_NUMBER or (len(w) == 1 and not w.isdigit()) \
             or bool(_ROMAN.match(w))
     def bad_end(w: str) -> bool:
         return w.lower() in CONNECTIVES or w.lower() in _BEFORE_NUMBER or len(w) == 1
@@ -173,11 +219,23 @@ def short_name(title: str, brand: str = "", category: str = "", max_words: int =
     safe = _safe_part(title)
     brand_words = [w.lower().strip(",.") for w in clean_text(brand).split()]
     plain = _plain_title(safe, brand_words)
-    if plain:
+    if plain and is_head_noun(plain.split()[-1], category):
         return plain
     body = _BRACKETS.sub(" ", safe)
     segments = [s for s in _SEGMENT_CUT.split(body) if s and s.strip()]
-    runs = [r for seg in segments for r in _runs(seg, brand_words)]
+    # each run cut back to its head noun; a run that is only the brand, or holds no noun, names nothing
+    # ("Silica Gel" by the brand Silica Gel still says what it is); runs of acronyms only ("JST SM")
+    # are model names, used when nothing else is there
+    raw_runs = [[r for r in _runs(seg, brand_words, brand) if not (is_brand(" ".join(r), brand) and not known_noun(r[-1]))]
+                for seg in segments]
+    seg_runs = [[h for r in rs if (h := _to_head(r, category))] for rs in raw_runs]
+    if any(not _acronyms(r) for rs in seg_runs for r in rs):
+        seg_runs = [[r for r in rs if not _acronyms(r)] for rs in seg_runs]
+    if not any(seg_runs):
+        if plain:   # a plain title with no noun to cut back to ("The Departed"): the title is its name
+            return plain
+        seg_runs = raw_runs
+    runs = [r for rs in seg_runs for r in rs]
     cat_stems = {s for w in re.findall(r"[A-Za-z]+", category or "") if len(w) > 2 for s in _stems(w)}
     cat_stems -= {"industrial", "scientific", "product", "products", "supply", "supplies", "accessory", "accessories",
                   "part", "parts", "tool", "tools", "other"}
@@ -189,11 +247,12 @@ def short_name(title: str, brand: str = "", category: str = "", max_words: int =
         return any(is_category_word(w) for w in run)
     # the first segment that holds a run of two or more words names the product; within it, the run
     # that holds a category word (the product noun) wins, else the last one (the noun ends a title's head)
-    seg_runs = [_runs(seg, brand_words) for seg in segments]
-    first = next((rs for rs in seg_runs if any(len(r) >= 2 for r in rs)), [])
+    first_at = next((n for n, rs in enumerate(seg_runs) if any(len(r) >= 2 for r in rs)), len(seg_runs))
+    first = seg_runs[first_at] if first_at < len(seg_runs) else []
     early = [r for rs in seg_runs[:3] for r in rs]   # "OIML Class M1: … Calibration Weight"
     pick = next((r for r in first if holds_category(r) and len(r) >= 2), None) \
         or next((r for r in early if holds_category(r) and len(r) >= 2), None) \
+        or next((r for rs in seg_runs[:first_at] for r in rs if holds_category(r)), None) \
         or next((r for r in reversed(first) if len(r) >= 2), None) \
         or next((r for r in runs if holds_category(r)), None) \
         or (runs[0] if runs else [])
@@ -205,6 +264,7 @@ def short_name(title: str, brand: str = "", category: str = "", max_words: int =
             pick = pick[: last + 1]
     pick = [w for i, w in enumerate(pick) if i == 0 or w.lower() != pick[i - 1].lower()]   # "Carbide Carbide"
     words = _trim(pick if len(pick) <= max_words else pick[-(max_words - 1):])   # a long run: its head noun phrase
+    words = _to_head(words, category) or words
     while len(words) > 2 and _praise_start(words):
         words = words[2:] if words[1].lower() == "quality" else words[1:]   # "Best Quality Wood Screw …"
     while len(words) > 2 and (words[0].lower() in {w.lower() for w in words[1:]}
@@ -212,11 +272,11 @@ def short_name(title: str, brand: str = "", category: str = "", max_words: int =
         words = words[1:]   # "3D ABS 3D Printer Filament" (the rest of a code), "Bag Straining Bag"
     if len(words) == 1 and brand_words:   # "Hose" alone is ambiguous: "Shop-Vac Hose"
         b = clean_text(brand)
-        bw = b.split()
+        bw = [w.strip(",;") for w in b.split()]
         while len(bw) > 1 and bw[-1].lower().strip(".,") in _COMPANY_SUFFIX:   # "Schaeffer Penetro", not "… Co Penetro"
             bw = bw[:-1]
-        if bw and not instruction_like(b) and not _CODE.match(bw[0]) and not _NUMBERISH.match(bw[0]) \
-                and bw[0].lower() not in UNITS:
+        if bw and len(bw) <= 3 and not instruction_like(b) and not any(re.search(r"[\d%]", w) for w in bw) \
+                and bw[0].lower() not in UNITS:   # a maker's name, not a description in the brand field
             words = bw if bw[-1].lower() == words[0].lower() else bw + words
     if not words:   # nothing nameable in the title (e.g. only an instruction): say what kind of product it is
         leaf = " ".join(_trim(re.findall(r"[A-Za-z][A-Za-z&\-]*", category or ""))[-3:])

@@ -20,7 +20,8 @@ def item_name(item: Item, categories: CategoryNames) -> str:
     """One item's short name on its own (before the reply's names are made distinct)."""
     cat = categories.name(item.category)
     name = short_name(item.title, item.brand, cat)
-    if name.lower() == categories.root.lower():   # a title that is only the catalog's name: its brand and category
+    root_words = {w.lower() for w in re.findall(r"[A-Za-z]+", categories.root)}
+    if {w.lower() for w in re.findall(r"[A-Za-z]+", item.title)} <= root_words:   # a title that is only the catalog's name: its brand and category
         name = short_name("", item.brand, cat)
     return name
 
