@@ -7,7 +7,7 @@ import json
 import logging
 import signal
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from server.desk.gateway import ServiceUnreachable
 from server.lifecycle import NOT_SERVING, Lifecycle, build_server
@@ -18,11 +18,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("explainrec.server")
 
 
-async def run_server(config: "ServerConfig", worker: bool = False, bind_after_load: bool = False) -> int:
+async def run_server(config: "ServerConfig", worker: bool = False, bind_after_load: bool = False,
+                     before_serving: Callable[[], Awaitable[None]] | None = None) -> int:
     """worker: one of several processes on the port (`server.workers`): the port is shared with
     SO_REUSEPORT and a `{"serving": true}` line tells the parent when it is loaded. bind_after_load:
     the port is bound only once the service is loaded (a worker joining serving ones must not be
-    handed connections it cannot answer yet)."""
+    handed connections it cannot answer yet). before_serving: awaited once the service is loaded and
+    before it answers (health stays NOT_SERVING, calls UNAVAILABLE, a bind_after_load port unbound):
+    a worker waits there for the shared LLM, as one process waits for its own vLLM while loading."""
     logging.getLogger("httpx").setLevel(logging.WARNING)    # one line per LLM call drowns the log
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -63,6 +66,22 @@ async def run_server(config: "ServerConfig", worker: bool = False, bind_after_lo
         await lifecycle.drain(server, 0)
         return 2
 
+    async def start_serving(service) -> int:
+        """Health SERVING (binding the port first when it is not bound yet); 2 when binding is refused."""
+        rc = 0
+        if server is None:
+            lifecycle.service = service       # bound already loaded: the first health answer is SERVING
+            if not await bind():
+                stop.set()
+                rc = 2
+        await lifecycle.attach(service)
+        if worker and rc == 0:
+            print(json.dumps({"serving": True}), flush=True)
+        watcher = getattr(service, "model_watcher", None)
+        if watcher is not None:   # SIGHUP: look at models/current now instead of at the next poll
+            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(asyncio.to_thread(watcher.check)))
+        return rc
+
     if not bind_after_load and not await bind():
         return await refuse()
     from server.setup import build_service
@@ -76,18 +95,12 @@ async def run_server(config: "ServerConfig", worker: bool = False, bind_after_lo
             rc = 1
         else:
             service = loading.result()
-            if server is None:
-                lifecycle.service = service       # bound already loaded: the first health answer is SERVING
-                if not await bind():
-                    stop.set()
-                    rc = 2
-            await lifecycle.attach(service)
-            if worker and rc == 0:
-                print(json.dumps({"serving": True}), flush=True)
-            watcher = getattr(service, "model_watcher", None)
-            if watcher is not None:   # SIGHUP: look at models/current now instead of at the next poll
-                loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(asyncio.to_thread(watcher.check)))
-            await stopping
+            if before_serving is not None and not await _done_before(before_serving(), stopping):
+                log.info("stopped while waiting for the LLM")
+                lifecycle.service = service     # only for the drain to close it: draining begins before any call
+            else:
+                rc = await start_serving(service)
+                await stopping
     else:
         log.info("stopped while loading")
         rc = 0
@@ -97,6 +110,18 @@ async def run_server(config: "ServerConfig", worker: bool = False, bind_after_lo
         lifecycle.on_close("support desk page", desk.stop)
     await lifecycle.drain(server, config.grace_s)
     return rc
+
+
+async def _done_before(aw: Awaitable, stopping: asyncio.Future) -> bool:
+    """Waits for `aw` unless `stopping` finishes first (then False, and `aw` is cancelled)."""
+    task = asyncio.ensure_future(aw)
+    await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()
+        return True
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return False
 
 
 async def start_desk(config: "ServerConfig", grpc_port: int):

@@ -15,8 +15,12 @@ This parent process owns what must exist once:
 - the support-desk page, which calls the service on the port like any client.
 
 Start-up: worker 0 starts alone and does what writes to the workdir once (ingest, training when no
-model exists), answering NOT_SERVING meanwhile; the others start when it serves, load, and only then
-bind the port, so the kernel never hands a connection to a worker still loading. Catalog changes
+model exists), answering NOT_SERVING meanwhile, while this process starts the LLM; worker 0 serves
+once it is loaded AND the LLM's start has ended (up, or failed: then templates answer while it is
+retried), as one `serve` process does with its own vLLM, so no reply says `llm_unavailable` because
+the LLM was still starting. The workers hear of the end on their stdin (`Worker.llm_is_settled`).
+The others start when worker 0 serves, load, and only then bind the port, so the kernel never hands
+a connection to a worker still loading. Catalog changes
 made through one worker reach the others through the store's change notices
 (`store.db`: PostgreSQL NOTIFY, or a polled `notices` table on SQLite), and each worker watches
 `models/current` for hot swaps itself; SIGHUP is passed on to every worker.
@@ -39,7 +43,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from server.config import ServerConfig
@@ -81,7 +85,9 @@ class Worker:
         self.started_at = 0.0
         self._reader: asyncio.Task | None = None
 
-    async def start(self) -> None:
+    async def start(self, llm_settled: Callable[[], bool]) -> None:
+        """llm_settled(): whether the shared LLM's start has ended (up or failed) by the time the settings
+        are written; if not, the worker waits for `llm_is_settled()` before it serves."""
         from explainer.vllm_server import with_death_signal
         cmd = [sys.executable, "-m", "server.workers"]
         if sys.platform == "linux":
@@ -91,11 +97,13 @@ class Worker:
         self.started_at = time.monotonic()
         self.proc = await asyncio.create_subprocess_exec(*cmd, cwd=ROOT, env=self.env, stdin=asyncio.subprocess.PIPE,
                                                          stdout=asyncio.subprocess.PIPE)
+        settled = llm_settled()
         settings = {"config": _as_dict(self.config), "index": self.index, "bind_after_load": self.bind_after_load,
-                    "log_level": logging.getLogger().getEffectiveLevel()}
-        self.proc.stdin.write(json.dumps(settings).encode())
+                    "log_level": logging.getLogger().getEffectiveLevel(), "llm_settled": settled}
+        self.proc.stdin.write(json.dumps(settings).encode() + b"\n")
         await self.proc.stdin.drain()
-        self.proc.stdin.close()
+        if settled or llm_settled():     # else the pipe stays open for the line `llm_is_settled` writes
+            self.proc.stdin.close()
         self._reader = asyncio.ensure_future(self._read())
         log.info("worker %d started (pid %d)", self.index, self.proc.pid)
 
@@ -111,6 +119,17 @@ class Worker:
                 self.bound.set()
             if isinstance(msg, dict) and msg.get("serving"):
                 self.serving.set()
+
+    def llm_is_settled(self) -> None:
+        """The shared LLM is up, or failed to start: a worker waiting for it may serve now."""
+        stdin = self.proc.stdin if self.proc is not None else None
+        if stdin is None or stdin.is_closing():
+            return
+        try:
+            stdin.write(b'{"llm_settled": true}\n')
+            stdin.close()
+        except (BrokenPipeError, ConnectionResetError):   # the worker is gone; its restart is told at start
+            pass
 
     @property
     def pid(self) -> int | None:
@@ -194,6 +213,7 @@ async def run_workers(config: "ServerConfig") -> int:
     from server.desk.gateway import ServiceUnreachable
     from server.run import start_desk
     n = worker_count(config.workers)
+    logging.getLogger("httpx").setLevel(logging.WARNING)    # the LLM watch's probe every 2 s drowns the log
     try:
         reserved = reserve_port(config.host, config.port)
     except OSError as exc:
@@ -226,9 +246,12 @@ async def run_workers(config: "ServerConfig") -> int:
     llm_started = asyncio.ensure_future(asyncio.to_thread(llm.start))
     if collector is not None:
         llm_started.add_done_callback(lambda _t: setattr(collector, "source", llm.supervisor))
+    # up or failed: the workers serve from then on (templates while a failed LLM is retried), as one
+    # process serves once its own vLLM start has ended
+    llm_started.add_done_callback(lambda _t: [w.llm_is_settled() for w in workers])
     rc = 0
     try:
-        await workers[0].start()
+        await workers[0].start(llm_started.done)
         if await _first_of(workers[0].bound.wait(), workers[0].wait()) == 0 and config.http_port >= 0:
             try:         # the page calls the service on the port: worker 0 listens there now
                 desk = await start_desk(config, port)
@@ -244,8 +267,9 @@ async def run_workers(config: "ServerConfig") -> int:
             rc = 1
         elif first == 1:
             for w in workers[1:]:
-                await w.start()
-            rc = await _supervise(workers, stop, multiproc_dir, _announce_serving(workers, config, port))
+                await w.start(llm_started.done)
+            rc = await _supervise(workers, stop, multiproc_dir, _announce_serving(workers, config, port),
+                                  llm_started.done)
     finally:
         await _stop_all(workers, config.grace_s)
         for w in workers:
@@ -280,7 +304,8 @@ async def _announce_serving(workers: list[Worker], config: "ServerConfig", port:
     print(json.dumps({"serving": True, "workers": len(workers)}), flush=True)
 
 
-async def _supervise(workers: list[Worker], stop: asyncio.Event, multiproc_dir: str, announce) -> int:
+async def _supervise(workers: list[Worker], stop: asyncio.Event, multiproc_dir: str, announce,
+                     llm_settled: Callable[[], bool]) -> int:
     """Restarts a worker that exits while not stopping; gives up (rc 1) on a worker that keeps dying."""
     from prometheus_client import multiprocess
     quick_failures = [0] * len(workers)
@@ -305,7 +330,7 @@ async def _supervise(workers: list[Worker], stop: asyncio.Event, multiproc_dir: 
                 if stop.is_set():
                     return 0
                 w.bind_after_load = True
-                await w.start()
+                await w.start(llm_settled)
                 exits[asyncio.ensure_future(w.wait())] = w
     finally:
         stopping.cancel()
@@ -335,7 +360,7 @@ def worker_main() -> int:
     """A worker: the settings on stdin, then the same serving process as `explainrec serve`."""
     from server.config import ServerConfig
     from server.run import run_server
-    settings = json.loads(sys.stdin.read())
+    settings = json.loads(sys.stdin.readline())
     index = settings["index"]
     logging.basicConfig(level=settings.get("log_level", logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s[w%(worker)s]: %(message)s")
@@ -347,7 +372,29 @@ def worker_main() -> int:
         return record
     logging.setLogRecordFactory(factory)
     config = ServerConfig(**settings["config"])
-    return asyncio.run(run_server(config, worker=True, bind_after_load=settings["bind_after_load"]))
+    wait_llm = None if settings.get("llm_settled", True) else _parent_says_llm_settled
+    return asyncio.run(run_server(config, worker=True, bind_after_load=settings["bind_after_load"],
+                                  before_serving=wait_llm))
+
+
+async def _parent_says_llm_settled() -> None:
+    """Returns when the parent writes its `llm_settled` line (or closes the pipe: then it is gone, and
+    this worker's death signal follows)."""
+    import threading
+    log.info("loaded: waiting for the shared LLM to start before serving")
+    loop = asyncio.get_running_loop()
+    said: asyncio.Future[str] = loop.create_future()
+
+    def read() -> None:
+        line = sys.stdin.readline()
+        try:
+            loop.call_soon_threadsafe(lambda: said.done() or said.set_result(line))
+        except RuntimeError:        # the loop is closed: the worker stopped while waiting
+            pass
+    # a daemon thread, not to_thread: a worker stopped while waiting must not wait on this read to exit
+    threading.Thread(target=read, name="explainrec-wait-llm", daemon=True).start()
+    line = await said
+    log.info("the shared LLM %s: serving", "started or failed" if line.strip() else "pipe closed")
 
 
 if __name__ == "__main__":

@@ -65,3 +65,17 @@ def minilm_ranker(ranker_catalog, minilm_encoder):
     from ranker.service import Ranker
 
     return Ranker.zero_shot(ranker_catalog, device="cpu", encoder=minilm_encoder)
+
+
+@pytest.fixture(scope="session")
+def tiny_ranker_workdir(small_db, tmp_path_factory):
+    """A workdir holding a copy of small_db and a tiny trained ranker (`models/` absent; 1 epoch,
+    dim 32, 200 users: about 8 s). Read-only: a test copies it (`shutil.copytree`)."""
+    from server.cli import main
+    from store.paths import db_path
+
+    workdir = tmp_path_factory.mktemp("tiny_ranker")
+    shutil.copy(small_db, db_path(workdir))
+    assert main(["train", "--workdir", str(workdir), "--quiet", "--epochs", "1", "--dim", "32", "--max-users", "200",
+                 "--ensemble", "1", "--blend-weights", "1", "--device", "cpu"]) == 0
+    return workdir

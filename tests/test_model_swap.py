@@ -12,7 +12,6 @@ import pytest
 
 from protos.explainrec.v1 import explainrec_pb2 as pb
 from ranker.versions import promote, versions_root
-from server.cli import main
 from store.paths import db_path, model_dir
 from tests.fixtures_server import ServerHarness, server_config
 
@@ -20,12 +19,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def swap_workdir(small_db, tmp_path_factory):
+def swap_workdir(tiny_ranker_workdir, tmp_path_factory):
     """A tiny trained ranker ("ranker"), a copy of it as version v001-copy, and a corrupt v002."""
-    workdir = tmp_path_factory.mktemp("swap")
-    shutil.copy(small_db, db_path(workdir))
-    assert main(["train", "--workdir", str(workdir), "--quiet", "--epochs", "1", "--dim", "32", "--max-users", "200",
-                 "--ensemble", "1", "--blend-weights", "1", "--device", "cpu"]) == 0
+    workdir = tmp_path_factory.mktemp("swap") / "w"
+    shutil.copytree(tiny_ranker_workdir, workdir)
     root = versions_root(workdir)
     root.mkdir()
     shutil.copytree(model_dir(workdir), root / "v001-copy")

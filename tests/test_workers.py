@@ -169,3 +169,191 @@ def test_workers_die_with_a_killed_parent(tmp_path, small_db):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# A stand-in for vLLM's API server, found first on the serve process's PYTHONPATH (so `python -m
+# vllm.entrypoints.openai.api_server` runs it; serve itself never imports vllm), as
+# tests/test_reliability_llm_fast.py stands in for it: a real vLLM takes 45-270 s to start here.
+# It "loads" (listens nowhere) until the test writes its gate file: "up" serves /health, /v1/models
+# and chat completions (one fixed sentence), "fail" exits 1, like a vLLM that cannot start.
+STAND_IN_VLLM = """
+import http.server, json, os, pathlib, sys, time
+args = sys.argv[1:]
+port, name = int(args[args.index("--port") + 1]), args[args.index("--served-model-name") + 1]
+gate = pathlib.Path(os.environ["EXPLAINREC_TEST_VLLM_GATE"])
+while not gate.exists():
+    time.sleep(0.05)
+if gate.read_text() == "fail":
+    sys.exit(1)
+
+class H(http.server.BaseHTTPRequestHandler):
+    def _json(self, obj):
+        body = json.dumps(obj).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        self._json({"data": [{"id": name}]} if self.path == "/v1/models" else {})
+
+    def do_POST(self):
+        n = json.loads(self.rfile.read(int(self.headers["Content-Length"]))).get("n", 1)
+        self._json({"choices": [{"index": i, "message": {"content": "A good match for your lab."},
+                                 "finish_reason": "stop"} for i in range(n)], "usage": {}})
+
+    def log_message(self, *a):
+        pass
+
+http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+"""
+LLM_HEALTH = "explainrec.v1.LLM"
+
+
+def _stand_in_env(tmp_path: Path) -> tuple[dict, Path]:
+    pkg = tmp_path / "stand_in" / "vllm" / "entrypoints" / "openai"
+    pkg.mkdir(parents=True)
+    for d in (pkg, pkg.parent, pkg.parent.parent):
+        (d / "__init__.py").write_text("")
+    (pkg / "api_server.py").write_text(STAND_IN_VLLM)
+    gate = tmp_path / "vllm-gate"
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "stand_in"), EXPLAINREC_TEST_VLLM_GATE=str(gate),
+               EXPLAINREC_LLM_MODEL_DIR=str(tmp_path))      # a model directory is not read by the stand-in
+    return env, gate
+
+
+class Serve:
+    """`serve --workers 2` in a child process; its log lines collected from stderr."""
+
+    def __init__(self, workdir: Path, env: dict, *args: str):
+        self.proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--workdir", str(workdir),
+                                      "--port", "0", "--metrics-port", "-1", "--grace-s", "5", "--workers", "2", *args],
+                                     cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.lines: list[str] = []
+        threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True).start()
+
+    def log(self) -> str:
+        return "".join(self.lines)[-4000:]
+
+    def wait_log(self, text: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not any(text in line for line in list(self.lines)):
+            assert time.monotonic() < deadline and self.proc.poll() is None, f"no {text!r} in:\n{self.log()}"
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        tree = _tree(self.proc.pid)
+        self.proc.send_signal(signal.SIGTERM)
+        assert self.proc.wait(timeout=120) == 0, self.log()
+        deadline = time.monotonic() + 30
+        while _alive(tree) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(tree), "no worker, vLLM or watchdog outlives serve's drain"
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            for p in _alive(_tree(self.proc.pid)):
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            self.proc.wait()
+
+
+def _per_worker(target: str, user: str):
+    """{worker: (Recommend reply, LLM health status)} over 12 connections (the kernel spreads them)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from protos.explainrec.v1 import explainrec_pb2 as pb
+    from protos.explainrec.v1 import explainrec_pb2_grpc as pb_grpc
+    seen = {}
+    for _ in range(12):
+        with grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)]) as ch:
+            reply = pb_grpc.ExplainRecStub(ch).Recommend(pb.RecommendRequest(user_id=user, k=2, explain=True),
+                                                         timeout=60)
+            llm = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=LLM_HEALTH), timeout=10)
+            seen[reply.request_id.split("-")[0]] = (reply, health_pb2.HealthCheckResponse.ServingStatus.Name(llm.status))
+    return seen
+
+
+def _user_of(workdir: Path) -> str:
+    cat = Catalog(workdir / "catalog.sqlite")
+    try:
+        return next(u for u in cat.user_ids() if len(cat.history(u)) >= 5)
+    finally:
+        cat.close()
+
+
+@pytest.mark.slow
+def test_workers_serve_once_the_shared_llm_is_up_and_sighup_swaps_every_worker(tmp_path, tiny_ranker_workdir):
+    """`--llm local` (the default) with workers: no worker serves while the shared vLLM starts (health
+    NOT_SERVING, calls UNAVAILABLE, one worker), as one process waits for its own; then both answer
+    with the LLM; SIGHUP makes every worker serve a newly promoted version; SIGTERM leaves nothing."""
+    import grpc
+
+    from ranker.versions import promote, versions_root
+    from server.client import ExplainRecClient
+    from store.paths import model_dir
+    workdir = tmp_path / "w"
+    shutil.copytree(tiny_ranker_workdir, workdir)
+    versions_root(workdir).mkdir()
+    shutil.copytree(model_dir(workdir), versions_root(workdir) / "v001-copy")
+    user = _user_of(workdir)
+    env, gate = _stand_in_env(tmp_path)
+    serve = Serve(workdir, env, "--model-watch-s", "3600")      # only SIGHUP looks at models/current
+    try:
+        info = json.loads(serve.proc.stdout.readline())
+        serve.wait_log("service loaded in", 120)           # worker 0 is loaded
+        with ExplainRecClient(info["grpc"], timeout_s=10, retries=0) as c:
+            assert c.health() == "NOT_SERVING"
+            with pytest.raises(grpc.RpcError) as err:
+                c.recommend(user_id=user, k=2)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert not any("worker 1 started" in line for line in serve.lines)
+
+        gate.write_text("up")
+        assert json.loads(serve.proc.stdout.readline()) == {"serving": True, "workers": 2}, serve.log()
+        seen = _per_worker(info["grpc"], user)
+        assert len(seen) == 2, "both workers answer"
+        for reply, llm in seen.values():
+            assert llm == "SERVING" and reply.model_version == "ranker"
+            # the LLM answered (its sentence may fail the verifier): no template for want of an LLM
+            assert {it.justification.fallback_reason for it in reply.items} <= {"", "verifier"}, reply
+
+        promote(workdir, versions_root(workdir) / "v001-copy")
+        serve.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        while True:      # a worker that missed the signal would serve "ranker" for the next hour
+            versions = {w: r.model_version for w, (r, _llm) in _per_worker(info["grpc"], user).items()}
+            if len(versions) == 2 and set(versions.values()) == {"v001-copy"}:
+                break
+            assert time.monotonic() < deadline, (versions, serve.log())
+            time.sleep(0.5)
+        serve.stop()
+    finally:
+        serve.kill()
+
+
+@pytest.mark.slow
+def test_workers_serve_templates_when_the_shared_llm_fails_to_start(tmp_path, tiny_ranker_workdir):
+    """A shared vLLM that cannot start does not hold the workers back: they serve with templates
+    (`llm_unavailable`, LLM health NOT_SERVING) while it is retried, as one process does."""
+    workdir = tmp_path / "w"
+    shutil.copytree(tiny_ranker_workdir, workdir)
+    env, gate = _stand_in_env(tmp_path)
+    gate.write_text("fail")
+    serve = Serve(workdir, env)
+    try:
+        info = json.loads(serve.proc.stdout.readline())
+        assert json.loads(serve.proc.stdout.readline()) == {"serving": True, "workers": 2}, serve.log()
+        assert "the shared vLLM did not start" in "".join(serve.lines)
+        seen = _per_worker(info["grpc"], _user_of(workdir))
+        assert len(seen) == 2
+        for reply, llm in seen.values():
+            assert llm == "NOT_SERVING"
+            assert {it.justification.fallback_reason for it in reply.items} == {"llm_unavailable"}, reply
+        serve.stop()
+    finally:
+        serve.kill()
