@@ -11,8 +11,13 @@ while a much stronger link (a variant, many co-buyers) still wins. With no ratin
 at the prior mean and the bonus is 0: the choice is exactly the unrated one.
 
 Ratings come from the feedback table (`SubmitFeedback` with `helpful` set). The feedback row names
-(user, item), not the link; `from_ratings` takes the kinds each rated justification stated, which
-the caller recomputes with the same anchor choice the explainer used (`kinds_for(user, item)`).
+(user, item), not the link; `count` takes the kinds each rated justification stated, which the
+caller recomputes with the same anchor choice the explainer used (`link_kinds_for(user, item)`).
+
+Each stored rating counts once in each serving process, whichever process stored it: the tally
+remembers the feedback ids it counted, so a retried call (same id), the store's notice of a rating
+another process stored (`server.replicas.follow_feedback`) and a re-read of the recent ratings after
+a lost notice can all offer the same row.
 """
 from __future__ import annotations
 
@@ -47,6 +52,25 @@ class LinkPreferences:
     "other shoppers bought both" (30-40), never enough to pass over a variant (100)."""
     scores: dict[str, BetaScore] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _counted: set[int] = field(default_factory=set, repr=False, compare=False)   # feedback ids counted
+
+    def count(self, feedback_id: int, helpful: bool, kinds: Callable[[], Sequence[str]]) -> bool:
+        """The stored rating `feedback_id` of a justification, counted once however often it is offered;
+        kinds() (asked only the first time) gives the link kinds it stated. True if it counted now."""
+        with self._lock:
+            if feedback_id in self._counted:
+                return False
+            self._counted.add(feedback_id)
+        stated = kinds()            # outside the lock: it ranks (link_kinds_for)
+        if stated:
+            self.record(stated, helpful)
+        return bool(stated)
+
+    def count_rows(self, rows: Iterable[dict], kinds_for: Callable[[str, str], Sequence[str]]) -> int:
+        """Feedback rows (id, user_id, item_id, helpful); rows without a rating are skipped. Returns
+        how many counted now."""
+        return sum(self.count(int(r["id"]), bool(r["helpful"]), lambda r=r: kinds_for(r["user_id"], r["item_id"]))
+                   for r in rows if r.get("helpful") is not None)
 
     def record(self, kinds: Sequence[str], helpful: bool) -> None:
         """One rating of a justification that stated these link kinds."""
@@ -77,15 +101,10 @@ class LinkPreferences:
     @classmethod
     def from_ratings(cls, ratings: Iterable[dict], kinds_for: Callable[[str, str], Sequence[str]],
                      **kwargs) -> "LinkPreferences":
-        """ratings: feedback rows (user_id, item_id, helpful in {0, 1, None}); kinds_for(user, item):
+        """ratings: feedback rows (id, user_id, item_id, helpful in {0, 1, None}); kinds_for(user, item):
         the link kinds the justification of that pair stated. Rows without a rating are skipped."""
         prefs = cls(**kwargs)
-        for r in ratings:
-            if r.get("helpful") is None:
-                continue
-            kinds = kinds_for(r["user_id"], r["item_id"])
-            if kinds:
-                prefs.record(kinds, bool(r["helpful"]))
+        prefs.count_rows(ratings, kinds_for)
         return prefs
 
 
@@ -101,7 +120,10 @@ def link_kinds_for(pipeline, user_id: str, item_id: str) -> tuple[str, ...]:
     return tuple(prepared.facts[0].links[:1]) if prepared.facts else ()
 
 
-def preferences_from_catalog(catalog, pipeline, max_ratings: int = 2000, **kwargs) -> LinkPreferences:
+MAX_RATINGS_READ = 2000     # ratings read from the store at a start or after a lost notice: the latest ones
+
+
+def preferences_from_catalog(catalog, pipeline, max_ratings: int = MAX_RATINGS_READ, **kwargs) -> LinkPreferences:
     """Preferences from the most recent rated feedback rows in the store (a server start)."""
-    rated = [r for r in catalog.feedback() if r.get("helpful") is not None][-max_ratings:]
-    return LinkPreferences.from_ratings(rated, lambda u, i: link_kinds_for(pipeline, u, i), **kwargs)
+    return LinkPreferences.from_ratings(catalog.rated_feedback(latest=max_ratings),
+                                        lambda u, i: link_kinds_for(pipeline, u, i), **kwargs)

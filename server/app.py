@@ -55,7 +55,6 @@ class RecService:
                                         initializer=thread_init)
         self.ranker = ranker
         self.model_watcher = None   # server.model_swap.ModelWatcher when hot swap is on (server.setup)
-        self._rated: set[int] = set()   # feedback ids whose rating reached the link preferences
 
     # -- the serving model (hot swap) ----------------------------------------------------------
     @property
@@ -201,13 +200,11 @@ class RecService:
             raise UnknownItem(fb.item_id, field="item_id")
         feedback_id = self.catalog.add_feedback(fb, idempotency_key=idempotency_key, fingerprint=fingerprint)
         prefs = self.explainer.link_preferences
-        if fb.helpful is not None and prefs is not None and feedback_id not in self._rated:
+        if fb.helpful is not None and prefs is not None:
             # a rating of a justification counts for the link kinds it stated (explainer.link_feedback);
-            # a retried call (same idempotency key, same id) counts once
-            self._rated.add(feedback_id)
-            kinds = link_kinds_for(self.pipeline, fb.user_id, fb.item_id)
-            if kinds:
-                prefs.record(kinds, fb.helpful)
+            # a retried call (same idempotency key, same id) counts once; other processes count it
+            # from the store's notice (server.replicas.follow_feedback)
+            prefs.count(feedback_id, fb.helpful, lambda: link_kinds_for(self.pipeline, fb.user_id, fb.item_id))
         return feedback_id
 
     async def submit_feedback(self, fb: Feedback, idempotency_key: str = "", fingerprint: str = "") -> int:

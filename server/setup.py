@@ -140,10 +140,9 @@ def build_service(config: "ServerConfig", lifecycle: "Lifecycle") -> "RecService
     # which link kind justifications prefer, from the helpful / not-helpful ratings stored so far
     from explainer.link_feedback import preferences_from_catalog
     explainer.link_preferences = preferences_from_catalog(catalog, service.pipeline)
-    from server.replicas import follow_catalog_changes, follow_event_changes
-    # the follower and the model watch act on whichever ranker serves now (a swap replaces it)
-    lifecycle.on_close("catalog follower", follow_catalog_changes(catalog, lambda: service.ranker, explainer))
-    lifecycle.on_close("event follower", follow_event_changes(catalog, explainer))
+    from server.replicas import follow_store
+    for name, stop in follow_store(catalog, service):   # what other processes change in the store
+        lifecycle.on_close(name, stop)
     service.model_watcher = start_model_watch(config, workdir, service, catalog)
     if service.model_watcher is not None:
         lifecycle.on_close("model watch", service.model_watcher.stop)

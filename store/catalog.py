@@ -80,6 +80,9 @@ EVENTS_CHANNEL = "explainrec_events"   # committed event writes of these kinds: 
 # only the kinds another serving process keeps a table of (the explainer's co-purchases,
 # explainer/read_model.py CO_PURCHASE_KINDS): a view or a rating costs no notice
 ANNOUNCED_EVENT_KINDS = ("purchase",)
+# committed ratings of justifications (feedback with `helpful` set): every serving process keeps a
+# tally of them per link kind (explainer/link_feedback.py); other feedback costs no notice
+FEEDBACK_CHANNEL = "explainrec_feedback"
 
 
 def _row_to_item(row) -> Item:
@@ -175,6 +178,17 @@ class Catalog:
             elif payload.get("origin") != self.origin:
                 on_change(payload.get("ids"))
         return self._db.listen(ITEMS_CHANNEL, handle)
+
+    def watch_feedback_changes(self, on_change: Callable[[list[int] | None], None]) -> Callable[[], None]:
+        """Calls `on_change(ids)` after another process commits ratings (feedback rows with `helpful`
+        set) with those ids, and `on_change(None)` when that is unknown (at start, after a lost
+        connection): then re-read the recent ones (`rated_feedback`). Returns a function that stops watching."""
+        def handle(payload: dict | None) -> None:
+            if payload is None:
+                on_change(None)
+            elif payload.get("origin") != self.origin:
+                on_change([int(i) for i in payload.get("ids") or ()])
+        return self._db.listen(FEEDBACK_CHANNEL, handle)
 
     # -- meta -----------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -417,13 +431,31 @@ class Catalog:
                 "INSERT INTO feedback(user_id, item_id, kind, helpful, reason, request_id, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (fb.user_id, fb.item_id, fb.kind, helpful, fb.reason, fb.request_id, time.time()))
-            return int(cur.fetchone()["id"])
+            feedback_id = int(cur.fetchone()["id"])
+            if helpful is not None:     # the other serving processes count it too (watch_feedback_changes)
+                self._db.notify(c, FEEDBACK_CHANNEL, {"origin": self.origin, "ids": [feedback_id]})
+            return feedback_id
         with self.transaction() as c:
             if not idempotency_key:
                 return insert(c)
             # the request id differs between retries of one call: it is not part of what the call means
             fingerprint = fingerprint or _fingerprint((fb.user_id, fb.item_id, fb.kind, helpful, fb.reason))
             return _once(c, "feedback", idempotency_key, fingerprint, lambda: insert(c))
+
+    def rated_feedback(self, ids: Sequence[int] | None = None, latest: int = 2000) -> list[dict]:
+        """Ratings (feedback rows with `helpful` set), oldest first: those with these ids, or the
+        `latest` ones when ids is None."""
+        if ids is not None:
+            ids = list(dict.fromkeys(int(i) for i in ids))
+            if not ids:
+                return []
+            marks = ",".join("?" * len(ids))
+            rows = self._query(f"SELECT * FROM feedback WHERE helpful IS NOT NULL AND id IN ({marks}) ORDER BY id",
+                               ids)
+        else:
+            rows = self._query("SELECT * FROM feedback WHERE helpful IS NOT NULL ORDER BY id DESC LIMIT ?",
+                               (int(latest),))[::-1]
+        return [dict(r) for r in rows]
 
     def feedback(self, user_id: str | None = None) -> list[dict]:
         if user_id is None:
