@@ -26,6 +26,7 @@ item and the item, or else the ranker's evidence (the history item closest to it
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -58,24 +59,43 @@ class CoPurchases:
 
     Built from the train/valid/live events; the test split stays held out, so an evaluation
     never cites the very purchase it is scored on.
+
+    A shopper who bought a great many things pairs every one of them with every other: their
+    co-purchase says little about the two items (item-kNN practice down-weights such users by
+    1/log of their history size, "inverse user frequency"). So whether a pair was bought together
+    *enough to say so* is judged on `evidence`, each co-buyer weighing log(1 + REFERENCE_HISTORY) /
+    log(1 + their purchases), at most 1: a shopper of up to 10 items counts 1, of 20 items 0.79,
+    of 50 items 0.61. The text still states the true number of shoppers (`shoppers`).
+
+    The weak reason also needs `lift` of at least MIN_LIFT: the history item's buyers bought the
+    item at least twice as often as shoppers at large. "4 other shoppers who bought your Humidity
+    Monitor also bought it" is true, but 4 of its 424 buyers is fewer than chance: no reason at all.
     """
 
-    MIN_SHOPPERS = 2          # "other shoppers bought both" needs at least this many shoppers
-    MIN_SHOPPERS_ALONE = 5    # ... this many when it is the pair's only link (no shared category)
+    MIN_SHOPPERS = 2          # "other shoppers bought both" needs at least this much evidence (shoppers)
+    MIN_SHOPPERS_ALONE = 5    # ... this much when it is the pair's only link (no shared category)
     MIN_SHARE_ALONE = 0.2     # ... and this share of each item's buyers bought both (not a best-seller's noise)
     STRONG_SHOPPERS = 5       # fewer: a weak co-purchase, stated after the pair's other links
+    MIN_WEAK_EVIDENCE = 1.0   # the weak reason "N other shoppers who bought your X also bought it" needs this
+    REFERENCE_HISTORY = 10    # a shopper with at most this many purchases counts fully
+    MIN_LIFT = 2.0            # the weak reason: the pair bought together at least this many times chance
 
-    def __init__(self, sequences: dict[str, list[tuple[str, str]]]):
+    def __init__(self, sequences: dict[str, list[tuple[str, str]]], weighted: bool = True):
+        self.weighted = weighted   # False: every shopper counts 1 (the table before down-weighting)
+        self.min_lift = self.MIN_LIFT   # 0: any co-purchase may be a weak reason (bench_co_purchase_weight)
         self._buyers: dict[str, set[str]] = {}
+        self._bought: dict[str, set[str]] = {}   # user id -> items: the history size behind their weight
         for user, seq in sequences.items():
             for item_id, split in seq:
                 if split != "test":
                     self._buyers.setdefault(item_id, set()).add(user)
+                    self._bought.setdefault(user, set()).add(item_id)
 
     def add(self, user_id: str, item_id: str) -> None:
         """One more purchase (a live event): pair counts and each item's buyers follow at once. A
-        repeat is harmless (a shopper counts once per item); safe beside readers (one set.add)."""
+        repeat is harmless (a shopper counts once per item); safe beside readers (one set.add each)."""
         self._buyers.setdefault(item_id, set()).add(user_id)
+        self._bought.setdefault(user_id, set()).add(item_id)
 
     def shoppers(self, a: str, b: str) -> int:
         return len(self._buyers.get(a, set()) & self._buyers.get(b, set()))
@@ -83,13 +103,39 @@ class CoPurchases:
     def buyers(self, a: str) -> int:
         return len(self._buyers.get(a, ()))
 
+    def weight(self, user_id: str) -> float:
+        """How much one shopper's co-purchase counts (1 for up to REFERENCE_HISTORY purchases)."""
+        n = len(self._bought.get(user_id, ()))
+        if not self.weighted or n <= self.REFERENCE_HISTORY:
+            return 1.0
+        return math.log1p(self.REFERENCE_HISTORY) / math.log1p(n)
+
+    def evidence(self, a: str, b: str) -> float:
+        """The shoppers who bought both, each weighed by `weight` (their number when not weighted)."""
+        both = self._buyers.get(a, set()) & self._buyers.get(b, set())
+        return sum(self.weight(u) for u in both) if self.weighted else float(len(both))
+
+    def lift(self, a: str, b: str) -> float:
+        """How many times more often the pair was bought together than if each shopper had picked
+        independently: shoppers(a, b) * all shoppers / (buyers(a) * buyers(b)) (0: no buyers)."""
+        denom = self.buyers(a) * self.buyers(b)
+        return self.shoppers(a, b) * len(self._bought) / denom if denom else 0.0
+
+    def weak_reason_holds(self, a: str, b: str) -> float:
+        """The evidence that a and b were bought together, if enough for the weak reason (else 0)."""
+        e = self.evidence(a, b)
+        if e < self.MIN_WEAK_EVIDENCE - 1e-9 or (self.min_lift and self.lift(a, b) < self.min_lift):
+            return 0.0
+        return e
+
     def bought_together(self, a: str, b: str, alone: bool = False) -> bool:
-        """Enough shoppers bought both to say so; `alone`: the pair has nothing else in common, so
-        it takes more shoppers, and a good share of each item's buyers."""
-        n = self.shoppers(a, b)
+        """Enough evidence that shoppers bought both to say so; `alone`: the pair has nothing else in
+        common, so it takes more, and a good share of each item's buyers."""
+        n = self.evidence(a, b)
         if not alone:
-            return n >= self.MIN_SHOPPERS
-        return n >= self.MIN_SHOPPERS_ALONE and n >= self.MIN_SHARE_ALONE * max(self.buyers(a), self.buyers(b))
+            return n >= self.MIN_SHOPPERS - 1e-9
+        return n >= self.MIN_SHOPPERS_ALONE - 1e-9 \
+            and self.shoppers(a, b) >= self.MIN_SHARE_ALONE * max(self.buyers(a), self.buyers(b))
 
 
 @dataclass(frozen=True)
@@ -233,17 +279,20 @@ class WeakReason:
 
 def weak_reason(history: Sequence[Item], item: Item, candidate: Candidate | None,
                 co: CoPurchases | None) -> WeakReason | None:
-    """The history item most other shoppers bought with the item (the more recent on ties), else the
+    """The history item with the most co-purchase evidence with the item (CoPurchases.weak_reason_holds:
+    one heavy buyer's pair, or fewer co-buyers than chance, is not enough; the more recent on ties), else the
     ranker's closest history item; None when neither exists (no history, no evidence)."""
     best: tuple[int, int] | None = None
     chosen: Item | None = None
     title = clean_text(item.title).lower()
     usable = [h for h in history if h.id != item.id and clean_text(h.title).lower() != title]
+    best_evidence = 0.0
     if co is not None:
         for pos, h in enumerate(usable):
-            n = co.shoppers(item.id, h.id)
-            if n and (best is None or (n, pos) > best):
-                best, chosen = (n, pos), h
+            # shoppers who bought everything say little: the evidence decides, the count is stated
+            e = co.weak_reason_holds(item.id, h.id)
+            if e and (best is None or (e, pos) > (best_evidence, best[1])):
+                best, best_evidence, chosen = (co.shoppers(item.id, h.id), pos), e, h
     if chosen is not None and best is not None:
         return WeakReason("co_buyers", chosen, shoppers=best[0])
     by_id = {h.id: h for h in usable}

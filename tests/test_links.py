@@ -103,12 +103,62 @@ class _MiniCatalog:
 def test_no_link_states_the_few_shoppers_who_bought_a_history_item_too():
     # 3 shoppers bought the filament and the pH buffer: no link (test above), but the true weak reason,
     # stated as what it is and tied to the shopper's own purchase, not a description of the buffer
-    co = _bought({("e", "s"): 3})
+    co = _bought({("e", "s"): 3}, {"z": 20})   # 20 more shoppers, who bought neither: 3 is above chance
     f = compute_facts([PH_METER, ESUN], WEIGHT, Candidate("w", 0.5), CATS, co)
     assert f.links == () and f.reason == ""   # nobody bought the weight with either: nothing to say
     f = compute_facts([WEIGHT, ESUN], SOLUTION, Candidate("s", 0.5), CATS, co)
     assert f.links == () and (f.reason, f.reason_id, f.shoppers) == ("co_buyers", "e", 3) and f.evidence_ids == ("e",)
     assert f.lines[0] == f'3 other shoppers who bought your "{f.reason_name}" also bought the "{f.item_name}".'
+
+
+def _heavy(pairs: dict[tuple[str, str], int], history: int, others: int = 20) -> CoPurchases:
+    """n shoppers bought each pair, each of them `history` items in all; `others` shoppers bought one
+    unrelated item each (the population the lift is judged against)."""
+    seqs = {}
+    for (a, b), k in pairs.items():
+        for n in range(k):
+            seqs[f"h{a}{b}{n}"] = [(a, "train"), (b, "train")] + [(f"x{n}_{j}", "train") for j in range(history - 2)]
+    seqs.update({f"o{n}": [(f"y{n}", "train")] for n in range(others)})
+    return CoPurchases(seqs)
+
+
+def test_shoppers_who_bought_everything_weigh_less():
+    # 2 shoppers bought the pH meter and the buffer (which share "pH Testing"): a link when they bought
+    # a few things, none when each bought 60 (they pair everything with everything)
+    assert _heavy({("m", "s"): 2}, history=6).bought_together("m", "s")
+    co = _heavy({("m", "s"): 2}, history=60)
+    assert co.shoppers("m", "s") == 2 and 1.0 < co.evidence("m", "s") < 2.0 and not co.bought_together("m", "s")
+    f = compute_facts([PH_METER], SOLUTION, Candidate("s", 0.5), CATS, co)
+    assert "bought_together" not in f.links and f.link == "category"
+    # unweighted, the same table says they were bought together
+    co.weighted = False
+    assert co.bought_together("m", "s")
+
+
+def test_the_weak_reason_needs_more_than_one_heavy_buyer():
+    # no link between the filament and the buffer; one co-buyer who bought 60 things is no reason
+    cand = Candidate("s", 0.5, (HistoryEvidence("e", 0.3),))
+    f = compute_facts([ESUN], SOLUTION, cand, CATS, _heavy({("e", "s"): 1}, history=60))
+    assert (f.reason, f.reason_id) == ("model_near", "e")
+    f = compute_facts([ESUN], SOLUTION, cand, CATS, _heavy({("e", "s"): 1}, history=5))
+    assert (f.reason, f.reason_id, f.shoppers) == ("co_buyers", "e", 1)
+    # the count stated is the true number of shoppers, whatever their weight
+    f = compute_facts([ESUN], SOLUTION, cand, CATS, _heavy({("e", "s"): 3}, history=60))
+    assert (f.reason, f.shoppers) == ("co_buyers", 3)
+
+
+def test_the_weak_reason_is_never_fewer_co_buyers_than_chance():
+    # the filament is a best-seller: 4 of its 100 buyers bought the buffer, which 40 of 500 shoppers
+    # bought: 4 % against 8 % at large, so "4 other shoppers who bought your filament" is no reason
+    seqs = {f"b{n}": [("e", "train")] + ([("s", "train")] if n < 4 else []) for n in range(100)}
+    seqs.update({f"s{n}": [("s", "train")] for n in range(36)})
+    seqs.update({f"o{n}": [(f"y{n}", "train")] for n in range(364)})
+    co = CoPurchases(seqs)
+    assert co.shoppers("e", "s") == 4 and co.lift("e", "s") < 1
+    cand = Candidate("s", 0.5, (HistoryEvidence("e", 0.3),))
+    assert compute_facts([ESUN], SOLUTION, cand, CATS, co).reason == "model_near"
+    co.min_lift = 0.0   # without the rule it would be stated
+    assert compute_facts([ESUN], SOLUTION, cand, CATS, co).reason == "co_buyers"
 
 
 def test_no_link_and_no_co_purchase_states_the_rankers_evidence():
@@ -128,7 +178,7 @@ def test_a_top_level_shared_category_alone_is_no_link():
 
 
 def test_the_weak_reason_template_passes_the_verifier_and_skips_the_llm():
-    co = _bought({("e", "s"): 1})
+    co = _bought({("e", "s"): 1}, {"z": 20})
     f = compute_facts([WEIGHT, ESUN], SOLUTION, Candidate("s", 0.5), CATS, co)
     ex = Explainer.from_catalog(ExplainerConfig(enabled=False), _MiniCatalog([WEIGHT, ESUN, SOLUTION]))
     text = ex.fallback.render(f)
