@@ -104,6 +104,13 @@ class LLMSupervisor:
                 pass
         return False
 
+    def check_now(self) -> bool:
+        """Reads the LLM's health now instead of at the next interval (a `serve --workers` worker when
+        its parent says the shared LLM has started); returns it."""
+        up = self.server.running and self._healthy() if self.server is not None else self._healthy()
+        self._set(up)
+        return up
+
     # -- the loop ------------------------------------------------------------------------------
     def start(self) -> "LLMSupervisor":
         """Starts watching (the server should have been started, or tried, already)."""

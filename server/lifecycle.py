@@ -44,6 +44,8 @@ class Lifecycle:
         self.in_flight = InFlight()
         # run after the service's own aclose(), in this order (e.g. stop vLLM, close the catalog)
         self.closers: list[tuple[str, Callable[[], object]]] = []
+        # reads the LLM's health now (the LLM supervisor's check_now), None without an LLM
+        self.check_llm: Callable[[], object] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def set_status(self, status) -> None:

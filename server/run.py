@@ -21,7 +21,7 @@ log = logging.getLogger("explainrec.server")
 async def run_server(config: "ServerConfig", worker: bool = False, bind_after_load: bool = False,
                      before_serving: Callable[[], Awaitable[None]] | None = None) -> int:
     """worker: one of several processes on the port (`server.workers`): the port is shared with
-    SO_REUSEPORT and a `{"serving": true}` line tells the parent when it is loaded. bind_after_load:
+    SO_REUSEPORT and `{"loaded": true}`, then `{"serving": true}` lines tell the parent how far it is. bind_after_load:
     the port is bound only once the service is loaded (a worker joining serving ones must not be
     handed connections it cannot answer yet). before_serving: awaited once the service is loaded and
     before it answers (health stays NOT_SERVING, calls UNAVAILABLE, a bind_after_load port unbound):
@@ -95,10 +95,14 @@ async def run_server(config: "ServerConfig", worker: bool = False, bind_after_lo
             rc = 1
         else:
             service = loading.result()
+            if worker:
+                print(json.dumps({"loaded": True}), flush=True)
             if before_serving is not None and not await _done_before(before_serving(), stopping):
                 log.info("stopped while waiting for the LLM")
                 lifecycle.service = service     # only for the drain to close it: draining begins before any call
             else:
+                if before_serving is not None and lifecycle.check_llm is not None:
+                    await asyncio.to_thread(lifecycle.check_llm)   # the LLM health entry says so from the start
                 rc = await start_serving(service)
                 await stopping
     else:

@@ -105,6 +105,7 @@ def build_explainer(config: "ServerConfig", workdir: Path, catalog: Catalog, lif
     if config.llm == "url":
         supervisor = LLMSupervisor(url=config.vllm_url, on_change=lifecycle.llm_state_changed)
         lifecycle.on_close("LLM health watch", supervisor.stop)
+        lifecycle.check_llm = supervisor.check_now
         metrics.watch_llm(supervisor.start())
         return explainer_over_catalog(ExplainerConfig.from_env(vllm_url=config.vllm_url))
     from explainer.prepare import prepare_model
@@ -112,6 +113,7 @@ def build_explainer(config: "ServerConfig", workdir: Path, catalog: Catalog, lif
     local = LocalVLLMServer(ExplainerConfig.from_env(workdir=workdir, model_dir=prepare_model(workdir)))
     supervisor = LLMSupervisor(local, on_change=lifecycle.llm_state_changed)
     lifecycle.on_close("local vLLM server", supervisor.stop)
+    lifecycle.check_llm = supervisor.check_now
     try:
         local.start()
     except Exception:  # noqa: BLE001 - serving on templates beats not serving; the supervisor retries

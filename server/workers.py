@@ -19,8 +19,9 @@ model exists), answering NOT_SERVING meanwhile, while this process starts the LL
 once it is loaded AND the LLM's start has ended (up, or failed: then templates answer while it is
 retried), as one `serve` process does with its own vLLM, so no reply says `llm_unavailable` because
 the LLM was still starting. The workers hear of the end on their stdin (`Worker.llm_is_settled`).
-The others start when worker 0 serves, load, and only then bind the port, so the kernel never hands
-a connection to a worker still loading. Catalog changes
+The others start when worker 0 is loaded, load (meanwhile the LLM may finish starting), and only
+then bind the port, once the LLM's start has ended too, so the kernel never hands a connection to
+a worker that cannot serve it yet. Catalog changes
 made through one worker reach the others through the store's change notices
 (`store.db`: PostgreSQL NOTIFY, or a polled `notices` table on SQLite), and each worker watches
 `models/current` for hot swaps itself; SIGHUP is passed on to every worker.
@@ -81,6 +82,7 @@ class Worker:
         self.index, self.config, self.env, self.bind_after_load = index, config, env, bind_after_load
         self.proc: asyncio.subprocess.Process | None = None
         self.bound = asyncio.Event()
+        self.loaded = asyncio.Event()         # loaded, maybe still waiting for the LLM
         self.serving = asyncio.Event()
         self.started_at = 0.0
         self._reader: asyncio.Task | None = None
@@ -93,6 +95,7 @@ class Worker:
         if sys.platform == "linux":
             cmd = with_death_signal(cmd)     # the loop runs in the main thread: the signal's owner lives on
         self.bound.clear()
+        self.loaded.clear()
         self.serving.clear()
         self.started_at = time.monotonic()
         self.proc = await asyncio.create_subprocess_exec(*cmd, cwd=ROOT, env=self.env, stdin=asyncio.subprocess.PIPE,
@@ -108,7 +111,8 @@ class Worker:
         log.info("worker %d started (pid %d)", self.index, self.proc.pid)
 
     async def _read(self) -> None:
-        """The worker's stdout: its address line once bound, then {"serving": true} once loaded."""
+        """The worker's stdout: its address line once bound, {"loaded": true} once loaded, then
+        {"serving": true} once it serves."""
         assert self.proc is not None and self.proc.stdout is not None
         async for line in self.proc.stdout:
             try:
@@ -117,7 +121,10 @@ class Worker:
                 continue
             if isinstance(msg, dict) and msg.get("grpc"):
                 self.bound.set()
+            if isinstance(msg, dict) and msg.get("loaded"):
+                self.loaded.set()
             if isinstance(msg, dict) and msg.get("serving"):
+                self.loaded.set()
                 self.serving.set()
 
     def llm_is_settled(self) -> None:
@@ -261,7 +268,9 @@ async def run_workers(config: "ServerConfig") -> int:
                 return 2
         print(json.dumps({"grpc": f"{config.host}:{port}", "metrics": metrics_port, "tls": config.tls,
                           "llm": str(config.llm), "desk": desk.url if desk else None, "workers": n}), flush=True)
-        first = await _first_of(stop.wait(), workers[0].serving.wait(), workers[0].wait())
+        # the others load once worker 0 has (what it wrote to the workdir is there), while the LLM may
+        # still be starting: they bind and serve when it has
+        first = await _first_of(stop.wait(), workers[0].loaded.wait(), workers[0].wait())
         if first == 2:
             log.error("worker 0 exited while loading (rc %s)", workers[0].proc.returncode)
             rc = 1

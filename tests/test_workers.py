@@ -288,9 +288,9 @@ def _user_of(workdir: Path) -> str:
 
 @pytest.mark.slow
 def test_workers_serve_once_the_shared_llm_is_up_and_sighup_swaps_every_worker(tmp_path, tiny_ranker_workdir):
-    """`--llm local` (the default) with workers: no worker serves while the shared vLLM starts (health
-    NOT_SERVING, calls UNAVAILABLE, one worker), as one process waits for its own; then both answer
-    with the LLM; SIGHUP makes every worker serve a newly promoted version; SIGTERM leaves nothing."""
+    """`--llm local` (the default) with workers: no worker serves while the shared vLLM starts (both
+    load; worker 0 answers health NOT_SERVING and calls UNAVAILABLE, worker 1 is not on the port), as
+    one process waits for its own; then both answer with the LLM; SIGHUP makes every worker serve a newly promoted version; SIGTERM leaves nothing."""
     import grpc
 
     from ranker.versions import promote, versions_root
@@ -305,13 +305,14 @@ def test_workers_serve_once_the_shared_llm_is_up_and_sighup_swaps_every_worker(t
     serve = Serve(workdir, env, "--model-watch-s", "3600")      # only SIGHUP looks at models/current
     try:
         info = json.loads(serve.proc.stdout.readline())
-        serve.wait_log("service loaded in", 120)           # worker 0 is loaded
-        with ExplainRecClient(info["grpc"], timeout_s=10, retries=0) as c:
-            assert c.health() == "NOT_SERVING"
-            with pytest.raises(grpc.RpcError) as err:
-                c.recommend(user_id=user, k=2)
-            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert not any("worker 1 started" in line for line in serve.lines)
+        for w in (0, 1):           # both load while the LLM starts, and wait
+            serve.wait_log(f"[w{w}]: service loaded in", 120)
+        for _ in range(6):         # fresh connections: worker 0 answers NOT_SERVING, worker 1 is not bound
+            with ExplainRecClient(info["grpc"], timeout_s=10, retries=0) as c:
+                assert c.health() == "NOT_SERVING"
+                with pytest.raises(grpc.RpcError) as err:
+                    c.recommend(user_id=user, k=2)
+                assert err.value.code() == grpc.StatusCode.UNAVAILABLE
 
         gate.write_text("up")
         assert json.loads(serve.proc.stdout.readline()) == {"serving": True, "workers": 2}, serve.log()
