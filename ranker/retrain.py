@@ -52,9 +52,9 @@ def remap_state(state: dict, old_ids: list[str], new_ids: list[str], evidence=No
     return out
 
 
-def _metrics(scorer, data, live_ranks=None) -> dict:
+def _metrics(scorer, data, live_ranks=None, ranks_out: dict | None = None) -> dict:
     """live_ranks: how the live split is ranked (default: scorer_ranks), e.g. leave-one-out for a version
-    whose evidence bias counted the held-out live events."""
+    whose evidence bias counted the held-out live events. ranks_out: filled with each split's target ranks."""
     from ranker.evaluate import evaluate_ranks, scorer_ranks
 
     out = {}
@@ -62,6 +62,8 @@ def _metrics(scorer, data, live_ranks=None) -> dict:
         _, targets = (data.valid_hist, data.valid_target) if split == "valid" else (data.live_hist, data.live_target)
         if len(targets):
             ranks = live_ranks() if split == "live" and live_ranks is not None else scorer_ranks(scorer, data, split)
+            if ranks_out is not None:
+                ranks_out[split] = ranks
             res = evaluate_ranks(ranks)
             out[split] = {**{k: round(v, 5) for k, v in res.metrics.items()}, "users": res.users}
     n = sum(m["users"] for m in out.values())
@@ -120,7 +122,8 @@ def retrain(catalog, workdir: Path, time_budget_s: float = DEFAULT_BUDGET_S, for
                      for n, i in enumerate(data.item_ids)], dtype=bool)
     inits = [remap_state(p, old_ids, data.item_ids, keep) for p in parents]
     t_eval = time.time()
-    before = _metrics(load_scorer(current, cfg.device), data)
+    serving_ranks: dict = {}          # the serving model's valid ranks: the evidence bias's warm floor
+    before = _metrics(load_scorer(current, cfg.device), data, ranks_out=serving_ranks)
     t_eval = time.time() - t_eval
     # What is left of the budget goes to training, minus the measuring still to come: one valid pass
     # at the end of the last epoch (picks the epoch), one for the evidence bias, the final metrics
@@ -131,8 +134,8 @@ def retrain(catalog, workdir: Path, time_budget_s: float = DEFAULT_BUDGET_S, for
     log.info("retrain: %.0f s of training per member (%d members)", cfg.time_budget_s, members)
     out = new_version_dir(workdir)
     fit_and_write(data, out, cfg, progress, inits=inits, new_users=data.new_seqs, replace=False, measure=False,
-                  evidence=keep, bias_counts=all_counts, extra={"parent": version_name(current),
-                                                                "retrain_data": data.counts, "base_lr": base_lr})
+                  evidence=keep, bias_counts=all_counts, reference_ranks=serving_ranks.get("valid"),
+                  extra={"parent": version_name(current), "retrain_data": data.counts, "base_lr": base_lr})
     scorer = load_scorer(out, cfg.device)
     bias = load_bias(out)
     live_ranks = None

@@ -480,13 +480,15 @@ class TrainedState:
 
 def fit_members(data, cfg: TrainConfig, progress: bool = True, inits: list[dict] | None = None,
                 new_users: set[int] | None = None, encode_s: float = 0.0, measure: bool = True,
-                evidence: np.ndarray | None = None, bias_counts: np.ndarray | None = None) -> TrainedState:
+                evidence: np.ndarray | None = None, bias_counts: np.ndarray | None = None,
+                reference_ranks: np.ndarray | None = None) -> TrainedState:
     """Fits cfg.ensemble members (member k warm-started from inits[k] when given) and picks the blend
     on valid. Writes nothing.
 
     measure=False: no final valid pass (retrain measures the written model itself: valid + live, once).
     bias_counts: events per item row; given (retrain), items without a residual but with events get the
-    evidence bias of ranker.item_bias, picked on valid."""
+    evidence bias of ranker.item_bias, picked on valid; reference_ranks: the serving model's valid target
+    ranks, which set that choice's warm floor (ranker.item_bias.choose_evidence_bias)."""
     from ranker.encoder import default_device
     from ranker.evaluate import evaluate_ranks, scorer_ranks
     from ranker.cold import choose_cold_boost
@@ -518,7 +520,8 @@ def fit_members(data, cfg: TrainConfig, progress: bool = True, inits: list[dict]
         from ranker.item_bias import choose_evidence_bias
 
         scorer, item_bias, bias_choice = choose_evidence_bias(scorer, data, bias_counts,
-                                                              members[0].cold(data.item_ids))
+                                                              members[0].cold(data.item_ids),
+                                                              reference_ranks=reference_ranks)
     item_vecs = scorer.item_vectors(data.item_ids, data.text_emb)
     valid = evaluate_ranks(scorer_ranks(scorer, data, "valid", item_vecs=item_vecs)) if measure else None
     return TrainedState(models=models, histories=histories, best_epochs=best_epochs, blend_weight=blend_weight,
@@ -607,10 +610,10 @@ def write_model_dir(state: TrainedState, data, model_dir: Path, cfg: TrainConfig
 def fit_and_write(data, model_dir: Path, cfg: TrainConfig, progress: bool = True, inits: list[dict] | None = None,
                   new_users: set[int] | None = None, extra: dict | None = None, encode_s: float = 0.0,
                   replace: bool = True, measure: bool = True, evidence: np.ndarray | None = None,
-                  bias_counts: np.ndarray | None = None) -> Path:
+                  bias_counts: np.ndarray | None = None, reference_ranks: np.ndarray | None = None) -> Path:
     """`fit_members` then `write_model_dir` (see both). Returns the model directory."""
     if Path(model_dir).exists() and not replace:   # fail before spending the training time
         raise FileExistsError(f"{model_dir} exists (model versions are immutable)")
     state = fit_members(data, cfg, progress, inits, new_users, encode_s=encode_s, measure=measure,
-                        evidence=evidence, bias_counts=bias_counts)
+                        evidence=evidence, bias_counts=bias_counts, reference_ranks=reference_ranks)
     return write_model_dir(state, data, model_dir, cfg, extra=extra, replace=replace)
