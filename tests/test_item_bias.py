@@ -113,3 +113,49 @@ def test_leave_one_out_ranks_recount_each_target_without_its_own_event():
         else:
             assert loo[u] == full[u]
     assert (loo[targets == 35] > full[targets == 35]).any()
+
+
+def _data_tradeoff() -> tuple[SplitData, np.ndarray, np.ndarray]:
+    """Warm users' targets rank second (their history item leans toward them), so a bias strong enough
+    to lift the popular cold targets passes warm targets too: more bias trades warm users for new ones."""
+    rng = np.random.default_rng(1)
+    n = 40
+    emb = rng.normal(size=(n, 384)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    for k in range(0, 30, 2):                                   # item k+1 leans toward item k
+        lean = 0.1 + 0.025 * (k // 2)
+        emb[k + 1] = (1 - lean) * emb[k + 1] + lean * emb[k]
+    counts = np.r_[np.full(30, 20.0), [1, 1, 1, 1, 1, 40, 40, 40, 40, 40]]
+    hist, target = [], []
+    for u in range(400):
+        if u % 4 == 0:
+            t, h = int(rng.choice([35, 36, 37, 38, 39])), int(rng.integers(0, 30))
+        else:
+            t = int(rng.integers(0, 30))
+            h = t ^ 1
+        hist.append(np.array([h], dtype=np.int64))
+        target.append(t)
+    data = SplitData(item_ids=[f"i{k}" for k in range(n)], text_emb=emb, valid_hist=hist,
+                     valid_target=np.array(target, dtype=np.int64))
+    return data, counts, np.arange(n) >= 30
+
+
+def test_a_serving_model_weaker_on_warm_users_lets_valid_pick_a_stronger_bias():
+    from ranker.evaluate import scorer_ranks
+
+    data, counts, cold = _data_tradeoff()
+    _, _, alone = choose_evidence_bias(ZeroShotScorer(), data, counts, cold)
+    ranks = scorer_ranks(ZeroShotScorer(), data, "valid")
+    same = choose_evidence_bias(ZeroShotScorer(), data, counts, cold, reference_ranks=ranks)[2]
+    assert (same["alpha"], same["offset"]) == (alone["alpha"], alone["offset"])    # the lower floor is no bias's
+    # the serving model ranked the warm users' targets 2 places lower: the fine-tune's warm gain may be spent
+    weaker = np.where(np.isin(data.valid_target, np.arange(30, 40)), ranks, ranks + 2)
+    _, bias, spent = choose_evidence_bias(ZeroShotScorer(), data, counts, cold, reference_ranks=weaker)
+    before, after = (s["valid"][f"{s['alpha']},{s['offset']}"] for s in (alone, spent))
+    assert spent["serving_warm_floor"] < alone["warm_floor"] and spent["warm_floor"] == spent["serving_warm_floor"]
+    assert after["biased_ndcg@10"] > before["biased_ndcg@10"]              # new targets rank higher
+    assert spent["serving_warm_floor"] <= after["warm_ndcg@10"] < before["warm_ndcg@10"]
+    assert after["ndcg@10"] >= spent["valid"]["0.0,0.0"]["ndcg@10"]         # pooled: never below no bias
+    assert bias["i39"] > bias["i30"]
+    with pytest.raises(ValueError, match="reference_ranks"):
+        choose_evidence_bias(ZeroShotScorer(), data, counts, cold, reference_ranks=ranks[:-1])
