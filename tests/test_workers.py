@@ -1,8 +1,11 @@
 """`explainrec serve --workers N`: several serving processes on one port (server/workers.py).
 
-The fast test checks the SQLite change notices that keep the workers' indexes in step; the slow one
-runs a real two-worker server on loopback: both workers answer, an item upserted through one is
-searchable through the other, /metrics sums both, and SIGTERM leaves no process behind."""
+The fast test checks the SQLite change notices that keep the workers' indexes in step; the slow ones
+run a real two-worker server on loopback: both workers answer, an item upserted through one is
+searchable through the other, /metrics sums both, and SIGTERM leaves no process behind; with
+`--llm local` (a stand-in vLLM) no worker serves until the shared LLM's start has ended, then both
+answer with it, SIGHUP swaps every worker to a newly promoted model, and a failed start serves
+templates. The state each worker keeps in memory and must follow the store: tests/test_worker_state.py."""
 from __future__ import annotations
 
 import json
