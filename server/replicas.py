@@ -10,7 +10,8 @@ stale index.
 
 The justification cache needs nothing for correctness (its key holds the shopper's history read
 from the store, the item's facts and the co-purchase counts, so a change made elsewhere is a new
-key), but the followers drop the entries a change orphans, as the process that made it does.
+key), but the followers drop the entries a change orphans, as the process that made it does (only
+purchases and item changes are announced: entries a view recorded elsewhere orphans age out of the LRU).
 
 Ratings of justifications (feedback with `helpful` set) feed each process's tally of helpful
 link kinds (explainer/link_feedback.py): the store announces each one (`Catalog.watch_feedback_changes`)
