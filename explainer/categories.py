@@ -32,6 +32,8 @@ def _levels_of_rest(words: list[str]) -> list[list[str]]:
         plural = low.endswith("s") and not low.endswith(("ss", "us", "is")) and len(low) > 3
         if plural and nxt and nxt not in ("&", "and", ",") and not w.endswith(",") and nxt[:1].isupper():
             levels.append([])
+        elif nxt.lower() in (low + "s", low + "es"):   # "Tubing, Pipe & Hose | Hoses": a singular then its plural
+            levels.append([])
     return [lv for lv in levels if lv]
 
 

@@ -93,7 +93,8 @@ def name_failures(replies: Sequence[Sequence[object]]) -> int:
 def history_linked(text: str, verdict, facts) -> bool:
     """The text ties the item to the shopper's history: it states a link with the cited history item,
     or the weak reason with the history item it names."""
-    return bool(verdict.links_stated) or bool(facts.reason and facts.reason_name and mentions(text, facts.reason_name))
+    return bool(verdict.links_stated) or bool(facts.reason and facts.reason_name and mentions(text, facts.reason_name)) \
+        or (facts.reason == "model_history" and "our model" in text.lower())
 
 
 def text_metrics(rows: list[tuple[str, object, object]]) -> dict:

@@ -47,6 +47,8 @@ def weak_reason_lines(item_nm: str, reason_nm: str, kind: str, shoppers: int) ->
         return [f'{who} bought your "{reason_nm}" also bought the "{item_nm}".']
     if kind == "model_near":
         return [f'Our model, trained on shoppers\' purchases, rates the "{item_nm}" close to your "{reason_nm}".']
+    if kind == "model_history":
+        return [f'Our model, trained on shoppers\' purchases, ranks the "{item_nm}" high for your purchase history.']
     return []
 
 

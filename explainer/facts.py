@@ -62,7 +62,8 @@ class ItemFacts:
     shared_values: tuple[str, ...] = ()      # attribute values the item shares with the anchor, as stated
     attribute_values: tuple[str, ...] = ()   # every attribute value the facts state (shared and own)
     # no anchor: the weak reason it was recommended (explainer.links.weak_reason): "co_buyers" (a few
-    # other shoppers bought `reason_name` and the item, `shoppers` of them) or "model_near" (the
+    # other shoppers bought `reason_name` and the item, `shoppers` of them), "model_history" (the ranker's
+    # closest history items are all from other departments: none is named) or "model_near" (the
     # ranker's closest history item); "" none or an anchor states the reason
     reason: str = ""
     reason_id: str = ""
@@ -97,7 +98,7 @@ def compute_reply_facts(history: Sequence[Item], items: Sequence[tuple[Item, Can
         items = [(makers.restate(item), cand) for item, cand in items]
     anchors = [choose_anchor(history, item, cand, categories, co, attribute_stats, preference)
                for item, cand in items]
-    weak = [weak_reason(history, item, cand, co) if anchor is None else None
+    weak = [weak_reason(history, item, cand, co, categories) if anchor is None else None
             for (item, cand), (anchor, _) in zip(items, anchors)]
     cited = [anchor if anchor is not None else (w.item if w else None) for (anchor, _), w in zip(anchors, weak)]
     names = name_reply([item for item, _ in items], cited, categories)
@@ -145,12 +146,13 @@ def item_facts(item: Item, anchor: Item | None, links: Links | None, name: str, 
         anchor_id=anchor.id if anchor else "", anchor_name=anchor_name, brand=brand, same_brand=same_brand,
         category=category, shared_category=shared_cat, price=item.price,
         co_bought=bool(links and links.shoppers),
-        evidence_ids=(anchor.id,) if anchor else ((weak.item.id,) if weak else ()),
+        evidence_ids=(anchor.id,) if anchor else ((weak.item.id,) if weak and weak.item else ()),
         lines=tuple(lines), links=kinds, shoppers=links.shoppers if links else (weak.shoppers if weak else 0),
         variant=variant, similar=bool(links and LinkKind.SIMILAR in links.kinds),
         action=action, anchor_kinds=kinds_of(anchor) if anchor else (),
         attribute_link=shared_attrs[0].clause if shared_attrs else "",
         shared_values=tuple(v for f in shared_attrs for v in f.values),
         attribute_values=tuple(v for f in (*shared_attrs, *own_attrs) for v in f.values),
-        reason=weak.kind if weak and anchor is None else "", reason_id=weak.item.id if weak and anchor is None else "",
-        reason_name=anchor_nm if weak and anchor is None else "")
+        reason=weak.kind if weak and anchor is None else "",
+        reason_id=weak.item.id if weak and weak.item and anchor is None else "",
+        reason_name=anchor_nm if weak and weak.item and anchor is None else "")

@@ -269,19 +269,32 @@ class WeakReason:
 
     kind "co_buyers": `shoppers` other shoppers (fewer than a link needs) bought the history item
     and the item; kind "model_near": nobody did, and the ranker's evidence puts the history item
-    closest to the item in the model's space (trained on what shoppers buy), cosine `similarity`."""
+    closest to the item in the model's space (trained on what shoppers buy), cosine `similarity`;
+    kind "model_history": the ranker's closest history items are all from other departments of the
+    catalog (duct tape "close to" a vacuum cleaner, at a cosine of 0.43 beside 0.42 for the next):
+    naming one would read as a claim nobody can stand behind, so no history item is named (`item`
+    None) and the text says the model ranks it high for the shopper's purchases."""
 
     kind: str
-    item: Item
+    item: Item | None
     shoppers: int = 0
     similarity: float = 0.0
 
 
+def same_department(item: Item, other: Item, categories: CategoryNames | None) -> bool:
+    """The two share a category below the catalog's root (at any level), or either has none to
+    compare (a catalog of titles only: nothing says they are apart)."""
+    if categories is None or not item.categories() or not other.categories():
+        return True
+    return any(categories.shared_path(a, b) for a in item.categories() for b in other.categories())
+
+
 def weak_reason(history: Sequence[Item], item: Item, candidate: Candidate | None,
-                co: CoPurchases | None) -> WeakReason | None:
+                co: CoPurchases | None, categories: CategoryNames | None = None) -> WeakReason | None:
     """The history item with the most co-purchase evidence with the item (CoPurchases.weak_reason_holds:
     one heavy buyer's pair, or fewer co-buyers than chance, is not enough; the more recent on ties), else the
-    ranker's closest history item; None when neither exists (no history, no evidence)."""
+    ranker's closest history item of the item's department ("model_history" when its evidence holds
+    only other departments' items); None when neither exists (no history, no evidence)."""
     best: tuple[int, int] | None = None
     chosen: Item | None = None
     title = clean_text(item.title).lower()
@@ -296,7 +309,9 @@ def weak_reason(history: Sequence[Item], item: Item, candidate: Candidate | None
     if chosen is not None and best is not None:
         return WeakReason("co_buyers", chosen, shoppers=best[0])
     by_id = {h.id: h for h in usable}
-    for ev in (candidate.evidence if candidate else ()):   # strongest first
-        if ev.item_id in by_id:
-            return WeakReason("model_near", by_id[ev.item_id], similarity=ev.similarity)
-    return None
+    near = [(by_id[ev.item_id], ev.similarity) for ev in (candidate.evidence if candidate else ())   # strongest first
+            if ev.item_id in by_id]
+    for h, sim in near:
+        if same_department(item, h, categories):
+            return WeakReason("model_near", h, similarity=sim)
+    return WeakReason("model_history", None, similarity=near[0][1]) if near else None

@@ -310,6 +310,8 @@ def no_reason(c: Context) -> bool:
     few shoppers who bought the named history item too, or the model's closest one): a description
     ("You may like the Trash Dolly from Dollies by Rubbermaid") is no reason to the shopper."""
     f = c.facts
+    if f.reason == "model_history":   # no history item to name: the model's ranking is the reason
+        return not f.links and not re.search(r"\bour model\b", c.text, re.I)
     return bool(f.reason) and not f.links and not (f.reason_name and mentions(c.text, f.reason_name))
 
 

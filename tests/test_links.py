@@ -139,7 +139,7 @@ def test_the_weak_reason_needs_more_than_one_heavy_buyer():
     # no link between the filament and the buffer; one co-buyer who bought 60 things is no reason
     cand = Candidate("s", 0.5, (HistoryEvidence("e", 0.3),))
     f = compute_facts([ESUN], SOLUTION, cand, CATS, _heavy({("e", "s"): 1}, history=60))
-    assert (f.reason, f.reason_id) == ("model_near", "e")
+    assert f.reason == "model_history"   # not the co-purchase (the filament is of another department)
     f = compute_facts([ESUN], SOLUTION, cand, CATS, _heavy({("e", "s"): 1}, history=5))
     assert (f.reason, f.reason_id, f.shoppers) == ("co_buyers", "e", 1)
     # the count stated is the true number of shoppers, whatever their weight
@@ -156,15 +156,28 @@ def test_the_weak_reason_is_never_fewer_co_buyers_than_chance():
     co = CoPurchases(seqs)
     assert co.shoppers("e", "s") == 4 and co.lift("e", "s") < 1
     cand = Candidate("s", 0.5, (HistoryEvidence("e", 0.3),))
-    assert compute_facts([ESUN], SOLUTION, cand, CATS, co).reason == "model_near"
+    assert compute_facts([ESUN], SOLUTION, cand, CATS, co).reason == "model_history"
     co.min_lift = 0.0   # without the rule it would be stated
     assert compute_facts([ESUN], SOLUTION, cand, CATS, co).reason == "co_buyers"
 
 
 def test_no_link_and_no_co_purchase_states_the_rankers_evidence():
-    f = compute_facts([FILAMENT_W], WEIGHT, Candidate("w", 0.5, (HistoryEvidence("fw", 0.3),)), CATS)
-    assert (f.reason, f.reason_id) == ("model_near", "fw") and f.reason_name == "PLA 3D Printer Filament"
+    # the pH meter and the weight are of one department (Test, Measure & Inspect): the model's closeness is named
+    f = compute_facts([FILAMENT_W, PH_METER], WEIGHT, Candidate("w", 0.5, (HistoryEvidence("fw", 0.4),
+                                                                            HistoryEvidence("m", 0.3))), CATS)
+    assert (f.reason, f.reason_id) == ("model_near", "m") and "pH Pocket Tester" in f.reason_name
     assert f.lines[0].startswith("Our model") and f.reason_name in f.lines[0]
+
+
+def test_the_model_names_no_history_item_of_another_department():
+    # a calibration weight "close to your PLA filament" is no claim to make: the evidence holds only the
+    # filament (Additive Manufacturing), so the reason is the model's ranking for the whole history
+    f = compute_facts([FILAMENT_W], WEIGHT, Candidate("w", 0.5, (HistoryEvidence("fw", 0.3),)), CATS)
+    assert (f.reason, f.reason_id, f.reason_name, f.evidence_ids) == ("model_history", "", "", ())
+    assert f.lines[0] == f'Our model, trained on shoppers\' purchases, ranks the "{f.item_name}" high for your purchase history.'
+    ex = Explainer.from_catalog(ExplainerConfig(enabled=False), _MiniCatalog([WEIGHT, FILAMENT_W]))
+    text = ex.fallback.render(f)
+    assert text.endswith("ranks it high for your purchase history.") and ex.verify(text, f, [FILAMENT_W]).ok
 
 
 def test_a_top_level_shared_category_alone_is_no_link():
@@ -184,16 +197,16 @@ def test_the_weak_reason_template_passes_the_verifier_and_skips_the_llm():
     text = ex.fallback.render(f)
     assert text == f"You may like the {f.item_name}: 1 other shopper who bought your {f.reason_name} also bought it."
     assert ex.verify(text, f, [WEIGHT, ESUN]).ok
-    g = compute_facts([FILAMENT_W], WEIGHT, Candidate("w", 0.5, (HistoryEvidence("fw", 0.3),)), CATS)
+    g = compute_facts([PH_METER], WEIGHT, Candidate("w", 0.5, (HistoryEvidence("m", 0.3),)), CATS)
     text = ex.fallback.render(g)
     assert text.endswith(f"our model, trained on shoppers' purchases, rates it close to your {g.reason_name}.")
-    assert ex.verify(text, g, [FILAMENT_W]).ok
+    assert ex.verify(text, g, [PH_METER]).ok
     # with the LLM on, an item with only a weak reason gets the template at once (no model call)
     import asyncio
     from explainer.service import Trace
     on = Explainer.from_catalog(ExplainerConfig(enabled=True, vllm_url="http://127.0.0.1:9"), _MiniCatalog([WEIGHT]))
-    j = asyncio.run(on._explain_one([FILAMENT_W], [], g, Trace(g)))
-    assert j.source == "template" and j.fallback_reason == "weak_reason" and j.evidence_ids == ("fw",)
+    j = asyncio.run(on._explain_one([PH_METER], [], g, Trace(g)))
+    assert j.source == "template" and j.fallback_reason == "weak_reason" and j.evidence_ids == ("m",)
 
 
 def test_names_distinct_across_a_reply_and_its_anchors():

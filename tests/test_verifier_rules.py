@@ -31,8 +31,11 @@ VERIFIER = Verifier(BRANDS)
 
 LINKED = compute_facts([LOCKNUT, GLUE], NUT, Candidate("I1", 0.9, (HistoryEvidence("H1", 0.5),)), CATS)
 # the tape shares only the broad "Tapes, Adhesives & Sealants" with the glue, and nothing with the locknut:
-# no link; the weak reason is the ranker's evidence (the locknut, closest in the model's space)
-BROAD = compute_facts([LOCKNUT, GLUE], TAPE, Candidate("I2", 0.9, (HistoryEvidence("H1", 0.2),)), CATS)
+# no link; the weak reason is the ranker's evidence: the glue, the closest of its department in the model's space
+BROAD = compute_facts([LOCKNUT, GLUE], TAPE, Candidate("I2", 0.9, (HistoryEvidence("H1", 0.3), HistoryEvidence("H2", 0.2))),
+                      CATS)
+# the ranker's evidence is the locknut alone, of another department: no history item is named
+ELSEWHERE = compute_facts([LOCKNUT, GLUE], TAPE, Candidate("I2", 0.9, (HistoryEvidence("H1", 0.2),)), CATS)
 # the tape shares "Adhesive Tapes" (below the top level) with the duct tape
 DEEP = compute_facts([LOCKNUT, DUCT], TAPE, Candidate("I2", 0.9, (HistoryEvidence("H1", 0.2),)), CATS)
 # nothing in common and no evidence: the system knows no reason at all
@@ -49,7 +52,8 @@ def failed(text, facts=LINKED, finish="stop", prefill=""):
 
 def test_the_facts_behind_these_tests():
     assert LINKED.anchor_id == "H1" and LINKED.links[:2] == ("category", "brand") and LINKED.shared_category == "Locknuts"
-    assert BROAD.anchor_id == "" and BROAD.links == () and (BROAD.reason, BROAD.reason_id) == ("model_near", "H1")
+    assert BROAD.anchor_id == "" and BROAD.links == () and (BROAD.reason, BROAD.reason_id) == ("model_near", "H2")
+    assert ELSEWHERE.links == () and (ELSEWHERE.reason, ELSEWHERE.reason_id, ELSEWHERE.reason_name) == ("model_history", "", "")
     assert DEEP.anchor_id == "H3" and DEEP.links == ("category",) and DEEP.shared_category == "Adhesive Tapes"
     assert UNLINKED.anchor_id == "" and UNLINKED.links == () and UNLINKED.reason == ""
     assert set(RULES) == {r.name for r in RULE_TABLE} and len(RULES) == len(set(RULES))
@@ -126,6 +130,11 @@ def test_no_reason_a_description_where_the_facts_hold_a_weak_reason():
     assert "no_reason" in failed(f"You may like the {i} from Electrical Tape by Scotch.", BROAD)
     weak = f"You may like the {i}: our model, trained on shoppers' purchases, rates it close to your {BROAD.reason_name}."
     assert failed(weak, BROAD) == ()
+    # evidence only from another department: the model's ranking for the whole history is the reason
+    i = ELSEWHERE.item_name
+    assert "no_reason" in failed(f"You may like the {i} from Electrical Tape by Scotch.", ELSEWHERE)
+    assert failed(f"You may like the {i}: our model, trained on shoppers' purchases, ranks it high for your purchase "
+                  "history.", ELSEWHERE) == ()
     # where the system knows no reason at all, the description is all there is
     assert "no_reason" not in failed(f"You may like the {UNLINKED.item_name} from Electrical Tape by Scotch.", UNLINKED)
 
