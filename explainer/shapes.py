@@ -22,7 +22,9 @@ from explainer.facts import ItemFacts
 # placeholders: letters only, so the grammar's word patterns treat them as words
 _ITEM, _ANCHOR, _BRAND, _CAT, _VAL, _NUM = "xitemx", "xanchorx", "xbrandx", "xcatx", "xvalx", "xnumx"
 
-_CATPH = r"(?:the\s+)?[^,.:;!?]+?(?:\s+category)?"      # a category's words (category_claim checks them)
+# a category's words (category_claim checks them), but not "a other category of …", "another category":
+# "also in another category" says they are apart
+_CATPH = r"(?:the\s+)?(?!(?:an?|other|another|different|separate)\b)[^,.:;!?]+?(?:\s+category)?"
 _THE = r"(?:the\s+)?"
 _OPEN = rf"(?:(?:because|since)\s+you(?:'ve|\s+have)?\s+[a-z]+(?:\s+[a-z]+){{0,2}}\s+(?:the\s+)?{_ANCHOR}(?:\s+to\s+your\s+[a-z]+)?\s*,\s*)?" \
         rf"you\s+(?:may|might)\s+(?:also\s+)?like\s+{_THE}{_ITEM}"

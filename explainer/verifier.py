@@ -334,7 +334,8 @@ def category_claim(c: Context) -> bool:
     shared = [c.facts.shared_category] if c.facts.shared_category else []
     for name in (c.facts.item_name, c.facts.anchor_name):   # "in the category of <a product's name>"
         if name and name.lower() not in {n.lower() for n in own} and re.search(
-                r"\bcategor(?:y|ies)\s*(?:of|:|,|is|called|named)?\s*(?:the\s+)?" + re.escape(name), c.text, re.I):
+                r"\bcategor(?:y|ies)\s*(?:of|:|,|is|called|named)?\s*(?:the\s+)?" + re.escape(name) + r"(?![A-Za-z0-9])",
+                c.text, re.I):   # the name whole: "Rubber Stopper" is not the category "Rubber Stoppers"
             return True
     for m in _ALSO_IN.finditer(c.unnamed):   # "also in Single Resistors" where only Resistors is shared
         phrase = re.split(r"\s+(?:and|by|from|with|which)\s+", m.group(1).strip(), maxsplit=1)[0]

@@ -249,3 +249,28 @@ def test_weak_link_catches_a_few_shoppers_as_the_only_reason():
         line.replace("3", "6") for line in co.lines)))
     with_category = dataclasses.replace(co, links=("bought_together", "category"), shared_category="Locknuts")
     assert "weak_link" not in failed(text, with_category)
+
+
+def test_also_in_another_category_is_off_shape():
+    # read in the 40 replies (2026-11-28): "…, which is also in a other category of LED lamps" passed every rule
+    ok = f"{PREFILL}, which is also in the category Locknuts."
+    assert failed(ok, prefill=PREFILL) == ()
+    for tail in ("a other category of Locknuts", "another category, Locknuts", "a different category of Locknuts"):
+        assert "off_shape" in failed(f"{PREFILL}, which is also in {tail}.", prefill=PREFILL), tail
+
+
+def test_a_category_that_is_also_a_name_is_no_category_claim_of_the_anchor():
+    # "Because you bought the Rubber Stopper, you may like the Rubber Stoppers, which is also in the category
+    # Rubber Stoppers": the anchor's name "Rubber Stopper" is inside the category's, not the category itself
+    stopper = HistoryItem("H7", "Rubber Stopper - Size #6", "Industrial & Scientific Lab Supplies Rubber Stoppers", "Karter",
+                          kinds=BOUGHT)
+    stoppers = Item("I7", "Rubber Stoppers - Size #7 - (Pack of 3)", "Industrial & Scientific Lab Supplies Rubber Stoppers",
+                    "Karter")
+    cats = CategoryNames([stopper.category, "Industrial & Scientific Lab Supplies"])
+    f = compute_facts([stopper], stoppers, Candidate("I7", 0.9, ()), cats)
+    assert (f.anchor_name, f.item_name, f.shared_category) == ("Rubber Stopper", "Rubber Stoppers", "Rubber Stoppers")
+    text = f"Because you bought the {f.anchor_name}, you may like the {f.item_name}, which is also in the category Rubber Stoppers."
+    assert "category_claim" not in VERIFIER.verify(text, f, [stopper.title], history_kinds=[BOUGHT]).failed
+    # a product's name given as the category still fails
+    text = f"Because you bought the {f.anchor_name}, you may like the {f.item_name}, which is in the category {f.anchor_name}."
+    assert "category_claim" in VERIFIER.verify(text, f, [stopper.title], history_kinds=[BOUGHT]).failed
