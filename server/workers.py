@@ -42,6 +42,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -172,6 +173,8 @@ class SharedLLM:
         self.supervisor = None
         self.url = config.vllm_url
         self.model = ""
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
         if config.llm == "local":
             from explainer.config import ExplainerConfig
             from explainer.vllm_server import LocalVLLMServer
@@ -188,12 +191,21 @@ class SharedLLM:
             try:
                 self.local.start()          # prepares the model directory first when it is missing
             except Exception:  # noqa: BLE001 - templates answer while the supervisor retries
+                if self._stopping.is_set():
+                    return                  # stop() ended the start: nothing to retry
                 log.exception("the shared vLLM did not start: templates answer while it is retried")
-            self.supervisor = LLMSupervisor(self.local).start()
+            supervisor = LLMSupervisor(self.local)
         else:
-            self.supervisor = LLMSupervisor(url=self.url).start()
+            supervisor = LLMSupervisor(url=self.url)
+        with self._lock:                    # a stop() meanwhile: no supervisor to outlive it
+            if not self._stopping.is_set():
+                self.supervisor = supervisor.start()
 
     def stop(self) -> None:
+        """Also ends a start in progress (SIGTERM while vLLM loads): call it before waiting for start(),
+        and once more after, for a vLLM that a start still in its model preparation launched meanwhile."""
+        with self._lock:
+            self._stopping.set()
         if self.supervisor is not None:
             self.supervisor.stop()
         elif self.local is not None:
@@ -284,6 +296,7 @@ async def run_workers(config: "ServerConfig") -> int:
         for w in workers:
             if w.pid is not None:
                 multiprocess.mark_process_dead(w.pid, multiproc_dir)
+        llm.stop()                # ends a vLLM start still in progress, instead of waiting it out
         await asyncio.gather(llm_started, return_exceptions=True)
         llm.stop()
         if desk is not None:

@@ -361,3 +361,21 @@ def test_workers_serve_templates_when_the_shared_llm_fails_to_start(tmp_path, ti
         serve.stop()
     finally:
         serve.kill()
+
+
+@pytest.mark.slow
+def test_sigterm_while_the_shared_llm_starts_ends_everything_at_once(tmp_path, tiny_ranker_workdir):
+    """SIGTERM while vLLM is still starting (worker 0 loaded and waiting for it, worker 1 loading): the
+    start is ended, not waited out (up to `startup_timeout_s`, 300 s), and no process is left."""
+    workdir = tmp_path / "w"
+    shutil.copytree(tiny_ranker_workdir, workdir)
+    env, _gate = _stand_in_env(tmp_path)          # never opened: the stand-in stays "loading"
+    serve = Serve(workdir, env)
+    try:
+        json.loads(serve.proc.stdout.readline())
+        serve.wait_log("[w0]: loaded: waiting for the shared LLM", 120)
+        t0 = time.monotonic()
+        serve.stop()
+        assert time.monotonic() - t0 < 30, serve.log()
+    finally:
+        serve.kill()
