@@ -120,36 +120,50 @@ def history_evidence(candidate: Item, candidate_vec: np.ndarray, history: Sequen
     return tuple(out)
 
 
+_MEMO: dict[tuple[str, str], tuple[Item, Item, float, HistoryEvidence]] = {}
+_MEMO_MAX = 500_000
+
+
+def _evidence(candidate: Item, item: Item, similarity: float, root_levels: int) -> HistoryEvidence:
+    """The HistoryEvidence of a (candidate, history item) pair, made once: serving cites the same
+    pairs call after call. Kept only while both Item objects are the ones asked about (an upsert
+    makes new ones) and the similarity is the same."""
+    key = (candidate.id, item.id)
+    hit = _MEMO.get(key)
+    if hit is not None and hit[0] is candidate and hit[1] is item and hit[2] == similarity:
+        return hit[3]
+    shared, cat = shared_attributes(candidate, item, root_levels)
+    ev = HistoryEvidence(item_id=item.id, similarity=similarity, shared=shared, shared_category=cat)
+    if len(_MEMO) >= _MEMO_MAX:
+        _MEMO.clear()
+    _MEMO[key] = (candidate, item, similarity, ev)
+    return ev
+
+
 def evidence_for_candidates(candidates: Sequence[Item], candidate_vecs: np.ndarray, history: Sequence[Item],
                             history_vecs: np.ndarray, root_levels: int, top: int = 3
                             ) -> list[tuple[HistoryEvidence, ...]]:
     """`history_evidence` for several candidates of one query: one matrix product for all their
-    similarities instead of a Python loop over the history per candidate. Same choice and order:
-    distinct history items (first occurrence), strongest first, ties in history order."""
+    similarities and one sort of all their columns, instead of Python loops per candidate. Same
+    choice and order: distinct history items (first occurrence), strongest first, ties in history
+    order; a candidate is never its own evidence."""
     if not len(history) or not len(candidates) or top <= 0:
         return [() for _ in candidates]
     first: dict[str, int] = {}
     for i, item in enumerate(history):
         first.setdefault(item.id, i)
     rows = np.fromiter(first.values(), dtype=np.int64, count=len(first))
-    ids = list(first)
     sims = np.asarray(history_vecs, dtype=np.float32)[rows] @ np.asarray(candidate_vecs, dtype=np.float32).T
-    out = []
+    position = {iid: j for j, iid in enumerate(first)}
     for c, cand in enumerate(candidates):
-        col = sims[:, c].astype(np.float64)
-        order = np.argsort(-col, kind="stable")
-        chosen = []
-        for j in order:
-            if ids[j] == cand.id:
-                continue
-            chosen.append(j)
-            if len(chosen) == top:
-                break
-        ev = []
-        for j in chosen:
-            item = history[rows[j]]
-            shared, cat = shared_attributes(cand, item, root_levels)
-            ev.append(HistoryEvidence(item_id=item.id, similarity=round(float(col[j]), 6), shared=shared,
-                                      shared_category=cat))
-        out.append(tuple(ev))
+        j = position.get(cand.id)
+        if j is not None:
+            sims[j, c] = -np.inf             # never its own evidence
+    order = np.argsort(-sims, axis=0, kind="stable")[:top]        # [<= top, candidates]
+    chosen = np.take_along_axis(sims, order, axis=0).T.tolist()
+    order = order.T.tolist()
+    out = []
+    for cand, js, ss in zip(candidates, order, chosen):
+        out.append(tuple(_evidence(cand, history[rows[j]], round(s, 6), root_levels)
+                         for j, s in zip(js, ss) if s != -np.inf))
     return out

@@ -81,6 +81,11 @@ class ZeroShotScorer:
         return None
 
 
+NUMPY_TOWER_MAX_BATCH = 256
+"""Batches up to this many histories (serving's) use the numpy last-step user tower; larger ones
+(evaluation, thousands of users) torch's padded batch."""
+
+
 def model_file(member: int) -> str:
     """Weights of ensemble member k: model.pt, model_1.pt, model_2.pt, ..."""
     return "model.pt" if member == 0 else f"model_{member}.pt"
@@ -100,6 +105,7 @@ class TrainedScorer:
         self.dim = model.cfg.dim
         self.max_len = model.cfg.max_len
         self._torch = torch
+        self._fast = None       # the numpy tower (built on first use), False where it does not apply
         self._repeat = None
         if getattr(model, "repeat", None) is not None:   # logits -> cosine units: divide by the scale
             with torch.inference_mode():
@@ -167,6 +173,24 @@ class TrainedScorer:
         return self._repeat[np.searchsorted(REPEAT_EDGES, steps_back, side="right")]
 
     def user_vectors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """The user after each history. A serving-sized batch of non-empty histories on the CPU goes
+        through the numpy last-step tower (ranker.user_tower_np: each shopper alone, a fraction of the
+        work); larger batches (evaluation) through torch, padded, all steps at once."""
+        if 0 < len(histories) <= NUMPY_TOWER_MAX_BATCH and all(len(h) for h in histories):
+            fast = self._numpy_tower()
+            if fast is not None:
+                return fast.many(histories)
+        return self._torch_user_vectors(histories)
+
+    def _numpy_tower(self):
+        if self._fast is None:
+            from ranker.user_tower_np import NumpyUserTower
+
+            self._fast = NumpyUserTower(self.model) \
+                if self.device == "cpu" and NumpyUserTower.supports(self.model) else False
+        return self._fast or None
+
+    def _torch_user_vectors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         torch = self._torch
         out = []
         with torch.inference_mode():

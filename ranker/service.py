@@ -19,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ranker import exact_search
 from ranker.evidence import common_root, evidence_for_candidates
 from ranker.cache import LRUCache
 from ranker.encoder import Encoder, TextEncoder   # light: TextEncoder loads torch when one is made
@@ -87,6 +88,7 @@ class Ranker:
         self._hvecs = self._vecs                                     # what the user tower reads (untied models)
         self._tied = True
         self._active = np.zeros(0, dtype=bool)  # row is in the index
+        self._max_norm = 0.0                    # largest item-vector norm (exact search's rounding bound)
         self._prices = np.zeros(0, dtype=np.float64)   # row -> price, NaN when unknown (price filters)
         self._brand_codes = np.zeros(0, dtype=np.int32)  # row -> code of the lower-cased brand (brand filters)
         self._brand_code: dict[str, int] = {}
@@ -139,8 +141,11 @@ class Ranker:
             self._items[item.id] = item
         if start == 0:
             self._tied = hvecs is None
-        vecs = vecs.astype(np.float32)
+        vecs = np.ascontiguousarray(vecs, dtype=np.float32)
         self._vecs = np.concatenate([self._vecs, vecs]) if start else vecs
+        if len(vecs):
+            self._max_norm = max(self._max_norm if start else 0.0,
+                                 float(np.sqrt((vecs.astype(np.float64) ** 2).sum(axis=1).max())))
         unit = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         self._unit = np.concatenate([self._unit, unit]) if start else unit
         if self._tied:
@@ -498,6 +503,13 @@ class Ranker:
         """Top-k of each unfiltered query by one index search: each asks for k plus its exclusions,
         and its exclusions are dropped from its own answer. Queries with very many exclusions search
         alone with an id selector. Caller holds the lock."""
+        if not plain:
+            return []
+        if self.index.kind == "flat":      # exact search: one product for the batch (ranker.exact_search)
+            return exact_search.top_k(self._vecs, self._max_norm, np.stack([u for _n, u, _e in plain]),
+                                      [queries[n].k for n, _u, _e in plain],
+                                      [np.fromiter(e, dtype=np.int64, count=len(e)) for _n, _u, e in plain],
+                                      np.flatnonzero(~self._active))
         results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         together = [(n, u, e) for n, u, e in plain if len(e) <= self.config.batch_exclude_max]
         for n, u, e in plain:

@@ -52,9 +52,14 @@ def set_search_threads(n: int) -> None:
     """Serving searches one query per call: OpenMP fan-out only adds synchronisation.
     OpenMP keeps this per thread, so every thread that ranks must call it. The user tower's
     torch pool gets the same count: batches already run one per core (`batch_in_flight`), and
-    torch's default of one thread per core made two spinning threads per forward pass."""
+    torch's default of one thread per core made two spinning threads per forward pass. numpy's
+    BLAS (the exact search's product, the numpy user tower) gets it too: its pool is process-wide,
+    and on small products its threads cost more than they save (the tower ran 4x slower with two)."""
     import faiss
+    from threadpoolctl import threadpool_limits
+
     faiss.omp_set_num_threads(n)
+    threadpool_limits(n, user_api="blas")
     import sys
     if "torch" in sys.modules:      # loaded with the ranker; serving without torch needs no setting
         sys.modules["torch"].set_num_threads(n)
