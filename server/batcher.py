@@ -59,8 +59,9 @@ def _expire(future: asyncio.Future) -> None:
 
 class DynamicBatcher(Generic[In, Out]):
     def __init__(self, work: Callable[[Sequence[In]], Sequence["Out | BaseException"]], executor: Executor | None,
-                 config: BatcherConfig = BatcherConfig()):
+                 config: BatcherConfig = BatcherConfig(), on_batch: Callable[[int], None] | None = None):
         self.work, self.executor, self.config = work, executor, config
+        self.on_batch = on_batch    # told each batch's size (the service's batch-size histogram)
         self._queue: list[_Call[In]] = []
         self._wakeup: asyncio.Event | None = None
         self._runner: asyncio.Task | None = None
@@ -134,6 +135,8 @@ class DynamicBatcher(Generic[In, Out]):
                 return
             self.batches += 1
             self.calls += len(live)
+            if self.on_batch is not None:
+                self.on_batch(len(live))
             items = [c.item for c in live]
             try:
                 results = await asyncio.get_running_loop().run_in_executor(self.executor, self.work, items)

@@ -16,6 +16,8 @@ REQUESTS = Counter("explainrec_requests_total", "gRPC calls finished, by method 
 LATENCY = Histogram("explainrec_request_latency_seconds", "gRPC call latency (streams: until the last message)",
                     ["method"], buckets=(.002, .005, .01, .015, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
 IN_FLIGHT = Gauge("explainrec_requests_in_flight", "gRPC calls being served now", multiprocess_mode="livesum")
+BATCH_SIZE = Histogram("explainrec_recommend_batch_size", "Recommend calls ranked together in one batch "
+                       "(server.batcher)", buckets=(1, 2, 4, 6, 8, 12, 16, 24, 32, 64))
 JUSTIFICATIONS = Counter("explainrec_justifications_total", "justifications returned, by source",
                          ["source"])
 FALLBACKS = Counter("explainrec_template_fallbacks_total",
