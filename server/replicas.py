@@ -46,8 +46,7 @@ def follow_store(catalog: "Catalog", service: "RecService") -> list[tuple[str, C
 
     def forget_users(user_ids: Sequence[str]) -> None:
         if cache is not None:
-            for user in user_ids:
-                cache.forget_user(user)
+            cache.forget_users(user_ids)
 
     def forget_items(item_ids: Sequence[str]) -> None:
         if cache is not None:
