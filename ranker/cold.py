@@ -14,19 +14,22 @@ import logging
 log = logging.getLogger(__name__)
 
 
-def choose_cold_boost(model, blend_weight: float, data, boosts: list[float], tolerance: float = 0.002):
-    """model: the tower scorer (or ensemble) before blending. Returns (blended scorer, boost, results)
-    where results maps each boost to its valid {"ndcg@10", "cold_ndcg@10"}."""
+def choose_cold_boost(model, blend_weight: float, data, boosts: list[float], tolerance: float = 0.002,
+                      skip=()):
+    """model: the tower scorer (or ensemble) before blending; skip: item ids never boosted (a retrain's
+    new items, see ColdBoostedZeroShot). Returns (blended scorer, boost, results) where results maps
+    each boost to its valid {"ndcg@10", "cold_ndcg@10"}."""
     from ranker.evaluate import cold_target_mask, evaluate_ranks, scorer_ranks
     from ranker.scorers import BlendScorer
 
     if blend_weight <= 0 or len(boosts) <= 1:
         boost = boosts[0] if boosts and blend_weight > 0 else 1.0
-        return (BlendScorer(model, blend_weight, cold_boost=boost) if blend_weight > 0 else model), boost, {}
+        return (BlendScorer(model, blend_weight, cold_boost=boost, cold_skip=skip) if blend_weight > 0 else model), \
+            boost, {}
     cold = cold_target_mask(data, "valid")
     results, scorers = {}, {}
     for boost in sorted(set([1.0, *boosts])):
-        scorers[boost] = BlendScorer(model, blend_weight, cold_boost=boost)
+        scorers[boost] = BlendScorer(model, blend_weight, cold_boost=boost, cold_skip=skip)
         ranks = scorer_ranks(scorers[boost], data, "valid")
         results[boost] = {"ndcg@10": round(evaluate_ranks(ranks).score, 5),
                           "cold_ndcg@10": round(evaluate_ranks(ranks, cold).score, 5) if cold.any() else 0.0}

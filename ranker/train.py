@@ -474,6 +474,7 @@ class TrainedState:
     encode_s: float = 0.0
     cold_boost: float = 1.0                 # zero-shot part of cold items x this (ranker.cold)
     cold_valid: dict = dataclasses.field(default_factory=dict)   # boost -> valid ndcg@10, cold ndcg@10
+    cold_skip: list = dataclasses.field(default_factory=list)    # item ids the cold boost leaves out (retrain)
     item_bias: dict = dataclasses.field(default_factory=dict)    # item id -> evidence bias (ranker.item_bias)
     bias_choice: dict | None = None                              # how it was picked (None: not tried)
 
@@ -514,7 +515,10 @@ def fit_members(data, cfg: TrainConfig, progress: bool = True, inits: list[dict]
     scorer, blend_weight, blend_valid = choose_blend(scorer, data, weights)
     log.info("blend with zero-shot: valid ndcg@10 by weight %s -> w=%s", blend_valid, blend_weight)
     boosts = [float(b) for b in cfg.cold_boosts.split(",") if b.strip()] or [1.0]
-    scorer, cold_boost, cold_valid = choose_cold_boost(towers, blend_weight, data, boosts)
+    # a retrain's new items (events, no residual) get the evidence bias below, not the cold boost
+    cold_skip = ([data.item_ids[r] for r in np.flatnonzero(members[0].cold(data.item_ids) & (bias_counts >= 1))]
+                 if bias_counts is not None else [])
+    scorer, cold_boost, cold_valid = choose_cold_boost(towers, blend_weight, data, boosts, skip=cold_skip)
     item_bias, bias_choice = {}, None
     if bias_counts is not None:
         from ranker.item_bias import choose_evidence_bias
@@ -525,7 +529,8 @@ def fit_members(data, cfg: TrainConfig, progress: bool = True, inits: list[dict]
     item_vecs = scorer.item_vectors(data.item_ids, data.text_emb)
     valid = evaluate_ranks(scorer_ranks(scorer, data, "valid", item_vecs=item_vecs)) if measure else None
     return TrainedState(models=models, histories=histories, best_epochs=best_epochs, blend_weight=blend_weight,
-                        blend_valid=blend_valid, cold_boost=cold_boost, cold_valid=cold_valid, item_vecs=item_vecs,
+                        blend_valid=blend_valid, cold_boost=cold_boost, cold_valid=cold_valid, cold_skip=cold_skip,
+                        item_vecs=item_vecs,
                         item_bias=item_bias, bias_choice=bias_choice,
                         hist_vecs=scorer.history_vectors(data.item_ids, data.text_emb),
                         valid=valid.metrics if valid is not None else None, device=device,
@@ -582,6 +587,7 @@ def write_model_dir(state: TrainedState, data, model_dir: Path, cfg: TrainConfig
         "blend_weight": state.blend_weight,
         "cold_boost": state.cold_boost,
         "cold_boost_valid": {str(k): v for k, v in state.cold_valid.items()},
+        **({"cold_boost_skip": state.cold_skip} if state.cold_skip and state.cold_boost != 1.0 else {}),
         **({"evidence_bias": state.bias_choice} if state.bias_choice is not None else {}),
         "blend_valid_ndcg@10": {str(k): v for k, v in state.blend_valid.items()},
         "valid": state.valid,
