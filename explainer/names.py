@@ -13,6 +13,7 @@ verifier's name rule and the evaluation's name_failures use it).
 """
 from __future__ import annotations
 
+import functools
 import re
 from typing import Iterable, Mapping, Sequence
 
@@ -209,6 +210,7 @@ def _stems(word: str) -> set[str]:
     return out
 
 
+@functools.lru_cache(maxsize=65_536)   # pure, and every reply names its items and their anchors again
 def short_name(title: str, brand: str = "", category: str = "", max_words: int = MAX_NAME_WORDS) -> str:
     """A few words that name the product, taken from the title.
 
