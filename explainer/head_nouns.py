@@ -56,8 +56,9 @@ def _lexicon_pos(word: str) -> frozenset[str]:
     return frozenset(_lexicon().getAllLemmas(word))
 
 
-def _stems(word: str) -> set[str]:
-    w = word.lower()
+def singular_forms(word: str) -> set[str]:
+    """The word and its singular guesses ("vises" -> vise/vis, "batteries" -> battery)."""
+    w = word.lower().strip(".'")
     out = {w}
     if w.endswith("ies") and len(w) > 4:
         out.add(w[:-3] + "y")
@@ -70,7 +71,7 @@ def _stems(word: str) -> set[str]:
 
 def category_words(category: str) -> frozenset[str]:
     """The words of a category's name and their singular guesses ("Caulks & Sealants" -> caulk, sealant, …)."""
-    return frozenset(s for w in re.findall(r"[A-Za-z]+", category or "") if len(w) > 2 for s in _stems(w))
+    return frozenset(s for w in re.findall(r"[A-Za-z]+", category or "") if len(w) > 2 for s in singular_forms(w))
 
 
 def is_head_noun(word: str, category: str = "") -> bool:
@@ -82,7 +83,7 @@ def is_head_noun(word: str, category: str = "") -> bool:
         return False   # "AC/DC", "L/C/R", "MOS/PNP/NPN": a list of specs, not a product
     low = w.lower()
     last = re.split(r"[-/]", low)[-1] or low   # "Tri-Dolly", "Hook/Loop": the last part heads it
-    if _stems(low) & category_words(category) or _stems(last) & category_words(category):
+    if singular_forms(low) & category_words(category) or singular_forms(last) & category_words(category):
         return True
     if low in DESCRIPTORS or last in DESCRIPTORS or low in _COLOURS or last in _COLOURS:
         return False
@@ -130,7 +131,7 @@ def is_brand(words: str, brand: str) -> bool:
 def known_noun(word: str, category: str = "") -> bool:
     """A noun the lexicon or the item's category knows (not merely an unknown word)."""
     low = word.lower().strip(".,")
-    return bool(_stems(low) & category_words(category)) or "NOUN" in _lexicon_pos(low) and low not in DESCRIPTORS
+    return bool(singular_forms(low) & category_words(category)) or "NOUN" in _lexicon_pos(low) and low not in DESCRIPTORS
 
 
 def head_problem(name: str, brand: str = "", category: str = "") -> str:

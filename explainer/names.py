@@ -17,7 +17,7 @@ import functools
 import re
 from typing import Iterable, Mapping, Sequence
 
-from explainer.head_nouns import ACRONYM, category_words, is_brand, is_head_noun, known_noun
+from explainer.head_nouns import ACRONYM, category_words, is_brand, is_head_noun, known_noun, singular_forms
 from explainer.text import clean_text
 
 MAX_NAME_WORDS = 6
@@ -177,7 +177,7 @@ def _to_head(words: Sequence[str], category: str) -> list[str]:
     out = list(words)
     while out and not is_head_noun(out[-1], category):
         dropped = out.pop().lower()
-        if dropped in _PAIRED_MODIFIERS and len(out) >= 2 and not (_stems(out[-1]) & category_words(category)):
+        if dropped in _PAIRED_MODIFIERS and len(out) >= 2 and not (singular_forms(out[-1]) & category_words(category)):
             out.pop()
     return _trim(out)
 
@@ -195,19 +195,6 @@ def _trim(words: list[str]) -> list[str]:
     while words and bad_end(words[-1]):
         words = words[:-1]
     return words
-
-
-def _stems(word: str) -> set[str]:
-    """The word and its singular guesses ("vises" -> vise/vis, "batteries" -> battery)."""
-    w = word.lower().strip(".'")
-    out = {w}
-    if w.endswith("ies") and len(w) > 4:
-        out.add(w[:-3] + "y")
-    if w.endswith("es") and len(w) > 4:
-        out.add(w[:-2])
-    if w.endswith("s") and len(w) > 3:
-        out.add(w[:-1])
-    return out
 
 
 @functools.lru_cache(maxsize=65_536)   # pure, and every reply names its items and their anchors again
@@ -238,12 +225,12 @@ def short_name(title: str, brand: str = "", category: str = "", max_words: int =
             return plain
         seg_runs = raw_runs
     runs = [r for rs in seg_runs for r in rs]
-    cat_stems = {s for w in re.findall(r"[A-Za-z]+", category or "") if len(w) > 2 for s in _stems(w)}
+    cat_stems = {s for w in re.findall(r"[A-Za-z]+", category or "") if len(w) > 2 for s in singular_forms(w)}
     cat_stems -= {"industrial", "scientific", "product", "products", "supply", "supplies", "accessory", "accessories",
                   "part", "parts", "tool", "tools", "other"}
 
     def is_category_word(w: str) -> bool:   # "Boards" holds "BreadBoard" too
-        return bool(_stems(w) & cat_stems) or any(len(c) >= 4 and w.lower().endswith(c) for c in cat_stems)
+        return bool(singular_forms(w) & cat_stems) or any(len(c) >= 4 and w.lower().endswith(c) for c in cat_stems)
 
     def holds_category(run: list[str]) -> bool:
         return any(is_category_word(w) for w in run)
