@@ -228,6 +228,27 @@ class ConcatScorer:
         self.roots = [float(np.sqrt(w)) for w in weights]
         self.dim = sum(m.dim for m in self.members)
         self.device = next((m.device for m in self.members if hasattr(m, "device")), "cpu")
+        self._stacked = None      # the members' numpy towers as one (built on first use), False: not possible
+
+    def _stacked_tower(self):
+        """(tower, first member, member after the last): the longest run of trained members whose
+        numpy towers share one shape (a seed ensemble; a zero-shot blend member stays apart), or None."""
+        if self._stacked is None:
+            from ranker.user_tower_np import StackedUserTower
+
+            towers = [m._numpy_tower() if isinstance(m, TrainedScorer) else None for m in self.members]
+            best = (0, 0)
+            for a in range(len(towers)):
+                b = a
+                while b < len(towers) and towers[b] is not None:
+                    b += 1
+                while b - a > 1 and not StackedUserTower.compatible(towers[a:b]):
+                    b -= 1
+                if b - a > best[1] - best[0]:
+                    best = (a, b)
+            a, b = best
+            self._stacked = (StackedUserTower(towers[a:b], self.roots[a:b]), a, b) if b - a > 1 else False
+        return self._stacked or None
 
     def item_vectors(self, item_ids: Sequence[str], text_emb: np.ndarray) -> np.ndarray:
         return np.concatenate([r * m.item_vectors(item_ids, text_emb) for m, r in zip(self.members, self.roots)],
@@ -252,9 +273,17 @@ class ConcatScorer:
         return np.sum([w * b for w, b in parts], axis=0).astype(np.float32)
 
     def user_vectors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        run = None
+        if 0 < len(histories) <= NUMPY_TOWER_MAX_BATCH and all(len(h) for h in histories):
+            run = self._stacked_tower()     # the trained members in one numpy pass (ranker.user_tower_np)
         out, start = [], 0
-        for m, r in zip(self.members, self.roots):
-            out.append(r * m.user_vectors([h[:, start:start + m.dim] for h in histories]))
+        for k, (m, r) in enumerate(zip(self.members, self.roots)):
+            if run is not None and run[1] <= k < run[2]:
+                if k == run[1]:
+                    stop = start + run[0].m * run[0].dim
+                    out.append(run[0].many([h[:, start:stop] for h in histories]))
+            else:
+                out.append(r * m.user_vectors([h[:, start:start + m.dim] for h in histories]))
             start += m.dim
         return np.concatenate(out, axis=1).astype(np.float32)
 

@@ -171,3 +171,81 @@ class NumpyUserTower:
     def many(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         return np.stack([self.one(h) for h in histories]).astype(np.float32) if len(histories) \
             else np.zeros((0, self.dim), np.float32)
+
+
+class StackedUserTower:
+    """Several members' towers of one shape (a seed ensemble) run as one: their weights stacked on a
+    leading axis, so each numpy call does every member's step at once (half the calls for two
+    members). Still one shopper at a time: batch-independent like NumpyUserTower."""
+
+    def __init__(self, towers: Sequence[NumpyUserTower], scales: Sequence[float]):
+        t0 = towers[0]
+        self.m, self.dim, self.heads, self.head_dim = len(towers), t0.dim, t0.heads, t0.head_dim
+        self.max_len, self.cosine, self.recency_mix = t0.max_len, t0.cosine, t0.recency_mix
+        self._recency_weights = t0._recency_weights
+        stack = lambda get: np.ascontiguousarray(np.stack([get(t) for t in towers]))  # noqa: E731
+        self.pos = stack(lambda t: t.pos)                                    # [m, max_len, d]
+        self.mix = stack(lambda t: np.float32(t.mix))[:, None]              # [m, 1]
+        self.final_g, self.final_b = stack(lambda t: t.final_g), stack(lambda t: t.final_b)
+        self.final_eps = t0.final_eps
+        self.scales = np.asarray(scales, dtype=np.float32)[:, None]          # ConcatScorer's sqrt(weight)
+        self.layers = [_Layer(*(stack(lambda t, f=f: getattr(t.layers[i], f)) for f in
+                                ("wq", "bq", "wkv", "bkv", "wo", "bo", "w1", "b1", "w2", "b2")),
+                              eps1=towers[0].layers[i].eps1, eps2=towers[0].layers[i].eps2)
+                       for i in range(len(t0.layers))]
+
+    @staticmethod
+    def compatible(towers: Sequence[NumpyUserTower]) -> bool:
+        t0 = towers[0]
+        key = lambda t: (t.dim, t.heads, t.max_len, t.cosine, t.recency_mix, t.decay, len(t.layers),  # noqa: E731
+                         t.final_eps, tuple((L.eps1, L.eps2, L.w1.shape) for L in t.layers))
+        return len(towers) > 1 and all(key(t) == key(t0) for t in towers)
+
+    def _attend(self, L: _Layer, xs: np.ndarray) -> np.ndarray:
+        m, n, H, hd = self.m, xs.shape[1], self.heads, self.head_dim
+        kv = xs @ L.wkv + L.bkv[:, None]
+        k, v = kv[..., :self.dim].reshape(m, n, H, hd), kv[..., self.dim:].reshape(m, n, H, hd)
+        q = (xs @ L.wq + L.bq[:, None]).reshape(m, n, H, hd)
+        scores = np.einsum("mthd,mshd->mhts", q, k) * np.float32(1.0 / math.sqrt(hd))
+        scores = np.where(np.triu(np.ones((n, n), dtype=bool), 1), np.float32(-np.inf), scores)
+        scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        scores /= scores.sum(axis=-1, keepdims=True)
+        return np.einsum("mhts,mshd->mthd", scores, v).reshape(m, n, self.dim) @ L.wo + L.bo[:, None]
+
+    def _attend_last(self, L: _Layer, xs: np.ndarray) -> np.ndarray:
+        """[m, n, d] standardized steps -> [m, 1, d]: the last step's attention output per member."""
+        m, n, H, hd = self.m, xs.shape[1], self.heads, self.head_dim
+        kv = xs @ L.wkv + L.bkv[:, None]
+        q = (xs[:, -1:] @ L.wq + L.bq[:, None]).reshape(m, 1, H, hd) * np.float32(1.0 / math.sqrt(hd))
+        scores = (kv[..., :self.dim].reshape(m, n, H, hd) * q).sum(axis=-1)            # [m, n, H]
+        scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+        scores /= scores.sum(axis=1, keepdims=True)
+        out = (scores[..., None] * kv[..., self.dim:].reshape(m, n, H, hd)).sum(axis=1)  # [m, H, hd]
+        return out.reshape(m, 1, self.dim) @ L.wo + L.bo[:, None]
+
+    def _feed_forward(self, L: _Layer, x: np.ndarray) -> np.ndarray:
+        return _gelu(_standardize(x, L.eps2) @ L.w1 + L.b1[:, None]) @ L.w2 + L.b2[:, None]
+
+    def one(self, steps: np.ndarray) -> np.ndarray:
+        """steps float32[n >= 1, m * d] (the members' slices side by side) -> the members' users, each
+        times its scale, side by side [m * d]."""
+        seq = np.asarray(steps, dtype=np.float32)[-self.max_len:]
+        n = len(seq)
+        seq = seq.reshape(n, self.m, self.dim).transpose(1, 0, 2)                  # [m, n, d]
+        x = seq + self.pos[:, :n]
+        for L in self.layers[:-1]:
+            x = x + self._attend(L, _standardize(x, L.eps1))
+            x = x + self._feed_forward(L, x)
+        L = self.layers[-1]
+        x = x[:, -1:] + self._attend_last(L, _standardize(x, L.eps1))
+        x = (x + self._feed_forward(L, x))[:, 0]                                     # [m, d]
+        h = _standardize(x, self.final_eps) * self.final_g + self.final_b
+        if self.recency_mix:
+            recent = self._recency_weights(n) @ seq                                   # [m, d]
+            h = h + self.mix * recent / np.maximum(np.sqrt((recent * recent).sum(axis=1, keepdims=True)), 1e-12)
+        if self.cosine:
+            h = h / np.maximum(np.sqrt((h * h).sum(axis=1, keepdims=True)), 1e-12)
+        return (h * self.scales).reshape(self.m * self.dim)
+
+    def many(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        return np.stack([self.one(h) for h in histories]).astype(np.float32)

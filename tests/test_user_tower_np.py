@@ -60,3 +60,28 @@ def test_a_training_model_is_not_mirrored():
     """Dropout on: the numpy tower (eval maths) must not stand in for it."""
     model = _model().train()
     assert not NumpyUserTower.supports(model)
+
+
+def test_an_ensemble_runs_as_one_stacked_tower_with_the_same_answer():
+    from ranker.scorers import ConcatScorer
+
+    members = [TrainedScorer(_model(), {}, "cpu") for _ in range(2)]
+    with torch.no_grad():                      # two different members
+        for p in members[1].model.user.parameters():
+            p.mul_(1.3)
+    members[1]._fast = None
+    from ranker.scorers import ZeroShotScorer
+
+    zero = ZeroShotScorer()
+    zero.dim = 32                              # the blend's zero-shot member, on 32-d steps here
+    concat = ConcatScorer([*members, zero], [1.0, 0.5, 0.25])
+    rng = np.random.default_rng(2)
+    histories = [rng.standard_normal((n, 96)).astype(np.float32) for n in (1, 3, 8, 14)]
+    got = concat.user_vectors(histories)
+    assert concat._stacked and concat._stacked[1:] == (0, 2)      # the two trained members ran stacked
+    want = np.concatenate([r * m._torch_user_vectors([h[:, 32 * k:32 * (k + 1)] for h in histories])
+                           for k, (m, r) in enumerate(zip(members, concat.roots))]
+                          + [concat.roots[2] * zero.user_vectors([h[:, 64:] for h in histories])], axis=1)
+    np.testing.assert_allclose(got, want, atol=2e-6, rtol=1e-5)
+    for h, row in zip(histories, got):
+        assert concat.user_vectors([h])[0].tobytes() == row.tobytes()
