@@ -34,12 +34,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def _scores(scorer, data, mask_new: np.ndarray) -> dict:
     from ranker.evaluate import evaluate_ranks, scorer_ranks
+    from ranker.metrics import ndcg_gains
 
     ranks = scorer_ranks(scorer, data, "test")
     out = {}
     for name, mask in (("new_items", mask_new), ("warm", ~mask_new)):
         r = evaluate_ranks(ranks, mask)
-        gains = np.where(ranks[mask] < 10, 1.0 / np.log2(ranks[mask] + 2.0), 0.0)   # per-user NDCG@10
+        gains = ndcg_gains(ranks[mask], 10)
         out[name] = {**{k: round(v, 5) for k, v in r.metrics.items()}, "users": r.users,
                      "ndcg@10_se": round(float(gains.std(ddof=1) / np.sqrt(max(len(gains), 1))), 5)}
     return out

@@ -48,12 +48,8 @@ def fast_scores(item_vecs: np.ndarray, users: np.ndarray) -> np.ndarray:
         return users @ item_vecs.T
     item_vecs = np.ascontiguousarray(item_vecs, dtype=np.float32)
     out = np.empty((len(users), len(item_vecs)), dtype=np.float32)
-    try:
-        import faiss
-    except ImportError:       # the same scores by BLAS (faiss is a dependency; this keeps the module standalone)
-        for q, u in enumerate(users):
-            out[q] = item_vecs.dot(u)
-        return out
+    import faiss
+
     for q in range(len(users)):
         u = np.ascontiguousarray(users[q], dtype=np.float32)
         faiss.fvec_inner_products_ny(faiss.swig_ptr(out[q]), faiss.swig_ptr(u), faiss.swig_ptr(item_vecs),

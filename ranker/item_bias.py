@@ -27,6 +27,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ranker.metrics import ndcg_gains
+
 log = logging.getLogger(__name__)
 
 BIAS_FILE = "item_bias.json"
@@ -85,10 +87,6 @@ def _scores(scorer, data, hist: Sequence[np.ndarray]) -> np.ndarray:
     return scorer_rows(scorer, data, hist)(0, len(hist)).astype(np.float32, copy=False)
 
 
-def _per_user_ndcg(ranks: np.ndarray) -> np.ndarray:
-    return np.where(ranks < 10, 1.0 / np.log2(ranks + 2.0), 0.0)
-
-
 def _floor(gain: np.ndarray) -> float:
     """Mean per-user NDCG@10 minus one standard error (-inf for fewer than 2 users)."""
     return float(gain.mean() - gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) >= 2 else -np.inf
@@ -132,7 +130,7 @@ def choose_evidence_bias(scorer, data, counts: np.ndarray, cold: np.ndarray,
         t = t_score + np.where(biased, shift[np.maximum(tcol, 0)], 0.0)
         above = above_fixed.copy()
         above[biased] = (fixed_of_biased > t[biased][:, None]).sum(axis=1)
-        return _per_user_ndcg(above + ((sub + shift[None]) > t[:, None]).sum(axis=1))
+        return ndcg_gains(above + ((sub + shift[None]) > t[:, None]).sum(axis=1), 10)
 
     def summary3(gain: np.ndarray) -> tuple[float, float, float]:   # (all, warm, biased-target users)
         return (float(gain.mean()), float(gain[warm].mean()) if warm.any() else 0.0,
@@ -144,7 +142,7 @@ def choose_evidence_bias(scorer, data, counts: np.ndarray, cold: np.ndarray,
     if reference_ranks is not None:
         if len(reference_ranks) != len(targets):
             raise ValueError(f"reference_ranks: {len(reference_ranks)} ranks for {len(targets)} valid users")
-        serving_floor = _floor(_per_user_ndcg(np.asarray(reference_ranks))[warm])
+        serving_floor = _floor(ndcg_gains(reference_ranks, 10)[warm])
         floor = min(floor, serving_floor)
     results = {(0.0, 0.0): summary3(base_gain)}
     for alpha in alphas:

@@ -32,12 +32,14 @@ def recall_at_k(ranks: np.ndarray, k: int) -> float:
     return float((ranks < k).mean()) if len(ranks) else 0.0
 
 
-def ndcg_at_k(ranks: np.ndarray, k: int) -> float:
+def ndcg_gains(ranks: np.ndarray, k: int) -> np.ndarray:
+    """float64[users]: each user's NDCG@k (their mean is ndcg_at_k; their spread gives its standard error)."""
     ranks = np.asarray(ranks, dtype=np.float64)
-    if not len(ranks):
-        return 0.0
-    gains = np.where(ranks < k, 1.0 / np.log2(ranks + 2.0), 0.0)
-    return float(gains.mean())
+    return np.where(ranks < k, 1.0 / np.log2(ranks + 2.0), 0.0)
+
+
+def ndcg_at_k(ranks: np.ndarray, k: int) -> float:
+    return float(ndcg_gains(ranks, k).mean()) if len(ranks) else 0.0
 
 
 def metrics_from_ranks(ranks: np.ndarray, ks: Iterable[int] = DEFAULT_KS) -> dict[str, float]:
