@@ -6,7 +6,7 @@ Two passes over the same shoppers: first none of them has a cached user vector (
 then again (their vectors come from the cache). Measures the code of the checkout it runs from
 (sys.path starts at the current directory), so it can time an older commit's ranker too:
 
-    python bench/bench_ranker_parts.py --workdir DIR --batch 1 16 32 [--json out.json]
+    python bench/bench_ranker_parts.py --workdir DIR --batch 1 16 32 [--gc default] [--json out.json]
 """
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ def main() -> int:
     p.add_argument("--workdir", type=Path, required=True)
     p.add_argument("--batch", type=int, nargs="+", default=[1, 16, 32])
     p.add_argument("--users", type=int, default=1000, help="shoppers per pass")
+    p.add_argument("--gc", choices=("serving", "default"), default="serving",
+                   help="the garbage collector as `explainrec serve` sets it once loaded (server.gc_tuning), "
+                        "or Python's defaults")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
 
@@ -51,6 +54,10 @@ def main() -> int:
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
 
+    if args.gc == "serving":
+        from server.gc_tuning import tune_for_serving
+        tune_for_serving()
+
     spent: dict[str, float] = {}
 
     def timed(obj, name: str, label: str) -> None:
@@ -71,7 +78,8 @@ def main() -> int:
     timed(ranker, "_search_plain", "search")
     timed(ranker, "_candidates", "candidates_and_evidence")
 
-    out: dict = {"items": catalog.item_count(), "scorer": ranker.describe(), "load_average": os.getloadavg()}
+    out: dict = {"items": catalog.item_count(), "scorer": ranker.describe(), "gc": args.gc,
+                 "load_average": os.getloadavg()}
     all_users = catalog.user_ids()
     for batch in args.batch:
         users = random.Random(batch).sample(all_users, min(len(all_users), args.users + 200))

@@ -9,9 +9,8 @@ Catalogs with explicit separators (" > ", "/", "|") are compared level by level 
 """
 from __future__ import annotations
 
-import functools
 import re
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -51,25 +50,57 @@ def common_root(categories: Sequence[str]) -> int:
         depth += 1
 
 
-@functools.lru_cache(maxsize=65536)
-def shared_category(a: str, b: str, root_levels: int) -> tuple[str, str]:
-    """("category", whole) if equal; ("category_parent", shared prefix) if they agree beyond the root; else ("", "").
-    Memoised: a catalog has few distinct paths, and serving compares the same pairs all day."""
-    if not a.strip() or not b.strip():
+class _Path(NamedTuple):
+    """One category path, parsed once: its text, its levels and their lower-case forms."""
+    text: str
+    low: str
+    levels: list[str]
+    low_levels: list[str]
+    joiner: str
+
+
+_PATHS: dict[str, tuple[_Path, ...]] = {}
+_CONNECTORS = frozenset({"&", "and", ","})
+
+
+def _path(category: str) -> _Path:
+    levels = category_levels(category)
+    return _Path(category.strip(), category.strip().lower(), levels, [w.lower() for w in levels],
+                 " > " if _SEPARATORS.search(category) else " ")
+
+
+def _paths(category: str) -> tuple[_Path, ...]:
+    """The item's category paths, parsed: a catalog has few distinct category strings (777 here)."""
+    hit = _PATHS.get(category)
+    if hit is None:
+        if len(_PATHS) >= 200_000:
+            _PATHS.clear()
+        hit = _PATHS[category] = tuple(_path(c) for c in split_categories(category))
+    return hit
+
+
+def _compare(a: _Path, b: _Path, root_levels: int) -> tuple[str, str]:
+    if not a.text or not b.text:
         return "", ""
-    if a.strip().lower() == b.strip().lower():
-        return "category", a.strip()
-    la, lb = category_levels(a), category_levels(b)
-    n = 0
-    while n < min(len(la), len(lb)) and la[n].lower() == lb[n].lower():
+    if a.low == b.low:
+        return "category", a.text
+    la, lb = a.low_levels, b.low_levels
+    n, most = 0, min(len(la), len(lb))
+    while n < most and la[n] == lb[n]:
         n += 1
     # Strip a dangling connector ("Lab &") so the shared words read as a name.
-    while n > 0 and la[n - 1] in {"&", "and", ","}:
+    while n > 0 and a.levels[n - 1] in _CONNECTORS:
         n -= 1
     if n > root_levels:
-        joiner = " > " if _SEPARATORS.search(a) else " "
-        return "category_parent", joiner.join(la[:n])
+        return "category_parent", a.joiner.join(a.levels[:n])
     return "", ""
+
+
+def shared_category(a: str, b: str, root_levels: int) -> tuple[str, str]:
+    """("category", whole) if equal; ("category_parent", shared prefix) if they agree beyond the root; else ("", "")."""
+    if not a.strip() or not b.strip():
+        return "", ""
+    return _compare(_path(a), _path(b), root_levels)
 
 
 def shared_attributes(candidate: Item, other: Item, root_levels: int) -> tuple[tuple[str, ...], str]:
@@ -82,16 +113,17 @@ def shared_attributes(candidate: Item, other: Item, root_levels: int) -> tuple[t
     return ((kind,) if kind else ()), text
 
 
-@functools.lru_cache(maxsize=65536)
+_RANK = {"category": 0, "category_parent": 1}
+
+
 def _category_match(category_a: str, category_b: str, root_levels: int) -> tuple[str, str]:
     """The best-matching pair of the two items' category paths (an item may have several: "Drama;
-    Romance"): ("category" | "category_parent" | "", shared text). Memoised on the category pair
-    alone (a catalog has far fewer categories than brand-and-category pairs: 777 against 2,737
-    here, so new shoppers' pairs mostly hit)."""
-    pairs = [shared_category(a, b, root_levels) for a in split_categories(category_a)
-             for b in split_categories(category_b)]
-    return min(pairs, key=lambda kt: ({"category": 0, "category_parent": 1}.get(kt[0], 2), -len(kt[1])),
-               default=("", ""))
+    Romance"): ("category" | "category_parent" | "", shared text)."""
+    pa, pb = _paths(category_a), _paths(category_b)
+    if len(pa) == 1 and len(pb) == 1:
+        return _compare(pa[0], pb[0], root_levels)
+    pairs = [_compare(a, b, root_levels) for a in pa for b in pb]
+    return min(pairs, key=lambda kt: (_RANK.get(kt[0], 2), -len(kt[1])), default=("", ""))
 
 
 def history_evidence(candidate: Item, candidate_vec: np.ndarray, history: Sequence[Item], history_vecs: np.ndarray,
@@ -121,6 +153,35 @@ def history_evidence(candidate: Item, candidate_vec: np.ndarray, history: Sequen
 
 _MEMO: dict[tuple[str, str], tuple[Item, Item, float, HistoryEvidence]] = {}
 _MEMO_MAX = 500_000
+_SHARED: dict[tuple[bool, str, str, int], tuple[tuple[str, ...], str]] = {}
+_SHARED_MAX = 200_000
+_BRAND_KEYS: dict[str, str] = {}
+_NO_EVIDENCE = float("-inf")
+
+
+def _brand_key(brand: str) -> str:
+    key = _BRAND_KEYS.get(brand)
+    if key is None:
+        if len(_BRAND_KEYS) >= _SHARED_MAX:
+            _BRAND_KEYS.clear()
+        key = _BRAND_KEYS[brand] = brand.strip().lower()
+    return key
+
+
+def _shared(candidate: Item, item: Item, root_levels: int) -> tuple[tuple[str, ...], str]:
+    """`shared_attributes`, memoised on what it reads (same brand or not, the two category paths):
+    a catalog has far fewer of those than item pairs (777 categories here), so a new shopper's
+    pairs mostly hit."""
+    brand = _brand_key(candidate.brand)
+    key = (bool(brand) and brand == _brand_key(item.brand), candidate.category, item.category, root_levels)
+    hit = _SHARED.get(key)
+    if hit is None:
+        kind, text = _category_match(candidate.category, item.category, root_levels)
+        shared = ("brand", kind) if key[0] and kind else ("brand",) if key[0] else (kind,) if kind else ()
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        hit = _SHARED[key] = (shared, text)
+    return hit
 
 
 def _evidence(candidate: Item, item: Item, similarity: float, root_levels: int) -> HistoryEvidence:
@@ -131,7 +192,7 @@ def _evidence(candidate: Item, item: Item, similarity: float, root_levels: int) 
     hit = _MEMO.get(key)
     if hit is not None and hit[0] is candidate and hit[1] is item and hit[2] == similarity:
         return hit[3]
-    shared, cat = shared_attributes(candidate, item, root_levels)
+    shared, cat = _shared(candidate, item, root_levels)
     ev = HistoryEvidence(item_id=item.id, similarity=similarity, shared=shared, shared_category=cat)
     if len(_MEMO) >= _MEMO_MAX:
         _MEMO.clear()
@@ -151,7 +212,8 @@ def evidence_for_candidates(candidates: Sequence[Item], candidate_vecs: np.ndarr
     first: dict[str, int] = {}
     for i, item in enumerate(history):
         first.setdefault(item.id, i)
-    rows = np.fromiter(first.values(), dtype=np.int64, count=len(first))
+    rows = list(first.values())
+    distinct = [history[r] for r in rows]
     sims = np.asarray(history_vecs, dtype=np.float32)[rows] @ np.asarray(candidate_vecs, dtype=np.float32).T
     position = {iid: j for j, iid in enumerate(first)}
     for c, cand in enumerate(candidates):
@@ -163,6 +225,6 @@ def evidence_for_candidates(candidates: Sequence[Item], candidate_vecs: np.ndarr
     order = order.T.tolist()
     out = []
     for cand, js, ss in zip(candidates, order, chosen):
-        out.append(tuple(_evidence(cand, history[rows[j]], round(s, 6), root_levels)
-                         for j, s in zip(js, ss) if s != -np.inf))
+        out.append(tuple([_evidence(cand, distinct[j], round(s, 6), root_levels)
+                          for j, s in zip(js, ss) if s != _NO_EVIDENCE]))
     return out

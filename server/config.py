@@ -100,6 +100,9 @@ class ServerConfig(Settings):
     batch_in_flight: int = setting(0, "Recommend batches worked on at once per process (0: one per core the process "
                                    "has, i.e. cores / workers, at least 1: a batch's forward pass and search use one "
                                    "core)")
+    gc_gen0_threshold: int = setting(50_000, "once loaded, freeze the loaded objects out of the garbage collector's "
+                                     "walks and run young collections every this many allocations (0: Python's "
+                                     "defaults); see server/gc_tuning.py")
     justification_cache_size: int = setting(50_000, "justifications kept in memory (LRU) so a repeated Explain / "
                                                "Recommend(explain) makes no LLM call; 0 disables the cache")
     workers: int = setting(1, "serving processes sharing the port (SO_REUSEPORT), each with its own ranker, caches "
@@ -155,6 +158,7 @@ class ServerConfig(Settings):
         if not 1 <= self.default_k <= self.max_k:
             raise ValueError(f"default_k must be in 1..max_k={self.max_k} (got {self.default_k})")
         for name in ("min_llm_budget_s", "deadline_margin_s", "explain_deadline_s", "grace_s", "batch_max_wait_ms",
+                     "gc_gen0_threshold",
                      "justification_cache_size"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (got {getattr(self, name)})")

@@ -95,6 +95,8 @@ async def run_server(config: "ServerConfig", worker: bool = False, bind_after_lo
             rc = 1
         else:
             service = loading.result()
+            from server.gc_tuning import tune_for_serving
+            tune_for_serving(config.gc_gen0_threshold)
             if worker:
                 print(json.dumps({"loaded": True}), flush=True)
             if before_serving is not None and not await _done_before(before_serving(), stopping):

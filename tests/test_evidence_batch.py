@@ -39,3 +39,25 @@ def test_an_upserted_item_is_not_served_from_the_memo():
     b2 = dataclasses.replace(b, brand="Other")           # the same id, a new brand
     again = evidence_for_candidates([a], vecs[:1], [b2], vecs[1:], 0)[0][0]
     assert again.shared == () and again.similarity == first.similarity
+
+
+def test_memoised_sharing_matches_shared_attributes():
+    """`_shared` (memoised on same-brand and the two category strings) says what shared_attributes
+    says, for brands differing in case and spaces, several paths per item, separators and a
+    dangling connector; asked twice, the memo answers the same."""
+    from ranker.evidence import _shared, shared_attributes
+    items = [Item("a", "t", "Drama; Romance", " ACME "), Item("b", "t", "Romance; Comedy", "acme"),
+             Item("c", "t", "Home > Kitchen > Pans", ""), Item("d", "t", "Home > Kitchen > Pots", "Bolt"),
+             Item("e", "t", "Home > Garden", "bolt "), Item("f", "t", "", "Acme"),
+             Item("g", "t", "Lab & Scientific Products Lab & Tools", ""),
+             Item("h", "t", "Lab & Scientific Products Lab & Supplies", "")]
+    seen = set()
+    for a in items:
+        for b in items:
+            for root in (0, 1, 2):
+                want = shared_attributes(a, b, root)
+                assert _shared(a, b, root) == want == _shared(a, b, root)
+                seen.update(want[0])
+    assert seen == {"brand", "category", "category_parent"}
+    assert shared_attributes(items[6], items[7], 1) == (("category_parent",), "Lab & Scientific Products Lab")
+    assert shared_attributes(items[2], items[3], 1) == (("category_parent",), "Home > Kitchen")
