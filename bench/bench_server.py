@@ -7,7 +7,8 @@
    `explainrec serve` runs `--workers` processes (default here: one per core; the CPU per call
    counts all of them), and each client has its own connection.
    Writes echo_rps, recommend_rps and their ratio at 64 clients, p50/p99 at each level, the
-   serving event loop's lag p99 under load (from its /metrics), and the ranker's own
+   serving event loops' lag p99 during the heaviest level (from the lag histogram on its /metrics, read
+   before and after the level), and the ranker's own
    single-call latency in this process for reference.
 1b. The 1M-item index the auto-choice picks (`bench/bench_index.py`): top-100 p50 on one thread
    and recall@100 against exact search (--index-items 0 skips it).
@@ -150,6 +151,39 @@ def metric_value(port: int, name: str) -> float | None:
         if line.startswith(name + " "):
             return float(line.split()[1])
     return None
+
+
+def lag_buckets(port: int) -> dict[float, float]:
+    """The serving loops' lag histogram from /metrics: upper bound (s) -> samples at or below it, summed
+    over the workers (prometheus_client's multiprocess mode sums histograms)."""
+    import urllib.request
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    out: dict[float, float] = {}
+    for line in text.splitlines():
+        if line.startswith("explainrec_event_loop_lag_seconds_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            bound = float("inf") if le == "+Inf" else float(le)
+            out[bound] = out.get(bound, 0.0) + float(line.split()[-1])
+    return out
+
+
+def histogram_quantile(q: float, before: dict[float, float], after: dict[float, float]) -> float | None:
+    """The q-quantile of the samples taken between two readings of a cumulative histogram, interpolated
+    linearly inside its bucket (Prometheus's histogram_quantile); None without samples. In the last
+    finite bucket or beyond, the highest finite bound."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    total = counts[-1] if counts else 0.0
+    if total <= 0:
+        return None
+    rank, lower, below = q * total, 0.0, 0.0
+    for bound, cum in zip(bounds, counts):
+        if cum >= rank:
+            if bound == float("inf"):
+                return lower
+            return lower + (bound - lower) * ((rank - below) / (cum - below) if cum > below else 1.0)
+        lower, below = bound, cum
+    return lower
 
 
 def load_average() -> list[float]:
@@ -455,12 +489,18 @@ def main() -> int:
             svc.wait_serving()
             levels = {}
             for c in args.clients:
+                heaviest = c == max(args.clients)
+                before = lag_buckets(svc.metrics_port) if heaviest and svc.metrics_port else None
                 levels[str(c)] = asyncio.run(load_test(svc.target, users, c, args.duration, args.k, svc.cpu_s))
-                if c == max(args.clients):     # the lag monitor's window now covers the heaviest load
+                if heaviest:
                     out["load_average_during_load"] = load_average()
-                    if svc.metrics_port:
-                        lag = metric_value(svc.metrics_port, "explainrec_event_loop_lag_p99_seconds")
-                        out["event_loop_lag_ms_p99"] = None if lag is None else round(lag * 1e3, 2)
+                if before is not None:
+                    # the lag of the samples taken during this level (its warm-up included), every worker's;
+                    # the server's own p99 gauge covers its last 3,000 samples, i.e. the lighter level before too
+                    lag = histogram_quantile(0.99, before, lag_buckets(svc.metrics_port))
+                    out["event_loop_lag_ms_p99"] = None if lag is None else round(lag * 1e3, 2)
+                    window = metric_value(svc.metrics_port, "explainrec_event_loop_lag_p99_seconds")
+                    out["event_loop_lag_ms_p99_server_window"] = None if window is None else round(window * 1e3, 2)
             out["recommend_no_explanations_by_clients"] = levels
         finally:
             out["recommend_no_explanations_server_exit"] = svc.stop()

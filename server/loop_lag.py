@@ -14,7 +14,7 @@ import time
 from prometheus_client import Gauge, Histogram
 
 LAG = Histogram("explainrec_event_loop_lag_seconds", "how late the serving event loop ran a timer",
-                buckets=(.0005, .001, .002, .005, .01, .025, .05, .1, .25, 1))
+                buckets=(.0005, .001, .002, .003, .004, .005, .0075, .01, .015, .025, .05, .1, .25, 1))
 LAG_P99 = Gauge("explainrec_event_loop_lag_p99_seconds", "p99 event-loop lag over the monitor's recent window "
                 "(with workers: the worst live worker's)", multiprocess_mode="livemax")
 
