@@ -200,7 +200,7 @@ def load_ranker(catalog, workdir: Path, zero_shot: bool):
 
 # -- part 1 -----------------------------------------------------------------------------------
 async def load_test(target: str, users: list[str], concurrency: int, duration_s: float, k: int,
-                    server_cpu) -> dict:
+                    server_cpu, warm_s: float | None = None) -> dict:
     import grpc
     from protos.explainrec.v1 import explainrec_pb2 as pb
     from protos.explainrec.v1 import explainrec_pb2_grpc as pb_grpc
@@ -225,7 +225,7 @@ async def load_test(target: str, users: list[str], concurrency: int, duration_s:
             except grpc.aio.AioRpcError as err:
                 errors[err.code().name] = errors.get(err.code().name, 0) + 1
 
-    warm_until = time.perf_counter() + min(3.0, duration_s / 4)
+    warm_until = time.perf_counter() + (min(3.0, duration_s / 4) if warm_s is None else warm_s)
     await asyncio.gather(*(client(s, warm_until, False) for s in stubs))
     server_cpu0, client_cpu0 = server_cpu(), time.process_time()
     t0 = time.perf_counter()
