@@ -68,6 +68,9 @@ class ItemFacts:
     reason: str = ""
     reason_id: str = ""
     reason_name: str = ""
+    # the shopper's text query, cleaned, when the item matches it (explainer/search_match.py; "" none):
+    # the reply opens with it, and the verifier's search_claim rule allows exactly that claim
+    search: str = ""
 
     def text(self) -> str:
         return " ".join(self.lines)

@@ -152,7 +152,9 @@ class Explainer:
                            trace: Trace, deadline_at: float | None = None) -> Justification:
         """deadline_at (time.monotonic()): the call's deadline, which this LLM call may use to the end;
         without one, the per-call timeout request_timeout_s."""
-        if facts.reason:   # no link with the history: the weak reason, worded as it is, needs no model
+        if facts.reason or (facts.search and not facts.anchor_name):
+            # no link with the history: the weak reason, or the search the item matches, worded as it is,
+            # needs no model
             return self._template(facts, FALLBACK_WEAK_REASON)
         client = self.client
         prompt = self.prompt.render(names, facts)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 
 from explainer.facts import ItemFacts
+from explainer.search_match import without_search_sentence
 
 # placeholders: letters only, so the grammar's word patterns treat them as words
 _ITEM, _ANCHOR, _BRAND, _CAT, _VAL, _NUM = "xitemx", "xanchorx", "xbrandx", "xcatx", "xvalx", "xnumx"
@@ -77,5 +78,8 @@ def placeholders(text: str, facts: ItemFacts) -> str:
 
 
 def off_shape(text: str, facts: ItemFacts) -> bool:
-    """The text is not one of the accepted sentence shapes."""
+    """The text is not one of the accepted sentence shapes (after the search sentence the system
+    writes for a text query, explainer/search_match.py)."""
+    if facts.search:
+        text = without_search_sentence(text)
     return _SENTENCE.fullmatch(placeholders(text, facts)) is None

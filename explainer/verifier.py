@@ -18,6 +18,7 @@ from explainer.links import CoPurchases, LinkKind
 from explainer.makers import Makers
 from explainer.names import name_problem
 from explainer.price_compare import price_claim
+from explainer.search_match import mask_search, search_claim, states_search
 from explainer.shapes import off_shape as _off_shape
 from explainer.text import clean_text
 
@@ -124,10 +125,15 @@ class Context:
     stated: tuple[LinkKind, ...] = ()     # link kinds the text states and the facts support
     claimed: tuple[LinkKind, ...] = ()    # link kinds the text claims, supported or not
     notes: dict = field(default_factory=dict)
+    raw_text: str = ""     # the text as written; `text` has the quoted search masked (below)
 
     def __post_init__(self) -> None:
         f = self.facts
-        self.facts_text = " ".join(f.lines) + f' "{f.item_name}" "{f.anchor_name}"'
+        # the shopper's search is data: quoted, it is masked in the text, the prefill and the facts alike,
+        # so its words license nothing outside the quotes ("…say FREE" does not make "free" a fact)
+        self.raw_text = self.text
+        self.text, self.prefill = mask_search(self.text, f.search), mask_search(self.prefill, f.search)
+        self.facts_text = mask_search(" ".join(f.lines), f.search) + f' "{f.item_name}" "{f.anchor_name}"'
         self.own = self.text[len(self.prefill):] if self.prefill and self.text.startswith(self.prefill) else self.text
         self.unnamed = _without_names(self.text, f)
         self.own_unnamed = _without_names(self.own, f)
@@ -310,6 +316,8 @@ def no_reason(c: Context) -> bool:
     few shoppers who bought the named history item too, or the model's closest one): a description
     ("You may like the Trash Dolly from Dollies by Rubbermaid") is no reason to the shopper."""
     f = c.facts
+    if states_search(c.raw_text, f.search):
+        return False   # the search the item matches is the reason (explainer/search_match.py)
     if f.reason == "model_history":   # no history item to name: the model's ranking is the reason
         return not f.links and not re.search(r"\bour model\b", c.text, re.I)
     return bool(f.reason) and not f.links and not (f.reason_name and mentions(c.text, f.reason_name))
@@ -424,6 +432,7 @@ RULE_TABLE: tuple[Rule, ...] = (
     Rule("negation", negation, "hallucination"),
     Rule("evaluative", evaluative, "hallucination"),
     Rule("price_claim", price_claim, "hallucination"),   # explainer/price_compare.py
+    Rule("search_claim", search_claim, "hallucination"),   # explainer/search_match.py
     Rule("brand_not_maker", brand_not_maker, "hallucination"),
     Rule("because_link", because_link, "link"),
     Rule("missing_link", missing_link, "link"),

@@ -80,6 +80,8 @@ CASES = {
     "negation": f"Because you bought the {A}, you may like the {I}, which is not a product of the Senco A209909.",
     "evaluative": f"Because you bought the {A}, you may like the {I}, which is a high-end choice by Hillman.",
     "price_claim": f"Because you bought the {A}, you may like the {I}, which is also by Hillman and cheaper.",
+    "search_claim": f'It matches your search for "hex nut". Because you bought the {A}, you may like the {I}, '
+                    f'which is also by Hillman.',
     "because_link": f"Because you bought the {A}, you may like the {I}, which is a Stainless Steel Hex Nut.",
     "missing_link": f"You may like the {I} in Locknuts.",
     "no_mention": "This is a great choice for anyone who works with wood.",
