@@ -48,7 +48,7 @@ def main() -> int:
         try:
             for q in args.queries.split(","):
                 prep = pipe.prepare(RankQuery(user_id=args.user, text=q, k=args.k))
-                recs, _ = await pipe.justify(prep, use_llm=bool(args.url))
+                recs, _ = await pipe.justify(prep, use_llm=bool(args.url), deadline_s=600.0 if args.url else None)
                 for r, f in zip(recs, prep.facts):
                     j = r.justification
                     assert j is not None
