@@ -21,8 +21,8 @@ from explainer.facts import ItemFacts, compute_reply_facts
 from explainer.link_feedback import LinkPreferences
 from explainer.prompts import FallbackTemplate, Prompt, PromptTemplate
 from explainer.read_model import CatalogReadModel, CatalogSource
-from explainer.types import (FALLBACK_DEADLINE, FALLBACK_DISABLED, FALLBACK_LLM_UNAVAILABLE, FALLBACK_VERIFIER,
-                             FALLBACK_WEAK_REASON,
+from explainer.types import (FALLBACK_DEADLINE, FALLBACK_DISABLED, FALLBACK_LLM_UNAVAILABLE, FALLBACK_SEARCH,
+                             FALLBACK_VERIFIER, FALLBACK_WEAK_REASON,
                              SOURCE_LLM, SOURCE_TEMPLATE, Justification, StreamEvent)
 from explainer.verifier import RULES, Verdict, Verifier
 from ranker.types import Candidate
@@ -152,10 +152,10 @@ class Explainer:
                            trace: Trace, deadline_at: float | None = None) -> Justification:
         """deadline_at (time.monotonic()): the call's deadline, which this LLM call may use to the end;
         without one, the per-call timeout request_timeout_s."""
-        if facts.reason or (facts.search and not facts.anchor_name):
-            # no link with the history: the weak reason, or the search the item matches, worded as it is,
-            # needs no model
-            return self._template(facts, FALLBACK_WEAK_REASON)
+        if not facts.anchor_name and (facts.search or facts.reason):
+            # no link with the history: the search the item matches, or else the weak reason, worded as it
+            # is, needs no model
+            return self._template(facts, FALLBACK_SEARCH if facts.search else FALLBACK_WEAK_REASON)
         client = self.client
         prompt = self.prompt.render(names, facts)
         t0 = time.perf_counter()

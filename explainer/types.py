@@ -20,6 +20,9 @@ class FallbackReason(enum.StrEnum):
     # no link with the history: the template states the weak reason as it is (explainer.links.weak_reason);
     # the model is not asked, as it words "a few shoppers" or "our model" no better and may overstate them
     WEAK_REASON = "weak_reason"
+    # no link with the history, and the item matches the shopper's text query: the template states the match
+    # (explainer.search_match); the model is not asked, for the same reason
+    SEARCH = "search"
 
 
 # the names the code has always used
@@ -30,6 +33,7 @@ FALLBACK_DEADLINE = FallbackReason.DEADLINE
 FALLBACK_VERIFIER = FallbackReason.VERIFIER
 FALLBACK_DISABLED = FallbackReason.DISABLED
 FALLBACK_WEAK_REASON = FallbackReason.WEAK_REASON
+FALLBACK_SEARCH = FallbackReason.SEARCH
 
 
 @dataclass(frozen=True)

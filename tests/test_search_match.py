@@ -2,15 +2,19 @@
 the template and the prefill open with it, the verifier allows exactly that claim, the query stays data."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import pytest
 
+from explainer.config import ExplainerConfig
 from explainer.pipeline import Recommendation, RecommendPipeline
 from explainer.prompts import FallbackTemplate, PromptTemplate
 from explainer.search_match import MAX_CHARS, clean_query, matches, search_line
+from explainer.service import Explainer, Trace
 from ranker.types import Candidate, HistoryEvidence
 from store.catalog import Item
+from tests.test_links import _MiniCatalog as _Items
 from tests.test_verifier_rules import BROAD, LINKED, NUT, TAPE, failed
 
 FALLBACK = FallbackTemplate()
@@ -62,6 +66,10 @@ def test_the_search_replaces_the_weak_reason():
     assert tape.evidence_ids == () and BROAD.evidence_ids    # the text no longer cites a history item
     assert failed(text, tape) == ()
     assert "no_reason" in failed(f"You may like the {BROAD.item_name}.", tape)   # a description is still no reason
+    # with the LLM on, the template answers at once (no model call: nothing listens on port 9), marked "search"
+    on = Explainer.from_catalog(ExplainerConfig(enabled=True, vllm_url="http://127.0.0.1:9"), _Items([TAPE]))
+    j = asyncio.run(on._explain_one([], [], tape, Trace(tape)))
+    assert (j.text, j.source, j.fallback_reason, j.evidence_ids) == (text, "template", "search", ())
 
 
 def test_the_verifier_allows_the_search_claim_only_with_its_fact():
