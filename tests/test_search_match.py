@@ -115,6 +115,7 @@ def test_recommend_over_grpc_with_a_query_says_the_item_matches_it(template_serv
     with template_server.client() as client:
         reply = client.recommend(user_id=some_user, query=query, k=4, explain=True)
         plain = client.recommend(user_id=some_user, k=4, explain=True)
+        streamed = list(client.stream_recommend(user_id=some_user, query=query, k=4))
     assert reply.items and reply.items[0].item.id == item.id
     said = [it for it in reply.items if "matches your search" in it.justification.text]
     assert said and reply.items[0] in said
@@ -126,4 +127,12 @@ def test_recommend_over_grpc_with_a_query_says_the_item_matches_it(template_serv
         if it not in said:
             assert not matches(query, it.item.title, it.query_match)
     assert plain.items and not any("search" in it.justification.text for it in plain.items)
-
+    # streamed, the same texts arrive as chunks that join into each final
+    chunks: dict[str, str] = {}
+    finals = {}
+    for m in streamed[1:]:
+        if m.WhichOneof("event") == "chunk":
+            chunks[m.chunk.item_id] = chunks.get(m.chunk.item_id, "") + m.chunk.delta
+        else:
+            finals[m.final.item_id] = m.final.justification.text
+    assert finals == {it.item.id: it.justification.text for it in reply.items} == chunks
