@@ -105,12 +105,15 @@ def shared_category(a: str, b: str, root_levels: int) -> tuple[str, str]:
 
 def shared_attributes(candidate: Item, other: Item, root_levels: int) -> tuple[tuple[str, ...], str]:
     """(names of shared attributes, shared category text)."""
-    brand = candidate.brand.strip()
-    same_brand = bool(brand) and brand.lower() == other.brand.strip().lower()
+    brand = candidate.brand.strip().lower()
     kind, text = _category_match(candidate.category, other.category, root_levels)
+    return _shared_names(bool(brand) and brand == other.brand.strip().lower(), kind), text
+
+
+def _shared_names(same_brand: bool, kind: str) -> tuple[str, ...]:
     if same_brand:
-        return (("brand", kind) if kind else ("brand",)), text
-    return ((kind,) if kind else ()), text
+        return ("brand", kind) if kind else ("brand",)
+    return (kind,) if kind else ()
 
 
 _RANK = {"category": 0, "category_parent": 1}
@@ -177,10 +180,9 @@ def _shared(candidate: Item, item: Item, root_levels: int) -> tuple[tuple[str, .
     hit = _SHARED.get(key)
     if hit is None:
         kind, text = _category_match(candidate.category, item.category, root_levels)
-        shared = ("brand", kind) if key[0] and kind else ("brand",) if key[0] else (kind,) if kind else ()
         if len(_SHARED) >= _SHARED_MAX:
             _SHARED.clear()
-        hit = _SHARED[key] = (shared, text)
+        hit = _SHARED[key] = (_shared_names(key[0], kind), text)
     return hit
 
 
