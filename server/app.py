@@ -68,7 +68,8 @@ class RecService:
         1-2) through the model's batcher. Justifications written with the old model's evidence go."""
         pipeline = RecommendPipeline(self.catalog, ranker, self.explainer, self.justifications)
         batcher = DynamicBatcher(pipeline.rank_many, self._pool, BatcherConfig(
-            self.config.batch_max_size, self.config.batch_max_wait_ms / 1000.0, self.config.batches_in_flight()),
+            self.config.batch_max_size, self.config.batch_max_wait_ms / 1000.0, self.config.batches_in_flight(),
+            self.config.batch_resume_chunk),
             on_batch=metrics.BATCH_SIZE.observe)
         if getattr(self, "_serving", None) is not None and self.justifications is not None:
             self.justifications.clear()

@@ -97,6 +97,9 @@ class ServerConfig(Settings):
     batch_max_wait_ms: float = setting(0.0, "how long the first Recommend call of a batch waits for others to join "
                                        "(0: batch only the calls that queued while the previous batch ran: a lone "
                                        "caller never waits, and under load the queue fills while batches run)")
+    batch_resume_chunk: int = setting(2, "callers of a finished Recommend batch woken per event-loop turn (the rest "
+                                      "in the next turns): a whole batch woken at once builds all its replies in "
+                                      "one turn while timers and new calls wait")
     batch_in_flight: int = setting(0, "Recommend batches worked on at once per process (0: one per core the process "
                                    "has, i.e. cores / workers, at least 1: a batch's forward pass and search use one "
                                    "core)")
@@ -145,7 +148,7 @@ class ServerConfig(Settings):
                 raise ValueError(f"{name} must be a readable file (got {path!r})")
         for name in ("max_message_bytes", "max_concurrent_rpcs", "max_k", "max_history",
                      "max_items_per_call", "max_text_chars", "batch_concurrency", "ranker_threads",
-                     "search_threads", "batch_max_size"):
+                     "search_threads", "batch_max_size", "batch_resume_chunk"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
         if self.batch_in_flight < 0:

@@ -108,3 +108,36 @@ def test_a_batch_wide_failure_reaches_every_call_and_the_batcher_goes_on():
             return first, second
     first, second = asyncio.run(run())
     assert all(isinstance(r, RuntimeError) for r in first) and second == 5
+
+
+def test_a_finished_batch_wakes_its_callers_a_few_per_loop_turn():
+    """resume_chunk: a batch of 8 with chunk 2 wakes its callers over 4 loop turns, so a timer or a
+    new call waits for two replies, not eight; with chunk 8 they all wake in one turn."""
+    def turns_seen(chunk: int) -> set[int]:
+        batcher = DynamicBatcher(lambda items: list(items), None, BatcherConfig(max_batch=8, max_wait_s=0.05,
+                                                                                resume_chunk=chunk))
+
+        async def run() -> set[int]:
+            turn = 0
+
+            async def ticker() -> None:
+                nonlocal turn
+                while True:
+                    turn += 1
+                    await asyncio.sleep(0)
+
+            async def call(n: int) -> int:
+                await batcher.submit(n)
+                return turn
+
+            tick = asyncio.create_task(ticker())
+            woke = await asyncio.gather(*(call(n) for n in range(8)))
+            tick.cancel()
+            assert batcher.batches == 1
+            return set(woke)
+        return asyncio.run(run())
+
+    assert len(turns_seen(8)) == 1
+    assert len(turns_seen(2)) >= 4
+    with pytest.raises(ValueError, match="resume_chunk"):
+        BatcherConfig(resume_chunk=0)
