@@ -136,8 +136,9 @@ class RecommendPipeline:
         facts = self.facts(history, recs)
         if query.similar_to:
             facts = self._with_price_comparison(query.similar_to, recs, facts)
-        if query.text and clean_query(query.text):
-            facts = self._with_search(query.text, recs, facts)
+        search = clean_query(query.text) if query.text else ""
+        if search:
+            facts = self._with_search(search, recs, facts)
         return Prepared(query, tuple(recs), tuple(history), tuple(facts))
 
     def _with_price_comparison(self, reference_id: str, recs: Sequence[Recommendation],
@@ -154,19 +155,19 @@ class RecommendPipeline:
         return out
 
     @staticmethod
-    def _with_search(text: str, recs: Sequence[Recommendation], facts: Sequence["ItemFacts"]) -> list["ItemFacts"]:
+    def _with_search(search: str, recs: Sequence[Recommendation], facts: Sequence["ItemFacts"]) -> list["ItemFacts"]:
         """A text query: each item that matches it (explainer/search_match.py: the ranker's query_match
         and the query's words in the title) gains the fact and `search`, so the reply opens with "It
         matches your search for ..." and the verifier allows that claim. Without a history link the
         search replaces the weak reason, which no longer names (or cites) a history item."""
         out = []
         for r, f in zip(recs, facts):
-            if not matches(text, r.item.title, r.candidate.query_match):
+            if not matches(search, r.item.title, r.candidate.query_match):
                 out.append(f)
                 continue
             cited = f.evidence_ids if f.anchor_id else ()
-            out.append(dataclasses.replace(f, lines=f.lines + (search_line(f.item_name, text),),
-                                           search=clean_query(text), evidence_ids=cited))
+            out.append(dataclasses.replace(f, lines=f.lines + (search_line(f.item_name, search),),
+                                           search=search, evidence_ids=cited))
         return out
 
     # -- 5. justify ----------------------------------------------------------------------

@@ -158,25 +158,15 @@ _MEMO: dict[tuple[str, str], tuple[Item, Item, float, HistoryEvidence]] = {}
 _MEMO_MAX = 500_000
 _SHARED: dict[tuple[bool, str, str, int], tuple[tuple[str, ...], str]] = {}
 _SHARED_MAX = 200_000
-_BRAND_KEYS: dict[str, str] = {}
 _NO_EVIDENCE = float("-inf")
-
-
-def _brand_key(brand: str) -> str:
-    key = _BRAND_KEYS.get(brand)
-    if key is None:
-        if len(_BRAND_KEYS) >= _SHARED_MAX:
-            _BRAND_KEYS.clear()
-        key = _BRAND_KEYS[brand] = brand.strip().lower()
-    return key
 
 
 def _shared(candidate: Item, item: Item, root_levels: int) -> tuple[tuple[str, ...], str]:
     """`shared_attributes`, memoised on what it reads (same brand or not, the two category paths):
     a catalog has far fewer of those than item pairs (777 categories here), so a new shopper's
     pairs mostly hit."""
-    brand = _brand_key(candidate.brand)
-    key = (bool(brand) and brand == _brand_key(item.brand), candidate.category, item.category, root_levels)
+    brand = candidate.brand.strip().lower()
+    key = (bool(brand) and brand == item.brand.strip().lower(), candidate.category, item.category, root_levels)
     hit = _SHARED.get(key)
     if hit is None:
         kind, text = _category_match(candidate.category, item.category, root_levels)
