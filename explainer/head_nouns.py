@@ -32,7 +32,7 @@ DESCRIPTORS = frozenset("""
 clean free proof waterproof resistant great quick wide sterile disposable straight professional female male
 variable bipolar senior out up down precision heavy portable duty grade quality purpose strength performance
 capacity use usage style type design series edition version long short ultra extra super small large big mini
-one two three four five six ten twin single double triple form
+one two three four five six ten twin single double triple form width length height thickness diameter depth
 """.split())
 _COLOURS = frozenset("""
 black white red green blue yellow orange purple pink violet brown grey gray silver gold golden clear transparent
@@ -99,6 +99,17 @@ def is_head_noun(word: str, category: str = "") -> bool:
         lemma = _lexicon().getAllLemmas(last or low).get("VERB", (last,))[0]
         return last == lemma or last in (lemma + "s", lemma + "es")
     return False   # an adjective, adverb, determiner, … only
+
+
+def participle(word: str) -> bool:
+    """A verb's -ing or -ed form ("Drilling", "Shielded"), even where the lexicon also lists it as a noun:
+    in a title it may lean on the word before ("Self Drilling", "Single Row Shielded"). One the lexicon
+    also lists as an adjective ("Depressed", "Prepared") describes the word after it."""
+    low = word.lower().strip(".,")
+    if not low.endswith(("ing", "ed")) or "ADJ" in _lexicon_pos(low) or ACRONYM.match(word):   # "LED": no "lead"
+        return False
+    verbs = _lexicon().getAllLemmas(low).get("VERB", ()) if "VERB" in _lexicon_pos(low) else ()
+    return bool(verbs) and low not in verbs
 
 
 def base_of(name: str) -> str:

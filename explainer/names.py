@@ -17,7 +17,7 @@ import functools
 import re
 from typing import Iterable, Mapping, Sequence
 
-from explainer.head_nouns import ACRONYM, category_words, is_brand, is_head_noun, known_noun, singular_forms
+from explainer.head_nouns import ACRONYM, category_words, is_brand, is_head_noun, known_noun, participle, singular_forms
 from explainer.text import clean_text
 
 MAX_NAME_WORDS = 6
@@ -38,9 +38,16 @@ _MARKUP = re.compile(r"\{%\s*(\w+)[^{}]*%\}.*?\{%\s*end\1\s*%\}|\{\{[^{}]*\}\}|\
                      r"|<[^<>]{0,60}>|&[a-z]{2,8};|&#\d+;|\{\{|\}\}|\{%|%\}|\[/?[a-z]+\]|https?://\S*|www\.\S+", re.I)
 
 # Where a title's naming part ends or a new part begins.
-_SEGMENT_CUT = re.compile(r"\s*(?:,|;|:|\||\s-\s|\s–\s|\s—\s|\s/\s|\bwith\b|\bfor\b|\bw/|\bincludes?\b|\bfits\b|\bcompatible\b)\s*",
+_SEGMENT_CUT = re.compile(r"\s*(?:,|;|:|\||\s-\s|\s–\s|\s—\s|\s/\s|\bwith\b|\bfor\b|\bw/|\bincludes?\b|\bfits\b|\bfit(?=\s+for\b)|\bcompatible\b)\s*",
                           re.I)
 _BRACKETS = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|\{[^{}]*\}")
+# The cuts that open what a product goes with, not what it is: "Brass Nozzle for E3D", "Funnel For Metal Safety
+# Cans", "Applicator Bottle with Stainless Steel Needle", "Drum Sanding Kit - Fits Dremel - Includes …"
+_DEPENDENT_CUT = re.compile(r"\b(?:for|with|includes?|fits)\b|\bw/", re.I)
+# A count in words ("Set of 10", "Box of 100"): packaging, not the product ("Set of 10, LM555 (IC TIMER)")
+_PACKAGING = frozenset("set sets box boxes bag bags case cases lot lots bundle bundles package packages pkg pkgs carton"
+                       " cartons pair pairs roll rolls pack packs".split())
+_COUNT_PHRASE = re.compile(r"\b(?:" + "|".join(sorted(_PACKAGING)) + r")\s+of\s+\d[\d,]*\b", re.I)
 
 # The rest of a maker's name ("Duck Brand EZ Start Packing Tape", "Plumbing Products PVC Pipe Tee"): never a name's start
 _MAKER_TAIL = frozenset("brand brands products inc co corp llc ltd company industries manufacturing mfg".split())
@@ -49,7 +56,7 @@ CONNECTIVES = frozenset("a an the and or of for with by in on to from per at as 
 # Joins two plain words inside a name ("Kitchen and Bath Caulk"), never starts or ends one.
 _INNER_CONNECTIVES = frozenset("and & or of pack set kit".split())
 UNITS = frozenset("""
-mm cm m km in inch inches ft foot feet yd yds yard yards mil mils micron microns um
+mm cm m km meters metres in inch inches ft foot feet yd yds yard yards mil mils micron microns um
 oz ounce ounces fl lb lbs pound pounds kg g gr gram grams mg ml l liter liters litre litres gal gallon gallons qt quart
 v volt volts vac vdc w watt watts a amp amps mah kw hz khz mhz ghz ohm ohms psi bar rpm awg ga gauge deg degree degrees
 pcs pc pk pack packs piece pieces count ct each ea lot lots dozen
@@ -158,7 +165,7 @@ def _maker_like(run: Sequence[str], brand: str) -> bool:
 
 # Units that, after a word, name the product ("Foot Switch", "Rectangular Bar", "Pressure Gauge", "Value Pack"),
 # except after a measure word ("1.6 Cubic Foot")
-_UNIT_NOUNS = frozenset("bar gauge foot pack meter".split())
+_UNIT_NOUNS = frozenset("bar gauge foot pack meter meters metre metres".split())
 _MEASURE_WORDS = frozenset("cubic square sq cu linear board per".split())
 # Modifiers that take the word before them ("Vinyl Coated", "Powder Free", "Heavy Duty", "Food Grade"):
 # cut from a name's end, the pair goes, unless that word is the product's category noun.
@@ -210,41 +217,69 @@ def short_name(title: str, brand: str = "", category: str = "", max_words: int =
     plain = _plain_title(safe, brand_words)
     if plain and is_head_noun(plain.split()[-1], category):
         return plain
-    body = _BRACKETS.sub(" ", safe)
-    segments = [s for s in _SEGMENT_CUT.split(body) if s and s.strip()]
-    # each run cut back to its head noun; a run that is only the brand, or holds no noun, names nothing
-    # ("Silica Gel" by the brand Silica Gel still says what it is); runs of acronyms only ("JST SM")
-    # are model names, used when nothing else is there
-    raw_runs = [[r for r in _runs(seg, brand_words, brand) if not (is_brand(" ".join(r), brand) and not known_noun(r[-1]))]
-                for seg in segments]
-    seg_runs = [[h for r in rs if (h := _to_head(r, category))] for rs in raw_runs]
-    if any(not _acronyms(r) for rs in seg_runs for r in rs):
-        seg_runs = [[r for r in rs if not _acronyms(r)] for rs in seg_runs]
+    body = _COUNT_PHRASE.sub(" ", safe)
+    segments = _segments(_BRACKETS.sub(" ", body))
+    raw_runs, seg_runs = _head_runs([seg for seg, _, _ in segments], brand_words, brand, category)
+    if not any(seg_runs):   # nothing outside brackets names it ("Set of 10, LM555 LM555CN (IC TIMER)"): inside them
+        inner = _segments(" , ".join(m.group(0)[1:-1] for m in _BRACKETS.finditer(body)))
+        inner_raw, inner_runs = _head_runs([seg for seg, _, _ in inner], brand_words, brand, category)
+        inner_runs = [[r for r in rs if r[-1].lower() not in _PACKAGING] for rs in inner_runs]   # "(3000 per Box)"
+        if any(inner_runs):
+            segments, raw_runs, seg_runs = inner, inner_raw, inner_runs
     if not any(seg_runs):
         if plain:   # a plain title with no noun to cut back to ("The Departed"): the title is its name
             return plain
         seg_runs = raw_runs
-    runs = [r for rs in seg_runs for r in rs]
     cat_stems = {s for w in re.findall(r"[A-Za-z]+", category or "") if len(w) > 2 for s in singular_forms(w)}
-    cat_stems -= {"industrial", "scientific", "product", "products", "supply", "supplies", "accessory", "accessories",
-                  "part", "parts", "tool", "tools", "other"}
+    cat_stems -= _GENERIC_CATEGORY_WORDS
+    cat_heads = _category_heads(category)
+    cat_nouns = _category_heads(category, generic=True)
 
     def is_category_word(w: str) -> bool:   # "Boards" holds "BreadBoard" too
         return bool(singular_forms(w) & cat_stems) or any(len(c) >= 4 and w.lower().endswith(c) for c in cat_stems)
 
     def holds_category(run: list[str]) -> bool:
         return any(is_category_word(w) for w in run)
-    # the first segment that holds a run of two or more words names the product; within it, the run
-    # that holds a category word (the product noun) wins, else the last one (the noun ends a title's head)
+
+    def holds_head(run: list[str]) -> bool:   # the category's own noun ("Extruders" of "3D Printer Extruders")
+        return any(singular_forms(w) & cat_heads for w in run)
+
+    def names_the_product(run: list[str]) -> bool:
+        """A category word, and the run does not end in one that only modifies the category's noun: "M6 3D
+        Printer" names a printer, not the nozzle in "3D Printer Extruders" or "3D Printer Accessories"."""
+        return holds_category(run) and not (is_category_word(run[-1]) and not singular_forms(run[-1]) & cat_nouns)
+    # "X for Y", "X with Y": the product is X. What follows "for" names what it fits (a printer, a safety can),
+    # often in the category's words ("3D Printer Accessories"), and so may the parts after it ("Kapton Tape for
+    # 3D Printers, RepRap"): it names the product only when X holds no run ("Diymall for Arduino Starter Kit"),
+    # and a later part only by the category's head noun ("… with Dispenser, 12 Pack Stretch Packing Wrap")
+    x_end = next((n for n, (_, dep, _) in enumerate(segments) if dep), len(segments))
+    x_runs = [r for rs in seg_runs[:x_end] for r in rs]
+    # X names something if it has a run of two words, a category word, a noun the lexicon knows, or any word
+    # once the brand is left out; without a brand one unknown word is more likely the maker ("Vacmaster 4
+    # Gallon, 5 Peak HP with …"), with it a coined noun ("Barbariol 3 PCS NTC3950 Thermistors for …")
+    def x_word(r: list[str]) -> bool:
+        return bool(brand_words) or known_noun(r[-1])
+    x_names = x_end < len(segments) and any(len(r) >= 2 or holds_category(r) or x_word(r) for r in x_runs)
+    if x_names:
+        seg_runs = seg_runs[:x_end] + [[] if dep else [r for r in rs if holds_head(r)]
+                                       for (_, dep, _), rs in zip(segments[x_end:], seg_runs[x_end:])]
+    runs = [r for rs in seg_runs for r in rs]
+    # the first segment that holds a run of two or more words names the product; within it, the run that
+    # holds a category word and names the product wins ("M6 3D Printer 0.4mm Extruder Brass Nozzle Print Head"
+    # in "3D Printer Extruders": "M6 3D Printer" names what it is for), then any with a category word, else the
+    # last one (the noun ends a title's head)
     first_at = next((n for n, rs in enumerate(seg_runs) if any(len(r) >= 2 for r in rs)), len(seg_runs))
     first = seg_runs[first_at] if first_at < len(seg_runs) else []
     early = [r for rs in seg_runs[:3] for r in rs]   # "OIML Class M1: … Calibration Weight"
-    pick = next((r for r in first if holds_category(r) and len(r) >= 2), None) \
+    pick = next((r for r in first if names_the_product(r) and len(r) >= 2), None) \
+        or next((r for r in first if holds_category(r) and len(r) >= 2), None) \
+        or next((r for r in early if names_the_product(r) and len(r) >= 2), None) \
         or next((r for r in early if holds_category(r) and len(r) >= 2), None) \
         or next((r for rs in seg_runs[:first_at] for r in rs if holds_category(r)), None) \
         or next((r for r in reversed(first) if len(r) >= 2), None) \
         or next((r for r in runs if holds_category(r)), None) \
-        or (runs[0] if runs else [])
+        or (next((r for r in reversed(x_runs) if x_word(r)), None) if x_names else None) \
+        or (runs[0] if runs else [])   # X's words are single: the noun nearest "for" ("Performacide 102000 Disinfectant for …")
     while len(pick) > 2 and pick[-1].lower() in COLOURS:   # "pH Meter Red" -> "pH Meter" (variants add it back)
         pick = pick[:-1]
     if holds_category(pick):   # "Metal Film Resistors Assortment Kit Assorted Set Low noise": a long tail describes
@@ -252,7 +287,7 @@ def short_name(title: str, brand: str = "", category: str = "", max_words: int =
         if last >= 1 and len(pick) - last - 1 >= 3:
             pick = pick[: last + 1]
     pick = [w for i, w in enumerate(pick) if i == 0 or w.lower() != pick[i - 1].lower()]   # "Carbide Carbide"
-    words = _trim(pick if len(pick) <= max_words else pick[-(max_words - 1):])   # a long run: its head noun phrase
+    words = _trim(pick if len(pick) <= max_words else _head_phrase(pick, max_words))   # a long run: its head noun phrase
     words = _to_head(words, category) or words
     while len(words) > 2 and _praise_start(words):
         words = words[2:] if words[1].lower() == "quality" else words[1:]   # "Best Quality Wood Screw …"
@@ -274,6 +309,64 @@ def short_name(title: str, brand: str = "", category: str = "", max_words: int =
             bw = []   # "3M", "80/20 Inc" would start the name with a number
         words = bw + (leaf.split() or ["product"])
     return " ".join(words).strip(" .-&,")
+
+
+_GENERIC_CATEGORY_WORDS = frozenset("industrial scientific product products supply supplies accessory accessories part parts"
+                                     " tool tools other".split())
+
+
+def _category_heads(category: str, generic: bool = False) -> frozenset[str]:
+    """The head noun of each part of a category's name and its singular guesses: "3D Printer Extruders" ->
+    extruder(s), "Dispensing Needles & Accessories" -> needle(s); a generic word ("Accessories") heads
+    nothing unless `generic`."""
+    heads = set()
+    for part in re.split(r"\s*(?:&|,|/|\band\b)\s*", category or ""):
+        words = [w for w in re.findall(r"[A-Za-z]+", part) if len(w) > 2]
+        if words and (generic or words[-1].lower() not in _GENERIC_CATEGORY_WORDS):
+            heads |= singular_forms(words[-1])
+    return frozenset(heads)
+
+
+def _segments(body: str) -> list[tuple[str, bool, bool]]:
+    """The title's parts between cuts (`_SEGMENT_CUT`), each with whether a "for"/"with"/"fits"/"includes"
+    opens it (it says what the product goes with) and whether one follows it (it ends in the product's head)."""
+    parts: list[tuple[str, str]] = []   # (text, the cuts before it)
+    pos, cut = 0, ""
+    for m in _SEGMENT_CUT.finditer(body):
+        if body[pos:m.start()].strip():
+            parts.append((body[pos:m.start()], cut))
+            cut = ""
+        cut += " " + m.group(0)
+        pos = m.end()
+    if body[pos:].strip():
+        parts.append((body[pos:], cut))
+        cut = ""
+    after = [c for _, c in parts[1:]] + [cut]
+    return [(text, bool(_DEPENDENT_CUT.search(before)), bool(_DEPENDENT_CUT.search(nxt)))
+            for (text, before), nxt in zip(parts, after)]
+
+
+def _head_runs(segments: Sequence[str], brand_words: Sequence[str], brand: str, category: str
+               ) -> tuple[list[list[list[str]]], list[list[list[str]]]]:
+    """Each segment's runs as read, and cut back to their head nouns. A run that is only the brand, or
+    holds no noun, names nothing ("Silica Gel" by the brand Silica Gel still says what it is); runs of
+    acronyms only ("JST SM") are model names, used when nothing else is there."""
+    raw_runs = [[r for r in _runs(seg, brand_words, brand) if not (is_brand(" ".join(r), brand) and not known_noun(r[-1]))]
+                for seg in segments]
+    seg_runs = [[h for r in rs if (h := _to_head(r, category))] for rs in raw_runs]
+    if any(not _acronyms(r) for rs in seg_runs for r in rs):
+        seg_runs = [[r for r in rs if not _acronyms(r)] for rs in seg_runs]
+    return raw_runs, seg_runs
+
+
+def _head_phrase(run: Sequence[str], max_words: int) -> list[str]:
+    """The end of a run too long for a name: its last max_words - 1 words, without a first word that leans on
+    the word cut before it ("Sheet Metal Tek Screws", not "Drilling Sheet Metal Tek Screws" of "Self Drilling …";
+    "Deep Groove Ball Bearing", not "Shielded Deep …" of "Single Row Shielded …")."""
+    words = list(run[len(run) - (max_words - 1):])
+    while len(words) > 2 and participle(words[0]):
+        words = words[1:]
+    return words
 
 
 # what follows a maker's own name in a company's name

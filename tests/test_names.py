@@ -226,3 +226,55 @@ def test_scientific_names_end_in_a_head_noun(catalog):
     bad = [(i.title, n) for i in items
            if head_problem(n := item_name(i, cats), i.brand, cats.name(i.category))]
     assert len(items) > 4000 and len(bad) <= 3, bad
+
+
+# -- "X for Y": the product is X (real Scientific titles; bench/name_audit.py over the catalog) ---------
+@pytest.mark.parametrize("title,brand,category,want", [
+    # the category's words name what it fits ("3D Printer"): the run with the category's own noun names it
+    ("Mercurry 5PCS M6 3D Printer 0.2mm 0.3mm 0.4mm 0.5mm 0.8mm Extruder Brass Nozzle Print Head for E3D Makerbot",
+     "Mercurry 3D accessaries", "3D Printer Extruders", "Extruder Brass Nozzle Print Head"),
+    ("Gizmo Dorks Kapton Tape for 3D Printers 6.25 x 100'", "Gizmo Dorks", "3D Printer Accessories", "Kapton Tape"),
+    ("Eagle F-15 HDPE 10 Poly Funnel For Metal Type I Safety Cans, 4 Height, 8 Width, 9 Length", "Eagle",
+     "Hazardous Storage Cans", "Poly Funnel"),
+    ("Applicator Bottle with Stainless Steel Needle - 3 Pack", "", "Dispensing Needles & Accessories",
+     "Applicator Bottle"),
+    ("DROK 10 Meters/32.9 Feet Width 6mm Rubber GT2/2GT Timing Belt Fit for RepRap Mendel Rostock Prusa 3D Printer",
+     "DROK", "3D Printer Accessories", "Rubber Timing Belt"),
+    # one word before "for" is the product once the brand is known; the maker's name with the brand
+    ("Pentek 150296 SW-3 Wrench for #10 Big Blue Housings", "Pentek", "Filtration Filter Housings", "Pentek Wrench"),
+    # nothing before "for" but the brand: what follows names it
+    ("Diymall for Arduino Starter Beginner Kit", "Diymall", "Sensor Blocks", "Arduino Starter Beginner Kit"),
+    # without a brand, one unknown word before "with" is more likely the maker than the product
+    ("Vacmaster 4 Gallon, 5 Peak HP with 2-Stage Industrial Motor Wet/Dry Floor Vacuum, VF408", "", "",
+     "Industrial Motor Wet/Dry Floor Vacuum"),
+    # a later part names it by the category's own noun; a synonym of it is still the product
+    ("TOTALPACK 5 x 1000' Roll -80 Gauge Thick + Hybrid Technology with Dispenser, 12 Pack Stretch Packing Wrap, "
+     "Plastic", "TOTALPACK", "Stretch Wrap", "Stretch Packing Wrap"),
+    ("SummitLink Pack of 328 Pcs Assorted Heat Shrink Tube 5 Colors 8 Sizes Tubing Wrap Sleeve Set Combo",
+     "SummitLink", "Heat-shrink Tubing", "Assorted Heat Shrink Tube"),
+    # a count in words is packaging; then the brackets name it, but never by the package
+    ("Set of 10, LM555 LM555CN (IC TIMER) (8 pins DIP)", "National", "Semiconductor Products", "IC TIMER"),
+    ("BOSTITCH PT-2319-3M 3/4-Inch 23 Gauge Pin (3000 per Box)", "BOSTITCH", "Pinner Nails", "BOSTITCH Pinner Nails"),
+    ("3M 1860 N95 RESPIRATOR AND SURGICAL MASK Box of 20", "3M", "Surgical Masks", "RESPIRATOR AND SURGICAL MASK"),
+    # a long run cut to its end never starts on a participle that leans on the word cut before it
+    ("Stainless #10 x 1 Hex Washer Head Self Drilling Sheet Metal Tek Screws With Drill Point, (1/2 To 2 Lengths in "
+     "Listing) 100 pieces (#10 x 1 inch)", "Chenango Supply", "Sheet Metal Screws", "Sheet Metal Tek Screws"),
+    ("uxcell 624ZZ 4mm x 13mm x 5mm Single Row Shielded Deep Groove Ball Bearing 10 Pcs", "uxcell",
+     "Deep Groove Ball Bearings", "Deep Groove Ball Bearing"),
+    # ... but an adjective does not lean back ("Depressed Center")
+    ("Norton Non-Woven Depressed Center Rapid Strip Wheel, 4-1/2 Diameter, 5/8-11 Arbor Hub, Grit Coarse (Pack of 1)",
+     "Norton", "Norton Abrasives - St", "Non-Woven Depressed Center Rapid Strip Wheel"),
+])
+def test_the_product_is_what_comes_before_for(title, brand, category, want):
+    from explainer.head_nouns import head_problem
+
+    name = short_name(title, brand, category)
+    assert name == want
+    assert head_problem(name, brand, category) == "" and name_problem(name) == ""
+
+
+def test_participles_lean_on_the_word_before():
+    from explainer.head_nouns import participle
+
+    assert all(participle(w) for w in ("Drilling", "Shielded", "Covered", "Wiring"))
+    assert not any(participle(w) for w in ("Depressed", "Prepared", "Screws", "LED", "Sheet", "Bed"))
