@@ -96,7 +96,7 @@ class Ranker:
         self._hvecs = self._vecs                                     # what the user tower reads (untied models)
         self._tied = True
         self._active = np.zeros(0, dtype=bool)  # row is in the index
-        self._max_norm = 0.0                    # largest item-vector norm (exact search's rounding bound)
+        self._exact: exact_search.ExactItems | None = None   # what exact search reads (flat index only)
         self._prices = np.zeros(0, dtype=np.float64)   # row -> price, NaN when unknown (price filters)
         self._brand_codes = np.zeros(0, dtype=np.int32)  # row -> code of the lower-cased brand (brand filters)
         self._brand_code: dict[str, int] = {}
@@ -151,9 +151,6 @@ class Ranker:
             self._tied = hvecs is None
         vecs = np.ascontiguousarray(vecs, dtype=np.float32)
         self._vecs = np.concatenate([self._vecs, vecs]) if start else vecs
-        if len(vecs):
-            self._max_norm = max(self._max_norm if start else 0.0,
-                                 float(np.sqrt((vecs.astype(np.float64) ** 2).sum(axis=1).max())))
         unit = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         self._unit = np.concatenate([self._unit, unit]) if start else unit
         if self._tied:
@@ -167,7 +164,19 @@ class Ranker:
                           for i in items], dtype=np.int32)
         self._prices = np.concatenate([self._prices, prices]) if start else prices
         self._brand_codes = np.concatenate([self._brand_codes, codes]) if start else codes
+        self._sync_exact()
         return rows
+
+    def _sync_exact(self) -> None:
+        """Brings exact search's matrix (and its bfloat16 copy) up to the rows there are, when the index
+        is flat: built when the ranker loads, not on the first request; rows are only ever appended.
+        Caller holds the lock."""
+        if self.index is None or self.index.kind != "flat":
+            self._exact = None
+        elif self._exact is None:
+            self._exact = exact_search.ExactItems.of(self._vecs)
+        elif len(self._exact.vecs) < len(self._vecs):
+            self._exact = self._exact.extended(self._vecs[len(self._exact.vecs):])
 
     def _build_from_catalog(self) -> None:
         items = self.catalog.all_items(include_deleted=True)
@@ -178,6 +187,7 @@ class Ranker:
             rows = self._append_rows(items, vecs, hvecs, active)
             self.index = VectorIndex.build(vecs[active], rows[active], self.config.index)
             self.index.attach_vectors(self._full_vectors)
+            self._sync_exact()
             self.root_levels = common_root([p for i in items for p in i.categories()])
         log.info("ranker (%s): %d items, index %s", self.scorer.name, int(active.sum()), self.index.describe())
 
@@ -197,6 +207,7 @@ class Ranker:
             self._append_rows(known, saved_vecs, saved_hvecs, np.array([i in catalog_items and i not in deleted for i in saved_ids], bool))
             self.index = index
             self.index.attach_vectors(self._full_vectors)
+            self._sync_exact()
             gone = [r for r, i in enumerate(saved_ids) if i not in catalog_items or i in deleted]
             self.index.remove(gone)
             if new:
@@ -517,7 +528,9 @@ class Ranker:
         if not plain:
             return []
         if self.index.kind == "flat":      # exact search: one product for the batch (ranker.exact_search)
-            return exact_search.top_k(self._vecs, self._max_norm, np.stack([u for _n, u, _e in plain]),
+            self._sync_exact()
+            assert self._exact is not None
+            return exact_search.top_k(self._exact, np.stack([u for _n, u, _e in plain]),
                                       [queries[n].k for n, _u, _e in plain],
                                       [np.fromiter(e, dtype=np.int64, count=len(e)) for _n, _u, e in plain],
                                       np.flatnonzero(~self._active))
