@@ -244,10 +244,28 @@ def short_name(title: str, brand: str = "", category: str = "", max_words: int =
     def holds_head(run: list[str]) -> bool:   # the category's own noun ("Extruders" of "3D Printer Extruders")
         return any(singular_forms(w) & cat_heads for w in run)
 
+    def is_category_noun(w: str) -> bool:   # "Extruders" of "3D Printer Extruders"; "BreadBoard" of "Boards"
+        return bool(singular_forms(w) & cat_nouns) or any(len(c) >= 4 and w.lower().endswith(c) for c in cat_nouns)
+
+    def end_of(run: list[str]) -> list[str]:
+        """The run as a name ends it: at its last category noun when three or more words follow it ("Metal
+        Film Resistors Assortment Kit Assorted Set Low noise": a long tail describes); at a word that only
+        modifies the category's noun only when the run is too long for a name ("3D Printer Heating Controller
+        MKS MOSFET" stays whole)."""
+        last = max((i for i, w in enumerate(run) if is_category_noun(w)), default=-1)
+        if last < 1 and len(run) > max_words:   # too long for a name: at any category word ("knife grade epoxy …")
+            last = max((i for i, w in enumerate(run) if is_category_word(w)), default=-1)
+        if last < 1 or len(run) - last - 1 < 3 \
+                or (len(run) <= max_words and run[last + 1].lower() in _INNER_CONNECTIVES):
+            return run   # "Small Wire Nail and Brad Assortment": a short tail that goes on with the product
+        return run[: last + 1]
+
     def names_the_product(run: list[str]) -> bool:
         """A category word, and the run does not end in one that only modifies the category's noun: "M6 3D
         Printer" names a printer, not the nozzle in "3D Printer Extruders" or "3D Printer Accessories"."""
-        return holds_category(run) and not (is_category_word(run[-1]) and not singular_forms(run[-1]) & cat_nouns)
+        end = end_of(run)[-1]
+        return holds_category(run) and not (is_category_word(end) and not is_category_noun(end))
+
     # "X for Y", "X with Y": the product is X. What follows "for" names what it fits (a printer, a safety can),
     # often in the category's words ("3D Printer Accessories"), and so may the parts after it ("Kapton Tape for
     # 3D Printers, RepRap"): it names the product only when X holds no run ("Diymall for Arduino Starter Kit"),
@@ -282,10 +300,7 @@ def short_name(title: str, brand: str = "", category: str = "", max_words: int =
         or (runs[0] if runs else [])   # X's words are single: the noun nearest "for" ("Performacide 102000 Disinfectant for …")
     while len(pick) > 2 and pick[-1].lower() in COLOURS:   # "pH Meter Red" -> "pH Meter" (variants add it back)
         pick = pick[:-1]
-    if holds_category(pick):   # "Metal Film Resistors Assortment Kit Assorted Set Low noise": a long tail describes
-        last = max(i for i, w in enumerate(pick) if is_category_word(w))
-        if last >= 1 and len(pick) - last - 1 >= 3:
-            pick = pick[: last + 1]
+    pick = end_of(pick)
     pick = [w for i, w in enumerate(pick) if i == 0 or w.lower() != pick[i - 1].lower()]   # "Carbide Carbide"
     words = _trim(pick if len(pick) <= max_words else _head_phrase(pick, max_words))   # a long run: its head noun phrase
     words = _to_head(words, category) or words
@@ -320,9 +335,12 @@ def _category_heads(category: str, generic: bool = False) -> frozenset[str]:
     extruder(s), "Dispensing Needles & Accessories" -> needle(s); a generic word ("Accessories") heads
     nothing unless `generic`."""
     heads = set()
-    for part in re.split(r"\s*(?:&|,|/|\band\b)\s*", category or ""):
-        words = [w for w in re.findall(r"[A-Za-z]+", part) if len(w) > 2]
-        if words and (generic or words[-1].lower() not in _GENERIC_CATEGORY_WORDS):
+    parts = re.split(r"\s*(?:&|,|/|\band\b)\s*", category or "")
+    for n, part in enumerate(parts):
+        words = re.findall(r"[A-Za-z]+", part)
+        # a one-word part before the last modifies what follows ("Hook & Loop Strips": strips)
+        if words and len(words[-1]) > 2 and (len(words) > 1 or n == len(parts) - 1) \
+                and (generic or words[-1].lower() not in _GENERIC_CATEGORY_WORDS):
             heads |= singular_forms(words[-1])
     return frozenset(heads)
 

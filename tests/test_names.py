@@ -256,6 +256,16 @@ def test_scientific_names_end_in_a_head_noun(catalog):
     ("Set of 10, LM555 LM555CN (IC TIMER) (8 pins DIP)", "National", "Semiconductor Products", "IC TIMER"),
     ("BOSTITCH PT-2319-3M 3/4-Inch 23 Gauge Pin (3000 per Box)", "BOSTITCH", "Pinner Nails", "BOSTITCH Pinner Nails"),
     ("3M 1860 N95 RESPIRATOR AND SURGICAL MASK Box of 20", "3M", "Surgical Masks", "RESPIRATOR AND SURGICAL MASK"),
+    # a long tail is cut after the category's noun, not after a word that only modifies it ("3D Printer")
+    ("ANYCUBIC 3D Printer Heating Controller MKS MOSFET for Heatbed Extruder MOS Module", "Anycubic",
+     "3D Printer Accessories", "3D Printer Heating Controller MKS MOSFET"),
+    ("KORAD KA3005D - Precision Variable Adjustable 30V, 5A DC Linear Power Supply Digital Regulated Lab Grade",
+     "Korad", "Power Supplies", "DC Linear Power Supply"),
+    ("The Hillman Group 591520 Small Wire Nail and Brad Assortment, 260-Pack", "The Hillman Group", "Brad Nails",
+     "Small Wire Nail and Brad Assortment"),
+    # ... but a run too long for a name is cut at any category word
+    ("Instant Install 29~20 oz. knife grade epoxy kit/Simple stone crack and chip repair/Any type Counter top & "
+     "Floor, Joint or Installation Adhesive", "Epox-Sci", "Tile Epoxy Adhesives", "knife grade epoxy"),
     # a long run cut to its end never starts on a participle that leans on the word cut before it
     ("Stainless #10 x 1 Hex Washer Head Self Drilling Sheet Metal Tek Screws With Drill Point, (1/2 To 2 Lengths in "
      "Listing) 100 pieces (#10 x 1 inch)", "Chenango Supply", "Sheet Metal Screws", "Sheet Metal Tek Screws"),
