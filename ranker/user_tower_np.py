@@ -42,6 +42,31 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / max(float(np.sqrt(x @ x)), 1e-12)
 
 
+def _split_heads(wkv: np.ndarray, bkv: np.ndarray, d: int, heads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The key and value weights per head, [..., H, d, hd] each, and the value bias [..., H, 1, hd]
+    (leading axes: the members of a stacked tower)."""
+    lead, hd = wkv.shape[:-2], d // heads
+
+    def per_head(w: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.moveaxis(w.reshape(*lead, d, heads, hd), -2, -3))
+
+    return per_head(wkv[..., :d]), per_head(wkv[..., d:]), np.ascontiguousarray(bkv[..., d:].reshape(*lead, heads, 1, hd))
+
+
+def _last_step_heads(xs: np.ndarray, q: np.ndarray, wk: np.ndarray, wv: np.ndarray, bv: np.ndarray) -> np.ndarray:
+    """Attention of the last step's query over every step, per head, without every step's key and
+    value (n x d x 2d of work for up to 50 steps): q . (x_t Wk + bk) = x_t . (Wk q) + q . bk, and q . bk
+    is the same for every step, so softmax drops it; the values' weighted sum is (sum_t a_t x_t) Wv
+    + bv, as the weights sum to one. xs [..., n, d] standardized steps; q [..., H, 1, hd] (scaled);
+    wk, wv [..., H, d, hd]; bv [..., H, 1, hd]. Returns [..., H, hd]."""
+    r = np.swapaxes(wk @ np.swapaxes(q, -1, -2), -1, -3)[..., 0, :, :]   # [..., d, H]: Wk q per head
+    scores = xs @ r                                                        # [..., n, H]
+    scores = np.exp(scores - scores.max(axis=-2, keepdims=True))
+    scores /= scores.sum(axis=-2, keepdims=True)
+    mixed = np.swapaxes(scores, -1, -2) @ xs                               # [..., H, d]
+    return (mixed[..., :, None, :] @ wv + bv)[..., 0, :]                   # [..., H, hd]
+
+
 @dataclass(frozen=True)
 class _Layer:
     """One pre-norm encoder layer, weights transposed for `x @ w` and each LayerNorm's scale and
@@ -104,6 +129,7 @@ class NumpyUserTower:
                     w2=np.ascontiguousarray(arr(layer.linear2.weight).T), b2=arr(layer.linear2.bias),
                     eps1=float(layer.norm1.eps), eps2=float(layer.norm2.eps)))
         self._recency: dict[int, np.ndarray] = {}
+        self._head_weights: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     @staticmethod
     def supports(model) -> bool:
@@ -139,15 +165,18 @@ class NumpyUserTower:
         return np.einsum("hts,shd->thd", scores, v).reshape(n, self.dim) @ L.wo + L.bo
 
     def _attend_last(self, L: _Layer, xs: np.ndarray) -> np.ndarray:
-        """The same for the last step only [d]: one query against every step's key and value."""
-        n, H, hd = len(xs), self.heads, self.head_dim
-        kv = xs @ L.wkv + L.bkv
-        q = (xs[-1] @ L.wq + L.bq).reshape(H, hd) * np.float32(1.0 / math.sqrt(hd))
-        scores = (kv[:, :self.dim].reshape(n, H, hd) * q).sum(axis=-1)          # [n, H]
-        scores = np.exp(scores - scores.max(axis=0))
-        scores /= scores.sum(axis=0)
-        out = (scores[:, :, None] * kv[:, self.dim:].reshape(n, H, hd)).sum(axis=0)   # [H, hd]
+        """The same for the last step only [d]: one query against every step's key and value,
+        without computing the keys and values (see `_last_step_heads`)."""
+        wk, wv, bv = self._heads(L)
+        q = (xs[-1] @ L.wq + L.bq).reshape(self.heads, 1, self.head_dim) * np.float32(1.0 / math.sqrt(self.head_dim))
+        out = _last_step_heads(xs, q, wk, wv, bv)                                    # [H, hd]
         return out.reshape(self.dim) @ L.wo + L.bo
+
+    def _heads(self, L: _Layer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        hit = self._head_weights.get(id(L))
+        if hit is None:
+            hit = self._head_weights[id(L)] = _split_heads(L.wkv, L.bkv, self.dim, self.heads)
+        return hit
 
     def _feed_forward(self, L: _Layer, x: np.ndarray) -> np.ndarray:
         return _gelu(_standardize(x, L.eps2) @ L.w1 + L.b1) @ L.w2 + L.b2
@@ -193,6 +222,7 @@ class StackedUserTower:
                                 ("wq", "bq", "wkv", "bkv", "wo", "bo", "w1", "b1", "w2", "b2")),
                               eps1=towers[0].layers[i].eps1, eps2=towers[0].layers[i].eps2)
                        for i in range(len(t0.layers))]
+        self._heads = {id(L): _split_heads(L.wkv, L.bkv, self.dim, self.heads) for L in self.layers}
 
     @staticmethod
     def compatible(towers: Sequence[NumpyUserTower]) -> bool:
@@ -214,13 +244,10 @@ class StackedUserTower:
 
     def _attend_last(self, L: _Layer, xs: np.ndarray) -> np.ndarray:
         """[m, n, d] standardized steps -> [m, 1, d]: the last step's attention output per member."""
-        m, n, H, hd = self.m, xs.shape[1], self.heads, self.head_dim
-        kv = xs @ L.wkv + L.bkv[:, None]
-        q = (xs[:, -1:] @ L.wq + L.bq[:, None]).reshape(m, 1, H, hd) * np.float32(1.0 / math.sqrt(hd))
-        scores = (kv[..., :self.dim].reshape(m, n, H, hd) * q).sum(axis=-1)            # [m, n, H]
-        scores = np.exp(scores - scores.max(axis=1, keepdims=True))
-        scores /= scores.sum(axis=1, keepdims=True)
-        out = (scores[..., None] * kv[..., self.dim:].reshape(m, n, H, hd)).sum(axis=1)  # [m, H, hd]
+        m, H, hd = self.m, self.heads, self.head_dim
+        wk, wv, bv = self._heads[id(L)]
+        q = (xs[:, -1:] @ L.wq + L.bq[:, None]).reshape(m, H, 1, hd) * np.float32(1.0 / math.sqrt(hd))
+        out = _last_step_heads(xs, q, wk, wv, bv)                                  # [m, H, hd]
         return out.reshape(m, 1, self.dim) @ L.wo + L.bo[:, None]
 
     def _feed_forward(self, L: _Layer, x: np.ndarray) -> np.ndarray:
