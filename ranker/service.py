@@ -343,6 +343,30 @@ class Ranker:
         vector = self.user_vectors.get(key) if key is not None else None
         return _UserSide(vector, items, units, qvec, steps, key)
 
+    def warm_user_vectors(self, limit: int, chunk: int = 256) -> int:
+        """Fills the user-vector cache for the `limit` most recently active shoppers (at most the
+        cache's size) before serving, as item rows are built before serving: their first Recommend
+        then skips the user tower, as every later one does until their history changes. Returns how
+        many vectors were computed. A shopper whose history fails is skipped (serving reports it)."""
+        limit = min(int(limit), self.config.user_cache_size)
+        if limit <= 0:
+            return 0
+        ids = self.catalog.recently_active_user_ids(limit)[::-1]     # the most recent end up newest in the LRU
+        done = 0
+        for start in range(0, len(ids), chunk):
+            part = ids[start:start + chunk]
+            stored = self.catalog.histories(part)
+            sides = []
+            for uid in part:
+                try:
+                    sides.append(self._user_side(RankQuery(user_id=uid, k=1), stored))
+                except Exception:  # noqa: BLE001 - e.g. a history of deleted items only
+                    continue
+            todo = [side for side in sides if side.vector is None]
+            self._run_user_tower(todo)
+            done += len(todo)
+        return done
+
     def _run_user_tower(self, sides: Sequence["_UserSide"]) -> None:
         """One forward pass of the user tower for every side without a vector (fills them in)."""
         todo = [s for s in sides if s is not None and s.vector is None and len(s.steps)]

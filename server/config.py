@@ -90,6 +90,9 @@ class ServerConfig(Settings):
                                         "may use it to the end (README, Reliability)")
     batch_concurrency: int = setting(4, "ExplainBatch requests worked on at once per stream")
     ranker_threads: int = setting(4, "worker threads for ranking and catalog calls")
+    warm_user_vectors: int = setting(20_000, "user vectors computed when the ranker loads (at start and on a model "
+                                     "swap), for the most recently active shoppers, up to the ranker's user-vector "
+                                     "cache size: their first Recommend skips the user tower (0: none)")
     search_threads: int = setting(1, "OpenMP threads of each ranking thread (vector search, tower forward pass). "
                                 "A call ranks one query, so fanning out costs more than it saves under "
                                 "concurrent load (one FAISS search on 2 cores: ~8 ms with 2 threads, ~0.2 ms with 1)")

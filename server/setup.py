@@ -130,6 +130,15 @@ def build_explainer(config: "ServerConfig", workdir: Path, catalog: Catalog, lif
     return explainer
 
 
+def warm_user_vectors(ranker, limit: int):
+    """The ranker, its user-vector cache filled for the most recently active shoppers (Ranker.warm_user_vectors)."""
+    if limit > 0:
+        t0 = time.perf_counter()
+        n = ranker.warm_user_vectors(limit)
+        log.info("ranker: %d user vectors computed in %.1f s", n, time.perf_counter() - t0)
+    return ranker
+
+
 def build_service(config: "ServerConfig", lifecycle: "Lifecycle") -> "RecService":
     """Everything the service needs; closers are registered in drain order (vLLM, then the store)."""
     from server.app import RecService
@@ -138,6 +147,7 @@ def build_service(config: "ServerConfig", lifecycle: "Lifecycle") -> "RecService
     catalog = open_catalog(workdir, config.store)
     try:
         ranker = load_ranker(config, workdir, catalog)
+        warm_user_vectors(ranker, config.warm_user_vectors)
         explainer = build_explainer(config, workdir, catalog, lifecycle)
     except BaseException:
         catalog.close()
@@ -170,7 +180,9 @@ def start_model_watch(config: "ServerConfig", workdir: Path, service, catalog: C
     serving = service.ranker
     metrics.record_model_swap("ok", serving.version)      # the version info gauge, from the start
     watcher = ModelWatcher(workdir, service,
-                           load=lambda path: Ranker.load(path, catalog, config=serving.config, encoder=serving.encoder),
+                           load=lambda path: warm_user_vectors(
+                               Ranker.load(path, catalog, config=serving.config, encoder=serving.encoder),
+                               config.warm_user_vectors),
                            poll_s=config.model_watch_s, on_result=metrics.record_model_swap)
     watcher.start()
     return watcher

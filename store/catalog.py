@@ -295,6 +295,11 @@ class Catalog:
     def user_ids(self) -> list[str]:
         return [r["id"] for r in self._query("SELECT id FROM users ORDER BY rowid")]
 
+    def recently_active_user_ids(self, limit: int) -> list[str]:
+        """Up to `limit` users with events, the most recently active first."""
+        return [r["user_id"] for r in self._query(
+            "SELECT user_id FROM events GROUP BY user_id ORDER BY MAX(ts) DESC, user_id LIMIT ?", (int(limit),))]
+
     def add_events(self, events: Sequence[Event], conn: Transaction | None = None,
                    idempotency_key: str = "", fingerprint: str = "") -> int:
         """Adds events (creating users as needed); exact duplicates are ignored. Returns rows added.
