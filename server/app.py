@@ -8,6 +8,7 @@ deterministic templates answer instead of an error.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -38,9 +39,32 @@ __all__ = ["RankedList", "RecService", "Recommendation"]
 
 @dataclass(frozen=True)
 class RankedList:
-    """First event of a stream: the ranking, before any justification text."""
+    """A ranking before any justification text (also the first event of a stream)."""
     recommendations: list[Recommendation]
     excluded_no_price: int = 0         # items a price filter left out for having no price
+    encoded: bytes | None = None       # the call's `encode` of the recommendations, run in the ranking thread
+
+
+EncodeReply = Callable[[Sequence[Recommendation]], bytes]
+
+
+def _rank_batch(pipeline: RecommendPipeline, asks: Sequence[tuple[RankQuery, "EncodeReply | None"]]
+                ) -> list["RankedList | BaseException"]:
+    """A batch's work, in a ranking thread: steps 1-2 for all its calls at once, then each call's
+    `encode` of its recommendations (a reply's bytes: server.reply_bytes), so that the event loop,
+    which resumes every caller, does not build them. An error fails only its own call."""
+    out: list[RankedList | BaseException] = []
+    for (_query, encode), prepared in zip(asks, pipeline.rank_many([q for q, _ in asks])):
+        if isinstance(prepared, BaseException):
+            out.append(prepared)
+            continue
+        try:
+            encoded = encode(prepared.recommendations) if encode is not None else None
+        except Exception as exc:  # noqa: BLE001 - this call's failure, not its batch's
+            out.append(exc)
+            continue
+        out.append(RankedList(list(prepared.recommendations), prepared.excluded_no_price, encoded))
+    return out
 
 
 class RecService:
@@ -67,7 +91,7 @@ class RecService:
         the other. Concurrent Recommend calls share one user-tower pass and one index search (steps
         1-2) through the model's batcher. Justifications written with the old model's evidence go."""
         pipeline = RecommendPipeline(self.catalog, ranker, self.explainer, self.justifications)
-        batcher = DynamicBatcher(pipeline.rank_many, self._pool, BatcherConfig(
+        batcher = DynamicBatcher(functools.partial(_rank_batch, pipeline), self._pool, BatcherConfig(
             self.config.batch_max_size, self.config.batch_max_wait_ms / 1000.0, self.config.batches_in_flight(),
             self.config.batch_resume_chunk),
             on_batch=metrics.BATCH_SIZE.observe)
@@ -128,18 +152,20 @@ class RecService:
                         ) -> list[Recommendation]:
         return (await self.recommend_counted(query, explain, time_remaining)).recommendations
 
-    async def recommend_counted(self, query: RankQuery, explain: bool, time_remaining: float | None = None
-                                ) -> RankedList:
-        """`recommend`, with what the filters left out (the reply's excluded_no_price)."""
+    async def recommend_counted(self, query: RankQuery, explain: bool, time_remaining: float | None = None,
+                                encode: EncodeReply | None = None) -> RankedList:
+        """`recommend`, with what the filters left out (the reply's excluded_no_price). Without
+        `explain`, `encode` (if given) runs on the recommendations in the ranking thread and its
+        result comes back as `encoded` (the servicer's reply bytes)."""
         deadline_at = self._deadline_at(time_remaining)
         _ranker, pipeline, batcher = self._serving_now()
-        prepared = await batcher.submit(query, deadline_at)     # steps 1-2, batched with concurrent calls
-        if explain:
-            grounded = await self._run(pipeline.ground, query, prepared.recommendations)
-            recs = await self._justify(pipeline, grounded, deadline_at)
-        else:
-            recs = list(prepared.recommendations)
-        return RankedList(recs, prepared.excluded_no_price)
+        # steps 1-2, batched with concurrent calls
+        ranked = await batcher.submit((query, None if explain else encode), deadline_at)
+        if not explain:
+            return ranked
+        grounded = await self._run(pipeline.ground, query, ranked.recommendations)
+        recs = await self._justify(pipeline, grounded, deadline_at)
+        return RankedList(recs, ranked.excluded_no_price)
 
     async def explain(self, query: RankQuery, item_ids: Sequence[str], time_remaining: float | None = None
                       ) -> list[Recommendation]:

@@ -103,6 +103,9 @@ class ServerConfig(Settings):
     batch_resume_chunk: int = setting(2, "callers of a finished Recommend batch woken per event-loop turn (the rest "
                                       "in the next turns): a whole batch woken at once builds all its replies in "
                                       "one turn while timers and new calls wait")
+    reply_bytes: bool = setting(True, "build a Recommend reply without justifications as bytes in the ranking thread, "
+                                "from each item's cached bytes, instead of as a message on the event loop "
+                                "(server/reply_bytes.py; off: the message path, for comparison)")
     batch_in_flight: int = setting(0, "Recommend batches worked on at once per process (0: one per core the process "
                                    "has, i.e. cores / workers, at least 1: a batch's forward pass and search use one "
                                    "core)")

@@ -16,8 +16,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from protos.explainrec.v1 import explainrec_pb2, explainrec_pb2_grpc
+from protos.explainrec.v1 import explainrec_pb2
 from server.interceptors import InFlight, interceptors
+from server.service_handlers import add_servicer
 from server.servicer import ExplainRecServicer
 
 if TYPE_CHECKING:
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
     from server.config import ServerConfig
 
 log = logging.getLogger("explainrec.server")
-SERVICE_NAME = explainrec_pb2.DESCRIPTOR.services_by_name["ExplainRec"].full_name
+SERVICE = explainrec_pb2.DESCRIPTOR.services_by_name["ExplainRec"]
+SERVICE_NAME = SERVICE.full_name
 # The LLM's own health entry: SERVING while LLM justifications are possible. The main service stays
 # SERVING without it (the templates answer), so a load balancer never drops a replica for it.
 LLM_SERVICE_NAME = "explainrec.v1.LLM"
@@ -123,7 +125,8 @@ def build_server(config: "ServerConfig", lifecycle: Lifecycle, share_port: bool 
     server = grpc.aio.server(interceptors=interceptors(config.token_table(), config.max_concurrent_rpcs,
                                                       lifecycle.in_flight, config.log_user_ids, config.log_hash_key),
                              options=grpc_options(config, share_port))
-    explainrec_pb2_grpc.add_ExplainRecServicer_to_server(ExplainRecServicer(lifecycle, config), server)
+    # not the generated add_ExplainRecServicer_to_server: Recommend may reply with bytes (server.reply_bytes)
+    add_servicer(ExplainRecServicer(lifecycle, config), SERVICE, server)
     health_pb2_grpc.add_HealthServicer_to_server(lifecycle.health, server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from protos.explainrec.v1 import explainrec_pb2 as pb
 from protos.explainrec.v1 import explainrec_pb2_grpc as pb_grpc
-from server import convert
+from server import convert, reply_bytes
 from server.app import RankedList
 from server.context import current_model_version, current_request_id
 from server.errors import NotReady, status_for, translate_errors
@@ -34,6 +34,12 @@ class ExplainRecServicer(pb_grpc.ExplainRecServicer):
     @translate_errors
     async def Recommend(self, request, context):
         query = convert.to_rank_query(request, self.config)
+        if not request.explain and self.config.reply_bytes:
+            # the items are encoded in the ranking thread; the loop adds this call's own fields
+            ranked = await self.service.recommend_counted(query, False, context.time_remaining(),
+                                                          encode=reply_bytes.items_bytes)
+            return reply_bytes.response_bytes(current_request_id(), current_model_version(),
+                                              ranked.excluded_no_price, ranked.encoded or b"")
         ranked = await self.service.recommend_counted(query, request.explain, context.time_remaining())
         reply = pb.RecommendResponse(request_id=current_request_id(), model_version=current_model_version(),
                                      excluded_no_price=ranked.excluded_no_price)
