@@ -54,12 +54,16 @@ def measure(workdir: Path, env: dict[str, str], users: list[str], clients: int, 
     try:
         svc.wait_serving()
 
-        async def run() -> tuple[dict, dict, dict]:
+        async def run() -> tuple[dict, dict, dict, float | None]:
             await bs.load_test(svc.target, users, clients, min(3.0, duration / 2), 10, svc.cpu_s)
             before = thread_cpu_s(svc.proc.pid)
+            lag_before = bs.lag_buckets(svc.metrics_port) if svc.metrics_port else None
             level = await bs.load_test(svc.target, users, clients, duration, 10, svc.cpu_s, warm_s=0)
-            return before, level, thread_cpu_s(svc.proc.pid)
-        before, level, after = asyncio.run(run())
+            # the loop's lag over the measured level, as bench_server reads it (the lag histogram)
+            lag = bs.histogram_quantile(0.99, lag_before, bs.lag_buckets(svc.metrics_port)) \
+                if lag_before is not None else None
+            return before, level, thread_cpu_s(svc.proc.pid), lag
+        before, level, after, lag = asyncio.run(run())
     finally:
         svc.stop()
     n = max(1, level["requests"])
@@ -68,6 +72,7 @@ def measure(workdir: Path, env: dict[str, str], users: list[str], clients: int, 
                      reverse=True)
     return {"requests_per_s": level["throughput_rps"], "server_cpu_ms_per_request": level["server_cpu_ms_per_request"],
             "loop_ms_per_request": round(per_thread.get("loop", 0.0), 3),
+            "event_loop_lag_ms_p99": None if lag is None else round(lag * 1e3, 2),
             # the busiest non-grpc threads: the ranking pool (its idle threads use nothing)
             "other_python_threads_ms_per_request": round(sum(ranking), 3),
             "grpc_threads_ms_per_request": round(sum(v for k, v in per_thread.items()
@@ -101,7 +106,8 @@ def main() -> int:
             m["load_average"] = bs.load_average()
             out["runs"][name].append(m)
             print(json.dumps({"round": r + 1, "setting": name, **m}), flush=True)
-    out["median"] = {name: {k: statistics.median(m[k] for m in runs) for k in runs[0] if k != "load_average"}
+    out["median"] = {name: {k: statistics.median(m[k] for m in runs) for k in runs[0]
+                            if k != "load_average" and None not in (m[k] for m in runs)}
                      for name, runs in out["runs"].items()}
     print(json.dumps({"median": out["median"]}, indent=2), flush=True)
     if args.json:
