@@ -43,7 +43,8 @@ def _gamma(n: int, eps: float) -> float:
 
 def canonical_scores(item_vecs: np.ndarray, rows: np.ndarray, user: np.ndarray) -> np.ndarray:
     """float64 scores of these rows: products summed along each row (numpy's pairwise sum of one
-    contiguous row), so an item's score never depends on which other rows are scored with it."""
+    contiguous row), so an item's score never depends on which other rows are scored with it.
+    user: one vector for every row, or one per row (several queries' candidates scored at once)."""
     return (item_vecs[rows].astype(np.float64) * user.astype(np.float64)).sum(axis=1)
 
 
@@ -125,14 +126,14 @@ def top_k(items: ExactItems, users: np.ndarray, ks: Sequence[int],
         scores[:, inactive] = -np.inf
     # fast vs exact, plus exact vs the float64 canonical score
     rel = _rel_error(d, bf16) + _gamma(d, _EPS64)
-    out = []
+    cands: list[np.ndarray] = []
     for q, (u, k) in enumerate(zip(users, ks)):
         row = scores[q]
         if len(excluded[q]):
             row[excluded[q]] = -np.inf
         k = min(int(k), n)
         if k <= 0:
-            out.append((np.zeros(0, np.int64), np.zeros(0, np.float64)))
+            cands.append(np.zeros(0, np.int64))
             continue
         kth = float(np.partition(row, n - k)[n - k])
         if np.isfinite(kth):
@@ -147,7 +148,18 @@ def top_k(items: ExactItems, users: np.ndarray, ks: Sequence[int],
             cand = cand[row[cand].astype(np.float64) >= kth - slack]
         else:                                  # fewer than k eligible items: all of them
             cand = np.flatnonzero(np.isfinite(row))
-        exact = canonical_scores(items.vecs, cand, u)
-        order = np.lexsort((cand, -exact))[:k]
-        out.append((cand[order].astype(np.int64), exact[order]))
+        cands.append(cand.astype(np.int64))
+    # every query's candidates scored in one float64 product (rows summed one by one: the same bits
+    # as scoring each query's candidates alone), then each query's top k from its own
+    sizes = [len(c) for c in cands]
+    owner = np.repeat(np.arange(len(users)), sizes)
+    rows = np.concatenate(cands)
+    exact_all = canonical_scores(items.vecs, rows, users[owner])
+    out = []
+    start = 0
+    for cand, size, k in zip(cands, sizes, ks):
+        exact = exact_all[start:start + size]
+        start += size
+        order = np.lexsort((cand, -exact))[:max(0, min(int(k), n))]
+        out.append((cand[order], exact[order]))
     return out

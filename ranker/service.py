@@ -327,20 +327,24 @@ class Ranker:
             known = [i for i in history_ids if i in self._row]
             items = [self._items[i] for i in known]
             rows = tuple(self._row[i] for i in known)
-            steps = self._hvecs[list(rows)] if known else np.zeros((0, self.scorer.dim), np.float32)
             units = self._unit[list(rows)] if known else np.zeros((0, self.scorer.dim), np.float32)
+            hvecs = self._hvecs        # rows are only appended: these rows keep their vectors
             scorer = self.scorer
-        if qstep is not None:
-            steps = np.concatenate([steps, qstep[None].astype(np.float32)])
-        if not len(steps):
+        no_steps = np.zeros((0, scorer.dim), np.float32)
+        if not rows and qstep is None:
             if query.similar_to:   # "more like this" alone: the reference item is the whole query
-                return _UserSide(None, items, units, qvec, steps, None)
+                return _UserSide(None, items, units, qvec, no_steps, None)
             raise InvalidInput("user_id", f"user {query.user_id!r} has no history yet: give history item ids or a text query")
         # the key is the history itself (row numbers: a re-encoded item gets a new row) and the model,
         # so a new event, an upsert of a history item or a model swap is a different key: never stale,
         # and right across replicas that share the store. Text queries are not cached.
         key = None if qstep is not None else (id(scorer), rows)
         vector = self.user_vectors.get(key) if key is not None else None
+        if vector is not None:     # the tower will not run: its steps are not gathered
+            return _UserSide(vector, items, units, qvec, no_steps, key)
+        steps = hvecs[list(rows)] if rows else no_steps
+        if qstep is not None:
+            steps = np.concatenate([steps, qstep[None].astype(np.float32)])
         return _UserSide(vector, items, units, qvec, steps, key)
 
     def warm_user_vectors(self, limit: int, chunk: int = 256) -> int:

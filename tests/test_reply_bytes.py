@@ -79,6 +79,23 @@ def test_item_bytes_carry_attributes_and_follow_an_upsert():
     assert _bytes_reply("r", "v", 0, [Recommendation(new, cand)]).items[0].item.title == "Pipette, renamed"
 
 
+def test_fields_written_by_hand_parse_as_the_message_at_the_edges():
+    """rank, score, query_match and evidence written field by field: a zero score (not written), a zero
+    query_match (written: it has presence), no evidence, a score beyond float32 (the message path), a
+    rank past the precomputed ones, and evidence objects reused across calls and items."""
+    item = Item(id="RB-2", title="Beaker", category="Lab", brand="Acme", price=2.0)
+    shared_ev = HistoryEvidence("H-9", -0.75, ("brand", "category"), "Lab")
+    cases = [Candidate("RB-2", 0.0, (), query_match=0.0), Candidate("RB-2", -1.5, (shared_ev,)),
+             Candidate("RB-2", 1e39, (shared_ev, HistoryEvidence("H-1", 0.0))),
+             Candidate("RB-2", 0.1, (shared_ev,), query_match=-1e39), Candidate("RB-2", 3.25, (shared_ev,))]
+    recs = [Recommendation(item, c) for c in cases]
+    assert _bytes_reply("r", "v", 2, recs) == _message_reply("r", "v", 2, recs)
+    many = [Recommendation(item, cases[n % len(cases)]) for n in range(1030)]   # ranks past 1,024
+    got = _bytes_reply("r", "v", 0, many)
+    assert got == _message_reply("r", "v", 0, many) and got.items[-1].rank == 1030
+    assert got.items[0].HasField("query_match") and got.items[0].query_match == 0.0
+
+
 # -- a client of a real server on loopback ---------------------------------------------------------
 @pytest.fixture(scope="module")
 def message_server(server_catalog, server_ranker):
