@@ -52,6 +52,23 @@ def test_top_k_is_the_true_top_k_with_exclusions_and_inactive_rows(bf16):
         assert not set(rows.tolist()) & (set(excluded[q].tolist()) | set(inactive.tolist()))
 
 
+def test_one_batch_mixes_k_zero_k_past_the_eligible_rows_and_mostly_excluded_queries(bf16):
+    """A batch is answered as a whole (one candidate pass, one re-score): each query still gets its own
+    top k, whether its k is 0, larger than its eligible rows, or most rows are excluded for it."""
+    rng = np.random.default_rng(3)
+    for _trial in range(40):
+        n = int(rng.integers(1, 80))
+        items = rng.standard_normal((n, 24)).astype(np.float32)
+        users = rng.standard_normal((int(rng.integers(3, 9)), 24)).astype(np.float32)
+        inactive = np.flatnonzero(rng.random(n) < 0.3).astype(np.int64)
+        excluded = [np.flatnonzero(rng.random(n) < rng.random()).astype(np.int64) for _ in users]
+        ks = [int(rng.integers(0, n + 5)) for _ in users]
+        got = top_k(ExactItems.of(items, bf16), users, ks, excluded, inactive)
+        for q, (rows, scores) in enumerate(got):
+            assert rows.tolist() == _brute(items, users[q], ks[q], excluded[q], inactive).tolist()
+            assert rows.dtype == np.int64 and scores.dtype == np.float64 and len(scores) == len(rows)
+
+
 @pytest.mark.parametrize("sizes", [(1, 1, 1, 1, 1, 1, 1, 1), (2, 6), (5, 3), (8,), (3, 5)])
 def test_a_query_gets_the_same_bits_alone_and_in_any_batch(sizes, bf16):
     """With torch, batches below BF16_MIN_BATCH take the float32 product one query at a time and the
