@@ -52,15 +52,24 @@ class LinkPreferences:
     "other shoppers bought both" (30-40), never enough to pass over a variant (100)."""
     scores: dict[str, BetaScore] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    max_remembered: int = 100_000
+    """Feedback ids remembered one by one (then the older half folds into `_floor`): the store's ids
+    grow, and a rating is only offered again while it is recent (a retry, another process's notice, a
+    re-read of the latest MAX_RATINGS_READ), so a long-running process need not keep every id."""
     _counted: set[int] = field(default_factory=set, repr=False, compare=False)   # feedback ids counted
+    _floor: int = field(default=-1, repr=False, compare=False)    # ids at or below it count as counted
 
     def count(self, feedback_id: int, helpful: bool, kinds: Callable[[], Sequence[str]]) -> bool:
         """The stored rating `feedback_id` of a justification, counted once however often it is offered;
         kinds() (asked only the first time) gives the link kinds it stated. True if it counted now."""
         with self._lock:
-            if feedback_id in self._counted:
+            if feedback_id <= self._floor or feedback_id in self._counted:
                 return False
             self._counted.add(feedback_id)
+            if len(self._counted) > self.max_remembered:
+                ids = sorted(self._counted)
+                cut = len(ids) - self.max_remembered // 2
+                self._floor, self._counted = ids[cut - 1], set(ids[cut:])
         stated = kinds()            # outside the lock: it ranks (link_kinds_for)
         if stated:
             self.record(stated, helpful)

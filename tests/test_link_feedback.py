@@ -47,3 +47,16 @@ def test_ratings_change_which_link_kind_the_explainer_states():
     assert chosen is other and other_kind in chosen_links.kinds
     facts = compute_facts(history, ITEM, cand, CATS)
     assert facts.anchor_id == anchor.id and facts.links[0] == unrated
+
+
+def test_each_rating_counts_once_with_a_bounded_memory_of_ids():
+    """A long-running process offered ever newer ratings keeps at most `max_remembered` ids; a rating
+    offered again (recent, or long folded into the floor) never counts twice; a new one still counts."""
+    prefs = LinkPreferences(max_remembered=10)
+    counted = [prefs.count(i, True, lambda: ("brand",)) for i in range(1, 101)]
+    assert all(counted) and prefs.summary()["brand"]["helpful"] == 100
+    assert len(prefs._counted) <= 10
+    again = [prefs.count(i, True, lambda: ("brand",)) for i in (1, 50, 95, 100)]
+    assert again == [False] * 4 and prefs.summary()["brand"]["helpful"] == 100
+    assert prefs.count(101, False, lambda: ("brand",)) and prefs.summary()["brand"]["not_helpful"] == 1
+    assert prefs.count(250, True, lambda: ("brand",)) and prefs.count(180, True, lambda: ("brand",))   # gaps above the floor count
