@@ -54,6 +54,16 @@ def _free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
+STARTING_STOP_GRACE_S = 3.0
+"""How long a vLLM that has not answered /health yet gets to end on SIGTERM before SIGKILL: nothing
+is served to drain, and while it loads its model it ignored SIGTERM for the whole 30 s grace here
+(a SIGTERM to `explainrec serve` during the start took 30 s)."""
+
+
+class StartStopped(RuntimeError):
+    """`stop()` ended a `start()` in progress (the service is stopping): not a failure to report."""
+
+
 class LocalVLLMServer:
     """One vLLM API server on loopback serving the prepared SmolLM2 directory.
 
@@ -70,6 +80,7 @@ class LocalVLLMServer:
         self._proc: subprocess.Popen | None = None
         self._watchdog: subprocess.Popen | None = None
         self.stop_grace_s = 30.0
+        self._ready = False                    # answered /health since its start
         self._stop_lock = threading.Lock()     # the supervisor's thread and the drain may both stop it
 
     # -- life cycle -----------------------------------------------------------
@@ -127,6 +138,7 @@ class LocalVLLMServer:
         except BaseException:
             self.stop()
             raise
+        self._ready = True
         log.info("vLLM server ready at %s", self.url)
         return self
 
@@ -149,7 +161,7 @@ class LocalVLLMServer:
         while time.monotonic() - t0 < self.config.startup_timeout_s:
             proc = self._proc
             if proc is None:
-                raise RuntimeError("vLLM server stopped during start-up")
+                raise StartStopped("vLLM server stopped during start-up")
             if proc.poll() is not None:
                 raise RuntimeError(f"vLLM server exited with code {proc.returncode} during start-up; "
                                    f"see {self.log_path}:\n{self._log_tail()}")
@@ -196,6 +208,10 @@ class LocalVLLMServer:
             self._stop(self.stop_grace_s if timeout_s is None else timeout_s)
 
     def _stop(self, timeout_s: float) -> None:
+        starting = not self._ready
+        if starting:              # nothing to drain yet
+            timeout_s = min(timeout_s, STARTING_STOP_GRACE_S)
+        self._ready = False
         proc, self._proc = self._proc, None
         watchdog, self._watchdog = self._watchdog, None
         if proc is None:
@@ -207,8 +223,9 @@ class LocalVLLMServer:
                 pass
             try:
                 proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                log.warning("vLLM server did not stop in %.0f s: SIGKILL", timeout_s)
+            except subprocess.TimeoutExpired:   # expected of a vLLM still loading its model
+                log.log(logging.INFO if starting else logging.WARNING,
+                        "vLLM server did not stop in %.0f s%s: SIGKILL", timeout_s, " (still starting)" if starting else "")
         # the engine core may outlive the API process: clear the group either way
         try:
             os.killpg(proc.pid, signal.SIGKILL)

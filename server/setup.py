@@ -114,13 +114,15 @@ def build_explainer(config: "ServerConfig", workdir: Path, catalog: Catalog, lif
         metrics.watch_llm(supervisor.start())
         return explainer_over_catalog(ExplainerConfig.from_env(vllm_url=config.vllm_url))
     from explainer.prepare import prepare_model
-    from explainer.vllm_server import LocalVLLMServer
+    from explainer.vllm_server import LocalVLLMServer, StartStopped
     local = LocalVLLMServer(ExplainerConfig.from_env(workdir=workdir, model_dir=prepare_model(workdir)))
     supervisor = LLMSupervisor(local, on_change=lifecycle.llm_state_changed)
     lifecycle.on_close("local vLLM server", supervisor.stop)
     lifecycle.check_llm = supervisor.check_now
     try:
         local.start()
+    except StartStopped:     # SIGTERM during the start: the drain stopped it, nothing failed
+        log.info("the local vLLM's start ended: the service is stopping")
     except Exception:  # noqa: BLE001 - serving on templates beats not serving; the supervisor retries
         log.exception("the local vLLM did not start: templates answer while it is retried")
     metrics.watch_llm(supervisor.start())

@@ -107,3 +107,40 @@ def test_supervisor_restarts_a_killed_server_and_clears_its_group(tmp_path, fake
         sup.stop()
         metrics.watch_llm(None)
     assert not srv.running and not group_members(first)
+
+
+def test_a_stop_during_the_start_ends_a_vllm_that_ignores_sigterm_in_seconds(tmp_path):
+    """A loading vLLM ignored SIGTERM for the whole 30 s grace, so a SIGTERM to `serve` during the start
+    took 30 s and logged the start as failed. Before /health answers, stop() waits STARTING_STOP_GRACE_S,
+    then SIGKILLs the group, and the start ends with StartStopped (the service logs it as stopping)."""
+    import threading
+
+    from explainer.config import ExplainerConfig
+    from explainer.vllm_server import STARTING_STOP_GRACE_S, LocalVLLMServer, StartStopped
+    script = tmp_path / "deaf_vllm.py"
+    script.write_text("import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(600)\n")
+
+    class DeafVLLM(LocalVLLMServer):
+        def command(self, model_dir):
+            return [sys.executable, str(script)]
+
+    srv = DeafVLLM(ExplainerConfig(model_dir=tmp_path, workdir=tmp_path, startup_timeout_s=60))
+    raised: list[BaseException] = []
+
+    def start():
+        try:
+            srv.start()
+        except BaseException as exc:  # noqa: BLE001 - the test reads it
+            raised.append(exc)
+    t = threading.Thread(target=start)
+    t.start()
+    assert wait_for(lambda: srv.pid is not None, 10)
+    pgid = srv.pid
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    srv.stop()
+    stopped_s = time.monotonic() - t0
+    t.join(10)
+    assert not t.is_alive() and len(raised) == 1 and isinstance(raised[0], StartStopped), raised
+    assert STARTING_STOP_GRACE_S - 0.5 <= stopped_s < STARTING_STOP_GRACE_S + 5, stopped_s
+    assert wait_for(lambda: not group_members(pgid), 10), f"left: {group_members(pgid)}"
