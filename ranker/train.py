@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import shutil
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -346,7 +347,7 @@ def _adamw(model, cfg: TrainConfig):
 
 
 def fit(data, cfg: TrainConfig, progress: bool = True, init: dict | None = None, new_users: set[int] | None = None,
-        evidence: np.ndarray | None = None):
+        evidence: np.ndarray | None = None, stop: "threading.Event | None" = None):
     """Trains on data.train_seqs, selects on valid. Returns (best model, history of per-epoch dicts).
 
     init: a state dict to start from (warm start; same shapes as this data's model).
@@ -404,6 +405,8 @@ def fit(data, cfg: TrainConfig, progress: bool = True, init: dict | None = None,
         n_batches = math.ceil(n_per_epoch / cfg.batch_size)
         for idx, rows, valid in tqdm(_batches(seqs, cfg.batch_size, cfg.max_len, rng, epoch_order, buckets),
                                      total=n_batches, desc=f"epoch {epoch + 1}", disable=not progress, leave=False):
+            if stop is not None and stop.is_set():
+                raise TrainingStopped("training stopped: the process is stopping")
             rows_t = torch.as_tensor(rows, device=device)
             valid_t = torch.as_tensor(valid, device=device)
             if cfg.hard_deadline and time.time() - start > cfg.time_budget_s:
@@ -443,8 +446,15 @@ def fit(data, cfg: TrainConfig, progress: bool = True, init: dict | None = None,
     return model, history, best_epoch
 
 
-def train(catalog, model_dir: Path, cfg: TrainConfig, encoder=None, progress: bool = True) -> Path:
-    """Fits and writes the model directory. Returns its path."""
+class TrainingStopped(Exception):
+    """`stop` was set while fitting (the serving process that trains on its first start got SIGTERM):
+    nothing is written."""
+
+
+def train(catalog, model_dir: Path, cfg: TrainConfig, encoder=None, progress: bool = True,
+          stop: "threading.Event | None" = None) -> Path:
+    """Fits and writes the model directory. Returns its path. stop: set it to end the fit early
+    (TrainingStopped, nothing written)."""
     from ranker.data import load_split_data
     from ranker.encoder import TextEncoder, default_device
 
@@ -453,7 +463,7 @@ def train(catalog, model_dir: Path, cfg: TrainConfig, encoder=None, progress: bo
     encoder = encoder or TextEncoder(device, show_progress=progress)
     data = load_split_data(catalog, encoder)
     encode_s = time.time() - t_start
-    return fit_and_write(data, model_dir, cfg, progress, encode_s=encode_s)
+    return fit_and_write(data, model_dir, cfg, progress, encode_s=encode_s, stop=stop)
 
 
 @dataclass
@@ -482,7 +492,7 @@ class TrainedState:
 def fit_members(data, cfg: TrainConfig, progress: bool = True, inits: list[dict] | None = None,
                 new_users: set[int] | None = None, encode_s: float = 0.0, measure: bool = True,
                 evidence: np.ndarray | None = None, bias_counts: np.ndarray | None = None,
-                reference_ranks: np.ndarray | None = None) -> TrainedState:
+                reference_ranks: np.ndarray | None = None, stop: "threading.Event | None" = None) -> TrainedState:
     """Fits cfg.ensemble members (member k warm-started from inits[k] when given) and picks the blend
     on valid. Writes nothing.
 
@@ -504,7 +514,7 @@ def fit_members(data, cfg: TrainConfig, progress: bool = True, inits: list[dict]
     for k in range(cfg.ensemble):
         init = inits[k] if inits and k < len(inits) else None
         model, history, best_epoch = fit(data, dataclasses.replace(cfg, seed=cfg.seed + k), progress, init, new_users,
-                                         evidence)
+                                         evidence, stop)
         models.append(model)
         histories.append(history)
         best_epochs.append(best_epoch)
@@ -616,10 +626,11 @@ def write_model_dir(state: TrainedState, data, model_dir: Path, cfg: TrainConfig
 def fit_and_write(data, model_dir: Path, cfg: TrainConfig, progress: bool = True, inits: list[dict] | None = None,
                   new_users: set[int] | None = None, extra: dict | None = None, encode_s: float = 0.0,
                   replace: bool = True, measure: bool = True, evidence: np.ndarray | None = None,
-                  bias_counts: np.ndarray | None = None, reference_ranks: np.ndarray | None = None) -> Path:
+                  bias_counts: np.ndarray | None = None, reference_ranks: np.ndarray | None = None,
+                  stop: "threading.Event | None" = None) -> Path:
     """`fit_members` then `write_model_dir` (see both). Returns the model directory."""
     if Path(model_dir).exists() and not replace:   # fail before spending the training time
         raise FileExistsError(f"{model_dir} exists (model versions are immutable)")
     state = fit_members(data, cfg, progress, inits, new_users, encode_s=encode_s, measure=measure,
-                        evidence=evidence, bias_counts=bias_counts, reference_ranks=reference_ranks)
+                        evidence=evidence, bias_counts=bias_counts, reference_ranks=reference_ranks, stop=stop)
     return write_model_dir(state, data, model_dir, cfg, extra=extra, replace=replace)

@@ -9,6 +9,7 @@ started. Health says NOT_SERVING until `lifecycle.attach(service)`, and again fr
 from __future__ import annotations
 
 import asyncio
+import threading
 import logging
 from typing import TYPE_CHECKING, Callable
 
@@ -43,6 +44,8 @@ class Lifecycle:
         self.health = health.aio.HealthServicer()
         self.service: "RecService | None" = None
         self.draining = False
+        # set when a stop arrives: work still loading in a thread (the first start's training) ends early
+        self.stopping = threading.Event()
         self.in_flight = InFlight()
         # run after the service's own aclose(), in this order (e.g. stop vLLM, close the catalog)
         self.closers: list[tuple[str, Callable[[], object]]] = []

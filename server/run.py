@@ -109,6 +109,9 @@ async def run_server(config: "ServerConfig", worker: bool = False, bind_after_lo
                 await stopping
     else:
         log.info("stopped while loading")
+        lifecycle.stopping.set()      # a first start's training ends at its next batch, not in minutes
+        # its outcome is not used; read it so asyncio does not report it as never retrieved
+        loading.add_done_callback(lambda f: f.cancelled() or f.exception())
         rc = 0
     if httpd is not None:
         lifecycle.on_close("metrics endpoint", httpd.shutdown)

@@ -8,6 +8,7 @@ Heavy modules are imported here, inside functions, never at the CLI's import tim
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,16 +35,23 @@ def open_catalog(workdir: Path, store: str = "") -> Catalog:
     return catalog
 
 
-def _train(workdir: Path, catalog: Catalog) -> bool:
+class LoadingStopped(Exception):
+    """The process is stopping (SIGTERM while loading): what was loading ends without a result."""
+
+
+def _train(workdir: Path, catalog: Catalog, stop: threading.Event | None = None) -> bool:
     """Trains through the ranker's public API (`ranker.train.train`) with its default config;
-    False when this build has no training code."""
+    False when this build has no training code. `stop` set (SIGTERM): LoadingStopped, nothing written."""
     try:
-        from ranker.train import TrainConfig, train
+        from ranker.train import TrainConfig, TrainingStopped, train
     except ImportError:
         return False
     log.info("no trained ranker in %s: training with the default config (this takes a while)", model_dir(workdir))
     t0 = time.perf_counter()
-    train(catalog, model_dir(workdir), TrainConfig(), progress=False)
+    try:
+        train(catalog, model_dir(workdir), TrainConfig(), progress=False, stop=stop)
+    except TrainingStopped as exc:
+        raise LoadingStopped(f"training ended after {time.perf_counter() - t0:.0f} s: the service is stopping") from exc
     log.info("ranker trained in %.0f s", time.perf_counter() - t0)
     return True
 
@@ -65,7 +73,7 @@ def set_search_threads(n: int) -> None:
         sys.modules["torch"].set_num_threads(n)
 
 
-def load_ranker(config: "ServerConfig", workdir: Path, catalog: Catalog):
+def load_ranker(config: "ServerConfig", workdir: Path, catalog: Catalog, stop: threading.Event | None = None):
     from ranker.service import Ranker, RankerConfig
     set_search_threads(config.search_threads)
     rcfg = RankerConfig(limits=config.limits)   # the ranker validates with the server's limits
@@ -76,8 +84,10 @@ def load_ranker(config: "ServerConfig", workdir: Path, catalog: Catalog):
     mdir = current_version_dir(workdir) or model_dir(workdir)   # the promoted version, else the trained base
     if not (mdir / "config.json").exists() and config.train_if_missing:
         try:
-            _train(workdir, catalog) or log.warning(
+            _train(workdir, catalog, stop) or log.warning(
                 "ranker: no trained model and no training entry point; serving the zero-shot MiniLM ranker")
+        except LoadingStopped:
+            raise
         except Exception:  # noqa: BLE001 - serving beats not serving
             log.exception("ranker: training failed; serving the zero-shot MiniLM ranker")
     mdir = current_version_dir(workdir) or mdir
@@ -148,7 +158,7 @@ def build_service(config: "ServerConfig", lifecycle: "Lifecycle") -> "RecService
     t0 = time.perf_counter()
     catalog = open_catalog(workdir, config.store)
     try:
-        ranker = load_ranker(config, workdir, catalog)
+        ranker = load_ranker(config, workdir, catalog, lifecycle.stopping)
         warm_user_vectors(ranker, config.warm_user_vectors)
         explainer = build_explainer(config, workdir, catalog, lifecycle)
     except BaseException:

@@ -65,3 +65,24 @@ def test_train_then_load_serve_and_eval(small_db, tmp_path, minilm_encoder):
     assert list(data["no_history"]) == ["model", "popularity", "zero_shot", "sasrec"]
     assert 0 <= data["sasrec"]["ndcg@10"] <= data["sasrec"]["recall@10"] <= 1
     assert data["peers"]["sasrec"]["epochs"] == 1 and data["peers"]["sasrec"]["stop_reason"] == "time_budget"
+
+
+@pytest.mark.slow
+def test_a_set_stop_ends_training_at_its_next_batch_and_writes_nothing(small_db, tmp_path, fake_encoder):
+    """`explainrec serve` trains on its first start; SIGTERM sets its stop event (server.run), and the
+    fit ends at the next batch instead of running to its time budget (minutes), with no model dir."""
+    import threading
+    import time
+
+    from ranker.train import TrainConfig, TrainingStopped, train
+    shutil.copy(small_db, db_path(tmp_path))
+    catalog = Catalog(db_path(tmp_path))
+    stop = threading.Event()
+    cfg = TrainConfig(epochs=50, dim=32, max_users=200, ensemble=1, blend_weights="1", device="cpu", patience=50)
+    threading.Timer(1.0, stop.set).start()
+    t0 = time.monotonic()
+    with pytest.raises(TrainingStopped):
+        train(catalog, model_dir(tmp_path), cfg, encoder=fake_encoder, progress=False, stop=stop)
+    assert time.monotonic() - t0 < 30
+    assert not model_dir(tmp_path).exists()
+    catalog.close()
