@@ -23,6 +23,7 @@ from server import metrics
 from server.context import REQUEST_ID
 from server.auth import ANY_SCOPE, TokenTable, required_scope
 from server.errors import Overloaded, PermissionDenied, Unauthenticated, status_for
+from server.service_handlers import HANDLER_FACTORIES
 from store.errors import InvalidInput
 
 log = logging.getLogger("explainrec.access")
@@ -237,12 +238,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                     if counted:
                         self.in_flight.exit()
                     self._close(method, latency, ok, token, start, peer, code)
-        factory = {
-            (False, False): grpc.unary_unary_rpc_method_handler,
-            (False, True): grpc.unary_stream_rpc_method_handler,
-            (True, False): grpc.stream_unary_rpc_method_handler,
-            (True, True): grpc.stream_stream_rpc_method_handler,
-        }[(handler.request_streaming, handler.response_streaming)]
+        factory = HANDLER_FACTORIES[(handler.request_streaming, handler.response_streaming)]
         return factory(call, request_deserializer=_guarded(handler.request_deserializer),
                        response_serializer=handler.response_serializer)
 

@@ -9,8 +9,8 @@ started. Health says NOT_SERVING until `lifecycle.attach(service)`, and again fr
 from __future__ import annotations
 
 import asyncio
-import threading
 import logging
+import threading
 from typing import TYPE_CHECKING, Callable
 
 import grpc

@@ -13,7 +13,7 @@ import grpc
 from google.protobuf import message_factory
 from google.protobuf.descriptor import ServiceDescriptor
 
-_HANDLER_FACTORIES = {   # (client streaming, server streaming) -> grpc's handler factory
+HANDLER_FACTORIES = {   # (client streaming, server streaming) -> grpc's handler factory
     (False, False): grpc.unary_unary_rpc_method_handler,
     (False, True): grpc.unary_stream_rpc_method_handler,
     (True, False): grpc.stream_unary_rpc_method_handler,
@@ -31,7 +31,7 @@ def method_handlers(servicer: object, service: ServiceDescriptor) -> dict[str, g
     handlers = {}
     for method in service.methods:
         request = message_factory.GetMessageClass(method.input_type)
-        factory = _HANDLER_FACTORIES[(method.client_streaming, method.server_streaming)]
+        factory = HANDLER_FACTORIES[(method.client_streaming, method.server_streaming)]
         handlers[method.name] = factory(getattr(servicer, method.name), request_deserializer=request.FromString,
                                         response_serializer=serialize)
     return handlers
