@@ -109,6 +109,13 @@ class ServerConfig(Settings):
     batch_in_flight: int = setting(0, "Recommend batches worked on at once per process (0: one per core the process "
                                    "has, i.e. cores / workers, at least 1: a batch's forward pass and search use one "
                                    "core)")
+    worker_cpu_affinity: bool = setting(True, "with several workers, run worker i on its own share of the CPUs "
+                                        "(as nginx's worker_cpu_affinity auto): a worker's caches stay on its cores "
+                                        "and its event loop never waits behind another worker's ranking; Linux only "
+                                        "(server/cpu_placement.py)")
+    ranking_thread_nice: int = setting(10, "added to the ranking threads' nice value (Linux: nice is per thread), so "
+                                       "the kernel runs the event loop and gRPC's threads first when they wake; "
+                                       "0: the same priority (server/cpu_placement.py)")
     gc_gen0_threshold: int = setting(50_000, "once loaded, freeze the loaded objects out of the garbage collector's "
                                      "walks and run young collections every this many allocations (0: Python's "
                                      "defaults); see server/gc_tuning.py")
@@ -157,6 +164,8 @@ class ServerConfig(Settings):
                      "search_threads", "batch_max_size", "batch_resume_chunk"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
+        if not 0 <= self.ranking_thread_nice <= 39:
+            raise ValueError(f"ranking_thread_nice must be in 0..39 (got {self.ranking_thread_nice})")
         if self.batch_in_flight < 0:
             raise ValueError(f"batch_in_flight must be >= 0 (got {self.batch_in_flight})")
         if self.workers < 0:

@@ -151,6 +151,12 @@ def warm_user_vectors(ranker, limit: int):
     return ranker
 
 
+def _init_ranking_thread(config: "ServerConfig") -> None:
+    from server.cpu_placement import lower_this_thread
+    set_search_threads(config.search_threads)
+    lower_this_thread(config.ranking_thread_nice)
+
+
 def build_service(config: "ServerConfig", lifecycle: "Lifecycle") -> "RecService":
     """Everything the service needs; closers are registered in drain order (vLLM, then the store)."""
     from server.app import RecService
@@ -165,7 +171,7 @@ def build_service(config: "ServerConfig", lifecycle: "Lifecycle") -> "RecService
         catalog.close()
         raise
     service = RecService(catalog, ranker, explainer, config,
-                         thread_init=lambda: set_search_threads(config.search_threads))
+                         thread_init=lambda: _init_ranking_thread(config))
     # which link kind justifications prefer, from the helpful / not-helpful ratings stored so far
     from explainer.link_feedback import preferences_from_catalog
     explainer.link_preferences = preferences_from_catalog(catalog, service.pipeline)

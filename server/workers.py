@@ -79,8 +79,10 @@ def reserve_port(host: str, port: int) -> socket.socket:
 class Worker:
     """One serving process: `python -m server.workers`, its settings on stdin."""
 
-    def __init__(self, index: int, config: "ServerConfig", env: dict[str, str], bind_after_load: bool):
+    def __init__(self, index: int, config: "ServerConfig", env: dict[str, str], bind_after_load: bool,
+                 cpus: set[int] | None = None):
         self.index, self.config, self.env, self.bind_after_load = index, config, env, bind_after_load
+        self.cpus = cpus              # the CPUs it runs on (server/cpu_placement.py), None: any
         self.proc: asyncio.subprocess.Process | None = None
         self.bound = asyncio.Event()
         self.loaded = asyncio.Event()         # loaded, maybe still waiting for the LLM
@@ -103,7 +105,8 @@ class Worker:
                                                          stdout=asyncio.subprocess.PIPE)
         settled = llm_settled()
         settings = {"config": _as_dict(self.config), "index": self.index, "bind_after_load": self.bind_after_load,
-                    "log_level": logging.getLogger().getEffectiveLevel(), "llm_settled": settled}
+                    "log_level": logging.getLogger().getEffectiveLevel(), "llm_settled": settled,
+                    "cpus": sorted(self.cpus) if self.cpus else None}
         self.proc.stdin.write(json.dumps(settings).encode() + b"\n")
         await self.proc.stdin.drain()
         if settled or llm_settled():     # else the pipe stays open for the line `llm_is_settled` writes
@@ -259,7 +262,9 @@ async def run_workers(config: "ServerConfig") -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    workers = [Worker(i, child, env, bind_after_load=i > 0) for i in range(n)]
+    from server.cpu_placement import worker_shares
+    shares = worker_shares(n) if config.worker_cpu_affinity else None
+    workers = [Worker(i, child, env, bind_after_load=i > 0, cpus=shares[i] if shares else None) for i in range(n)]
     loop.add_signal_handler(signal.SIGHUP, lambda: [w.signal(signal.SIGHUP) for w in workers])
 
     llm_started = asyncio.ensure_future(asyncio.to_thread(llm.start))
@@ -394,6 +399,10 @@ def worker_main() -> int:
         return record
     logging.setLogRecordFactory(factory)
     config = ServerConfig(**settings["config"])
+    if settings.get("cpus"):
+        from server.cpu_placement import pin_this_process
+        if pin_this_process(set(settings["cpus"])):
+            log.info("worker %d runs on CPU %s", index, ",".join(map(str, settings["cpus"])))
     wait_llm = None if settings.get("llm_settled", True) else _parent_says_llm_settled
     return asyncio.run(run_server(config, worker=True, bind_after_load=settings["bind_after_load"],
                                   before_serving=wait_llm))

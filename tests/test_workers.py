@@ -85,6 +85,25 @@ def _alive(pids: set[int]) -> set[int]:
 
 
 @pytest.mark.slow
+def _cpus_allowed(pid: int) -> set[int]:
+    """The CPUs a process may run on, from /proc/PID/status ("0-1,4")."""
+    line = next(x for x in open(f"/proc/{pid}/status") if x.startswith("Cpus_allowed_list:"))
+    out: set[int] = set()
+    for part in line.split(":", 1)[1].strip().split(","):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def _thread_nice(pid: int) -> list[tuple[str, int]]:
+    """(thread name, nice) of each thread of `pid`, the main thread first."""
+    out = []
+    for tid in sorted(os.listdir(f"/proc/{pid}/task"), key=lambda t: int(t) != pid):
+        stat = open(f"/proc/{pid}/task/{tid}/stat").read()
+        out.append((stat[stat.index("(") + 1:stat.rindex(")")], int(stat.rsplit(")", 1)[1].split()[16])))
+    return out
+
+
 def test_two_workers_share_the_port_and_stop_together(tmp_path, small_db, some_user):
     import grpc
     import httpx
@@ -114,6 +133,16 @@ def test_two_workers_share_the_port_and_stop_together(tmp_path, small_db, some_u
             assert len(reply.items) == 3
             by_worker.setdefault(reply.request_id.split("-")[0], stub)   # a made request id starts per process
         assert len(by_worker) == 2, "both workers answer on the one port"
+
+        # each worker on its own share of the CPUs (server/cpu_placement.py), its ranking threads
+        # (started by the calls above) at a higher nice value than its event loop
+        allowed = [_cpus_allowed(pid) for pid in sorted(workers)]
+        if len(os.sched_getaffinity(0)) >= 2:
+            assert not allowed[0] & allowed[1], allowed
+        for pid in workers:
+            nice = _thread_nice(pid)      # Python 3.11 names no OS thread: the lowered ones are the ranking pool
+            lowered = [n for _name, n in nice[1:] if n != nice[0][1]]
+            assert lowered and set(lowered) == {nice[0][1] + 10}, nice
 
         # an item upserted through one worker becomes searchable through the other (store change notices)
         first, other = by_worker.values()
