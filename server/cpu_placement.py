@@ -2,10 +2,11 @@
 
 With `--workers N`, every worker runs an event loop and a ranking thread that share one GIL, and N
 of them share the machine's cores with the load's own clients. Left to the kernel, a worker's
-threads wander between cores: the item matrix and the caches a batch reads are warmed on one core
-and read on the other, and a worker's event loop waits behind another worker's ranking thread.
-Measured on this 2-core machine (`bench/bench_server.py`, W=2, 64 clients, README Performance):
-the event loop of a worker spent about half of each 10 ms runnable but waiting for a core.
+threads move between cores and its event loop waits behind the other workers' threads: measured on
+this 2-core machine (`bench/bench_server.py`, W=2, 64 clients, README Performance "Seventh pass"),
+a worker's loop spent a median 4.9 ms of each 10 ms sleep runnable but waiting for a core. Pinned,
+the server's CPU a call also fell (0.95 → 0.84 ms), which fits a worker's item matrix and caches
+staying in one core's cache, though that part was not measured apart.
 
 So, as nginx's `worker_cpu_affinity auto` does:
 - worker i runs on its own share of the CPUs this process may use (`worker_cpus`);

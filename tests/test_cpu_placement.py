@@ -2,7 +2,6 @@
 (the serving workers' own placement is checked in tests/test_workers.py)."""
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
@@ -59,4 +58,3 @@ def test_ranking_thread_nice_is_validated():
     with pytest.raises(ValueError, match="ranking_thread_nice"):
         ServerConfig(ranking_thread_nice=-1)
     assert ServerConfig().worker_cpu_affinity and ServerConfig().ranking_thread_nice == 10
-    assert os.cpu_count()
