@@ -5,7 +5,7 @@ of them share the machine's cores with the load's own clients. Left to the kerne
 threads move between cores and its event loop waits behind the other workers' threads: measured on
 this 2-core machine (`bench/bench_server.py`, W=2, 64 clients, README Performance "Seventh pass"),
 a worker's loop spent a median 4.9 ms of each 10 ms sleep runnable but waiting for a core. Pinned,
-the server's CPU a call also fell (0.95 → 0.84 ms), which fits a worker's item matrix and caches
+the server's CPU a call also fell (0.95-0.97 → 0.82-0.86 ms), which fits a worker's item matrix and caches
 staying in one core's cache, though that part was not measured apart.
 
 So, as nginx's `worker_cpu_affinity auto` does:
