@@ -33,6 +33,7 @@ from explainer.search_match import clean_query, matches, search_line
 from explainer.types import FALLBACK_DISABLED, Justification, StreamEvent
 from ranker.types import Candidate, RankQuery
 from store.catalog import Item
+from core.cpu_yield import pause
 from core.errors import UnknownItem
 from store.history import HistoryItem, history_items
 
@@ -109,6 +110,7 @@ class RecommendPipeline:
         one index search); each query's Prepared (no history, no facts) or its own error, in order."""
         out: list = []
         for q, ranking in zip(queries, self.ranker.rank_many(queries)):
+            pause()      # a preemption point per call (core.cpu_yield)
             if isinstance(ranking, BaseException):
                 out.append(ranking)
             else:

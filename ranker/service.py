@@ -27,6 +27,7 @@ from ranker.index import IndexConfig, VectorIndex
 from ranker.scorers import Scorer, ZeroShotScorer, history_scores, load_scorer
 from ranker.types import Candidate, Ranking, RankQuery
 from store.catalog import Catalog, Item
+from core.cpu_yield import pause
 from core.errors import InvalidInput, UnknownItem, UnknownUser
 from core.validation import Limits, validate_explain, validate_query
 
@@ -457,13 +458,17 @@ class Ranker:
         # the whole batch's stored histories in one read (not two store queries per call)
         user_ids = [q.user_id for n, q in enumerate(queries) if q.user_id and out[n] is None]
         stored = self.catalog.histories(user_ids) if user_ids else None
+        # pause(): a preemption point between calls and stages (core.cpu_yield: a serving
+        # ranking thread lets the event loop that shares its core run; elsewhere it does nothing)
         for n, q in enumerate(queries):
             if out[n] is not None:
                 continue
+            pause()
             try:
                 sides[n] = self._user_side(q, stored)
             except Exception as exc:  # noqa: BLE001 - reported for this query only
                 out[n] = exc
+        pause()
         try:
             self._run_user_tower([s for s in sides if s is not None])
         except Exception:  # noqa: BLE001 - a batch-wide failure: retry one by one to find the culprit
@@ -479,6 +484,7 @@ class Ranker:
             for n, (q, side) in enumerate(zip(queries, sides)):
                 if side is None:
                     continue
+                pause()
                 try:
                     user, history, hvecs, qvec = self._blend(q, side.vector, side.history, side.units, side.qvec)
                     blended[n] = (user, history, hvecs, qvec)
@@ -505,7 +511,9 @@ class Ranker:
                     out[n] = Ranking(self._candidates(rows, scores, history, hvecs, qvec), no_price)
                 except Exception as exc:  # noqa: BLE001
                     out[n] = exc
+            pause()
             for (n, _user, _excl), (rows, scores) in zip(plain, self._search_plain(queries, plain)):
+                pause()
                 _u, history, hvecs, qvec = blended[n]
                 out[n] = Ranking(self._candidates(rows, scores, history, hvecs, qvec), 0)
         return out

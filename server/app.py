@@ -24,6 +24,7 @@ from server import metrics
 from server.batcher import BatcherConfig, DynamicBatcher
 from server.context import MODEL_VERSION
 from store.catalog import Event, Feedback, Item
+from core.cpu_yield import pause
 from core.errors import UnknownItem
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ def _rank_batch(pipeline: RecommendPipeline, asks: Sequence[tuple[RankQuery, "En
     which resumes every caller, does not build them. An error fails only its own call."""
     out: list[RankedList | BaseException] = []
     for (_query, encode), prepared in zip(asks, pipeline.rank_many([q for q, _ in asks])):
+        pause()          # a preemption point per call (core.cpu_yield)
         if isinstance(prepared, BaseException):
             out.append(prepared)
             continue

@@ -116,6 +116,9 @@ class ServerConfig(Settings):
     ranking_thread_nice: int = setting(10, "added to the ranking threads' nice value (Linux: nice is per thread), so "
                                        "the kernel runs the event loop and gRPC's threads first when they wake; "
                                        "0: the same priority (server/cpu_placement.py)")
+    ranking_yield: bool = setting(True, "the ranking threads yield the CPU between a batch's calls and stages, so an "
+                                  "event loop or gRPC thread waiting for the core runs then, not at the kernel's next "
+                                  "tick (core/cpu_yield.py)")
     gc_gen0_threshold: int = setting(50_000, "once loaded, freeze the loaded objects out of the garbage collector's "
                                      "walks and run young collections every this many allocations (0: Python's "
                                      "defaults); see server/gc_tuning.py")

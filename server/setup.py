@@ -152,9 +152,11 @@ def warm_user_vectors(ranker, limit: int):
 
 
 def _init_ranking_thread(config: "ServerConfig") -> None:
+    from core.cpu_yield import allow_in_this_thread
     from server.cpu_placement import lower_this_thread
     set_search_threads(config.search_threads)
     lower_this_thread(config.ranking_thread_nice)
+    allow_in_this_thread(config.ranking_yield)
 
 
 def build_service(config: "ServerConfig", lifecycle: "Lifecycle") -> "RecService":
