@@ -1,19 +1,18 @@
 """Preemption points for CPU work that shares a core with an event loop.
 
 A serving worker's ranking thread and its event loop share one core (`server/cpu_placement.py`).
-On this machine's kernel (EEVDF, preempt=none, 250 Hz ticks) a thread that wakes does not take the
-core from a thread computing in user space: the kernel only marks the running thread for
-rescheduling, and acts on the mark when that thread next enters the kernel or at the next tick, up
-to 4 ms later. A ranking thread computing a 32-call batch for 4 ms thus held the core while the
-event loop and gRPC's threads, already woken, waited for the tick (seen with `perf sched timehist`:
-the ranking thread's runs of ~4.1 ms with a woken gRPC thread's scheduling delay of 4.09 ms inside
-one). Thread priorities cannot fix that (the loop at nice -10 changed nothing), a real-time loop
-could (event-loop lag p99 1.5 ms) but halved the throughput.
+What was seen on this machine (Linux 6.18, EEVDF, 250 Hz tick; `perf sched timehist` inside a
+two-worker bench at 64 clients): a ranking thread computing a batch ran ~4.1 ms without a break
+while a gRPC thread of the same worker, woken early in that stretch, waited 4.09 ms for the core,
+and the event loop behind it 6.8 ms. A woken thread did not take the core from a thread computing in
+user space until that thread entered the kernel or the next tick came (the kernel's lazy
+preemption fits this). Priorities did not change it (the loop at nice -10: lag p99 6.9 ms), a
+real-time loop did (1.5 ms) but halved the throughput.
 
 So the ranking code calls `pause()` between its pieces (one call of a batch, one stage). In a
 thread that allowed it, that is `os.sched_yield()`: a system call made without the GIL, so the
 kernel switches to a thread that is waiting for the core, and that thread can take the GIL too.
-When no thread waits, it returns at once (about a microsecond). Elsewhere (the batch job, tests,
+When no thread waits, it returns at once (0.6 µs here). Elsewhere (the batch job, tests,
 evaluation) `pause()` does nothing.
 """
 from __future__ import annotations
