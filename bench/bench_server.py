@@ -13,9 +13,10 @@
 1b. The 1M-item index the auto-choice picks (`bench/bench_index.py`): top-100 p50 on one thread
    and recall@100 against exact search (--index-items 0 skips it).
 2. Recommend with justifications (k=5) through a local vLLM server, one call at a time:
-   p50 / p95 end to end, and the time vLLM alone needs for the same prompts (the same five
-   prompts, sent concurrently with the same sampling settings, straight to vLLM). Users
-   alternate which of the two goes first, so the prefix cache favours neither.
+   p50 / p95 end to end, and the time vLLM alone needs for the same prompts (those of the five
+   items the service sends to the LLM, `Explainer.needs_llm`, sent concurrently with the same
+   sampling settings, straight to vLLM; a shopper whose five all get templates is skipped).
+   Users alternate which of the two goes first, so the prefix cache favours neither.
 
     python bench/bench_server.py --json out.json   # every part, default workdir
     python bench/bench_server.py --skip-llm        # parts 1 and 1b only
@@ -274,14 +275,20 @@ async def llm_compare(target: str, catalog, ranker, explainer, users: list[str],
     pipeline = RecommendPipeline(catalog, ranker, explainer)     # the service's own steps 1-4
     client = explainer.client
     cfg = explainer.config
-    e2e, alone, sources, mismatches = [], [], {}, 0
+    e2e, alone, sources, mismatches, llm_items, no_llm_users = [], [], {}, 0, 0, 0
     with ExplainRecClient(target, timeout_s=120) as svc:
         for n, user in enumerate(users):
             # the prompts the service will build: same ranking, same facts, same template
             prepared = pipeline.prepare(RankQuery(user_id=user, k=k))
             items = [r.item for r in prepared.recommendations]
             names = explainer.history_names(prepared.history)
-            prompts = [explainer.prompt.render(names, f) for f in prepared.facts]
+            # only the prompts the service sends: an item with a weak reason and no link gets its
+            # template with no LLM call (Explainer.needs_llm), so vLLM alone must not be timed on it
+            prompts = [explainer.prompt.render(names, f) for f in prepared.facts if explainer.needs_llm(f)]
+            llm_items += len(prompts)
+            if not prompts:
+                no_llm_users += 1
+                continue
 
             async def vllm_alone() -> float:
                 t0 = time.perf_counter()
@@ -308,13 +315,17 @@ async def llm_compare(target: str, catalog, ranker, explainer, users: list[str],
             else:
                 alone.append(await vllm_alone())
                 e2e.append(await end_to_end())
+    if not e2e:
+        return {"users": len(users), "k": k, "users_compared": 0, "users_without_llm_call": no_llm_users}
     return {"users": len(users), "k": k, "n_samples": cfg.n_samples, "max_tokens": cfg.max_tokens,
             "e2e_p50_s": round(pct(e2e, 50), 3), "e2e_p95_s": round(pct(e2e, 95), 3),
             "vllm_alone_p50_s": round(pct(alone, 50), 3), "vllm_alone_p95_s": round(pct(alone, 95), 3),
             "ratio_p50": round(pct(e2e, 50) / pct(alone, 50), 3),
             "ratio_total": round(sum(e2e) / sum(alone), 3),
             "ratio_median_per_user": round(statistics.median(a / b for a, b in zip(e2e, alone)), 3),
-            "justification_sources": sources, "ranking_mismatches": mismatches}
+            "justification_sources": sources, "ranking_mismatches": mismatches,
+            "users_compared": len(e2e), "users_without_llm_call": no_llm_users, "llm_prompts_per_user": round(
+                llm_items / max(1, len(e2e)), 2)}
 
 
 # -- part 3 -----------------------------------------------------------------------------------

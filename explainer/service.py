@@ -118,6 +118,12 @@ class Explainer:
         """(what the shopper did, short name) of the most recent history items, for the prompt."""
         return [(action_for(kinds_of(h)).verb, self.read_model.name(h)) for h in history[-MAX_HISTORY_IN_PROMPT:]]
 
+    @staticmethod
+    def needs_llm(facts: ItemFacts) -> bool:
+        """False when the item has no link with the history but a search it matches or a weak reason:
+        that line, worded as it is, is the justification, with no LLM call."""
+        return bool(facts.anchor_name or not (facts.search or facts.reason))
+
     def _template(self, facts: ItemFacts, reason: str, failed: Sequence[str] = ()) -> Justification:
         return Justification(item_id=facts.item_id, text=self.fallback.render(facts), source=SOURCE_TEMPLATE,
                              template=self.fallback.id, model="", evidence_ids=facts.evidence_ids,
@@ -152,9 +158,7 @@ class Explainer:
                            trace: Trace, deadline_at: float | None = None) -> Justification:
         """deadline_at (time.monotonic()): the call's deadline, which this LLM call may use to the end;
         without one, the per-call timeout request_timeout_s."""
-        if not facts.anchor_name and (facts.search or facts.reason):
-            # no link with the history: the search the item matches, or else the weak reason, worded as it
-            # is, needs no model
+        if not self.needs_llm(facts):
             return self._template(facts, FALLBACK_SEARCH if facts.search else FALLBACK_WEAK_REASON)
         client = self.client
         prompt = self.prompt.render(names, facts)
