@@ -114,8 +114,9 @@ class ServerConfig(Settings):
                                         "and its event loop never waits behind another worker's ranking; Linux only "
                                         "(server/cpu_placement.py)")
     ranking_thread_nice: int = setting(10, "added to the ranking threads' nice value (Linux: nice is per thread), so "
-                                       "the kernel runs the event loop and gRPC's threads first when they wake; "
-                                       "0: the same priority (server/cpu_placement.py)")
+                                       "the event loop and gRPC's threads get the larger share of a core they "
+                                       "share with a batch being ranked; 0: the same priority "
+                                       "(server/cpu_placement.py)")
     ranking_yield: bool = setting(True, "the ranking threads yield the CPU between a batch's calls and stages, so an "
                                   "event loop or gRPC thread waiting for the core runs then, not at the kernel's next "
                                   "tick (core/cpu_yield.py)")

@@ -11,9 +11,11 @@ staying in one core's cache, though that part was not measured apart.
 So, as nginx's `worker_cpu_affinity auto` does:
 - worker i runs on its own share of the CPUs this process may use (`worker_cpus`);
 - the ranking threads run at a higher nice value than the event loop and gRPC's threads
-  (`lower_this_thread`): when the loop wakes with calls to take in or replies to send, the kernel
-  gives it the core ahead of a batch being ranked. Batches do not starve: when the loop has nothing
-  to do it sleeps, and the ranking thread has the core.
+  (`lower_this_thread`), so while both are runnable the loop gets the larger share of the core.
+  Batches do not starve: when the loop has nothing to do it sleeps, and the ranking thread has the
+  core. Nice alone does not make a woken loop take the core from a ranking thread at once: here it
+  waited for the ranking thread's next system call or the next tick, which `core/cpu_yield.py`'s
+  preemption points provide (README Performance, "Eighth pass").
 """
 from __future__ import annotations
 
